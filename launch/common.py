@@ -1,0 +1,107 @@
+"""Flags and helpers shared by the launch scripts (thin absl front ends)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from typing import Iterable, Sequence
+
+from absl import flags
+from absl import logging
+
+from snnax_nas import data as data_lib
+from snnax_nas import network
+
+FLAGS = flags.FLAGS
+
+
+def define_network_flags():
+  """Flags that describe the network and the scoring batches."""
+  flags.DEFINE_string("dataset", "cifar10_sample",
+                      "Dataset name (cifar10_sample, cifar10, cifar100, tinyimagenet, "
+                      "npz:PATH, folder:PATH).")
+  flags.DEFINE_string("data_dir", None, "Where the dataset lives (tfds data_dir or folder).")
+  flags.DEFINE_string("ops", "snasnet", "Op set: a preset (snasnet, spikenas, spikenas3, "
+                      "lightsnn) or a comma list such as 'skip,conv3x3@0.5,conv3x3'.")
+  flags.DEFINE_integer("width", 16, "Stem / stage-1 width C (stage 2 runs at 2C). "
+                       "The reference uses 256 (CIFAR10) or 128.")
+  flags.DEFINE_integer("cells", 1, "Searched cells per stage.")
+  flags.DEFINE_integer("timesteps", 5, "Simulated timesteps T.")
+  flags.DEFINE_integer("hidden", 1024, "Classifier hidden width.")
+  flags.DEFINE_integer("second_pool", 2, "Avg-pool size s2 after the last LIF.")
+  flags.DEFINE_boolean("backward", False, "Cells with backward (feedback) edges.")
+  flags.DEFINE_integer("batch_size", 64, "Images per scoring batch B (reference: 256).")
+  flags.DEFINE_integer("repeats", 2, "Scoring batches R averaged per candidate.")
+  flags.DEFINE_integer("chunk_size", 8, "Candidates per compiled call.")
+  flags.DEFINE_integer("map_batch_size", 1, "Candidates vmapped together inside a chunk "
+                       "(1 = sequential lax.map, the fast choice on CPU).")
+  flags.DEFINE_integer("seed", 0, "Seed of the candidates, weights and batches.")
+  flags.DEFINE_string("workdir", None, "Output directory.")
+
+
+def fail(message: str):
+  """Exits with status 2 after one clear line on stderr."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def network_config_from_flags(backward: bool | None = None) -> network.NetworkConfig:
+  """The :class:`NetworkConfig` the flags describe (dataset gives shape/classes)."""
+  info = data_lib.get_info(FLAGS.dataset, FLAGS.data_dir)
+  vote = 5 if info.num_classes > 10 else 10
+  return network.network_config(
+      None, input_shape=info.image_shape, num_classes=info.num_classes,
+      width=FLAGS.width, cells_per_stage=FLAGS.cells, timesteps=FLAGS.timesteps,
+      hidden=FLAGS.hidden, vote_group=vote, second_pool=FLAGS.second_pool,
+      stem_stride=2 if info.image_shape[0] >= 64 else 1, ops=FLAGS.ops,
+      backward=FLAGS.backward if backward is None else backward)
+
+
+def ensure_workdir(path: str | None) -> str:
+  """Creates ``path`` (required) and checks it is writable."""
+  if not path:
+    fail("--workdir is required")
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    fail(f"workdir {path!r} is not writable: {e.strerror}")
+  return path
+
+
+def write_csv_atomic(path: str, header: Sequence[str], rows: Iterable[Sequence]):
+  """Writes a CSV to ``path`` via a temporary file and rename (no half files)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    writer.writerows(rows)
+  os.replace(tmp, path)
+
+
+class Progress:
+  """Periodic progress lines with rate and ETA for ``score_candidates``."""
+
+  def __init__(self, what: str, every_seconds: float = 10.0):
+    import time
+    self._time = time.perf_counter
+    self.what, self.every = what, every_seconds
+    self.start = self.last = self._time()
+    self.first_done = None
+
+  def __call__(self, done: int, total: int):
+    now = self._time()
+    if self.first_done is None:  # the first chunk includes compilation
+      self.first_done, self.t_first = done, now
+      logging.info("%s: %d/%d (first chunk incl. compile: %.1fs)", self.what, done, total,
+                   now - self.start)
+      return
+    if now - self.last < self.every and done < total:
+      return
+    self.last = now
+    rate = (done - self.first_done) / max(now - self.t_first, 1e-9)
+    eta = (total - done) / rate if rate > 0 else float("inf")
+    logging.info("%s: %d/%d  %.2f cand/s  ETA %.0fs", self.what, done, total, rate, eta)

@@ -1,0 +1,545 @@
+"""Cell genotypes: the reference's 4x4 ``con_mat``, as numpy integer arrays.
+
+A genotype is an integer array of shape ``[4, 4]`` (batches: ``[..., 4, 4]``).
+Nodes: 0 is the cell input, 1 and 2 are intermediate, 3 is the output.
+
+* Upper triangle ``g[i, j]`` (i < j): digit of the op on the forward edge i->j.
+* Lower triangle ``g[j, i]`` (j > i): digit of the op on the backward edge j->i.
+* Diagonal: always 0.
+
+Digits follow :mod:`snnax_nas.ops`: 0 is the absent edge (``zero``), k >= 1 the
+k-th non-zero op of the op set. The string form is the reference's four row
+strings joined by ``/``, e.g. ``"0303/0030/2002/0200"``.
+
+The validity filter and the sampler reproduce the reference's
+``model_snn.py`` (spec sections 2 and 7). Bulk functions are vectorised over
+leading batch axes, so the whole 9^6 backward space is handled in one go.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import numpy as np
+
+from snnax_nas.ops import OpSet, op_set
+
+OpsLike = Union[str, Sequence[str], OpSet]
+
+NUM_NODES = 4
+# Reference creation orders (search_cell_snn.py): forward ops f_ij, then
+# backward ops b_ji; a backward edge (j, i) is stored at g[j, i].
+FORWARD_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+BACKWARD_EDGES = ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2))
+EDGES = FORWARD_EDGES + BACKWARD_EDGES
+
+# Dtype of genotypes this module creates: small, so the 531,441-genotype
+# backward space is 8.5 MB.
+GENOTYPE_DTYPE = np.int8
+
+_EDGE_ROWS = np.array([e[0] for e in EDGES], dtype=np.intp)
+_EDGE_COLS = np.array([e[1] for e in EDGES], dtype=np.intp)
+# Node pairs (i < j) in FORWARD_EDGES order; the pair's backward edge is (j, i).
+_PAIR_I = np.array([e[0] for e in FORWARD_EDGES], dtype=np.intp)
+_PAIR_J = np.array([e[1] for e in FORWARD_EDGES], dtype=np.intp)
+_DIAG = np.arange(NUM_NODES)
+# Row-major nibble shifts for genotype_key: hex(key) reads like the matrix.
+_KEY_SHIFTS = (4 * (15 - np.arange(16, dtype=np.int64))).reshape(4, 4)
+
+
+def _as_genotypes(g, name: str = "genotype") -> np.ndarray:
+  """Checks that ``g`` is an integer array ``[..., 4, 4]`` and returns it."""
+  arr = np.asarray(g)
+  if arr.ndim < 2 or arr.shape[-2:] != (NUM_NODES, NUM_NODES):
+    raise ValueError(
+        f"{name} must have shape [..., 4, 4], got shape {arr.shape}")
+  if arr.dtype.kind not in "iu":
+    raise ValueError(f"{name} must have an integer dtype, got {arr.dtype}")
+  return arr
+
+
+def _pos(index) -> str:
+  """Human-readable position of a flat batch index into [..., 4, 4]."""
+  return "[" + ", ".join(str(int(i)) for i in index) + "]"
+
+
+def check_genotypes(g, ops: OpsLike) -> np.ndarray:
+  """Validates digits of genotypes against an op set.
+
+  Args:
+    g: integer array ``[..., 4, 4]``.
+    ops: anything :func:`snnax_nas.ops.op_set` accepts.
+
+  Returns:
+    ``g`` as a numpy array (unchanged dtype), ``[..., 4, 4]``.
+
+  Raises:
+    ValueError: bad shape/dtype, a digit outside ``0..num_digits-1`` or a
+      non-zero diagonal; the message names the first bad value and position.
+  """
+  ops = op_set(ops)
+  arr = _as_genotypes(g)
+  bad = (arr < 0) | (arr >= ops.num_digits)
+  if bad.any():
+    idx = np.argwhere(bad)[0]
+    raise ValueError(
+        f"digit {int(arr[tuple(idx)])} at position {_pos(idx)} is out of "
+        f"range for op set {ops} (valid digits 0..{ops.num_digits - 1})")
+  diag = arr[..., _DIAG, _DIAG]
+  if (diag != 0).any():
+    idx = np.argwhere(diag != 0)[0]
+    raise ValueError(
+        f"non-zero diagonal digit {int(diag[tuple(idx)])} at node "
+        f"{int(idx[-1])} (batch index {_pos(idx[:-1])}); a node has no "
+        "edge to itself")
+  return arr
+
+
+def parse_genotype(text: str, ops: OpsLike) -> np.ndarray:
+  """Parses the reference string form of a genotype.
+
+  Accepts four rows of four digits separated by ``/`` (or whitespace), e.g.
+  ``"0303/0030/2002/0200"`` or ``"0303 0030 2002 0200"``, or 16 digits with no
+  separators; surrounding whitespace is ignored.
+
+  Args:
+    text: the genotype string.
+    ops: the op set the digits refer to (anything ``op_set`` accepts).
+
+  Returns:
+    ``int8`` array ``[4, 4]``.
+
+  Raises:
+    ValueError: wrong number of rows/digits, non-digit characters, a digit
+      ``>= ops.num_digits`` or a non-zero diagonal (the message names it).
+  """
+  ops = op_set(ops)
+  if not isinstance(text, str):
+    raise ValueError(f"genotype must be a string, got {text!r}")
+  s = text.strip()
+  rows = s.replace("/", " ").split()
+  if len(rows) == 1:
+    # 16 digits, no separators.
+    if len(rows[0]) != 16:
+      raise ValueError(
+          f"genotype {text!r}: expected 16 digits or four rows of four "
+          f"separated by '/', got {len(rows[0])} characters")
+    rows = [rows[0][k:k + 4] for k in range(0, 16, 4)]
+  elif len(rows) != 4 or s.count("/") not in (0, 3):
+    raise ValueError(
+        f"genotype {text!r}: expected four rows of four digits separated by "
+        f"'/' (or 16 digits), got {len(rows)} rows with {s.count('/')} '/'")
+  for r, row in enumerate(rows):
+    if len(row) != 4:
+      raise ValueError(
+          f"genotype {text!r}: row {r} {row!r} has {len(row)} characters, "
+          "expected 4 digits")
+    for c, ch in enumerate(row):
+      # str.isdigit accepts e.g. superscripts; only ASCII 0-9 are digits here.
+      if ch not in "0123456789":
+        raise ValueError(
+            f"genotype {text!r}: non-digit character {ch!r} at row {r}, "
+            f"column {c}")
+  g = np.array([[int(ch) for ch in row] for row in rows], dtype=GENOTYPE_DTYPE)
+  bad = np.argwhere(g >= ops.num_digits)
+  if len(bad):
+    r, c = bad[0]
+    raise ValueError(
+        f"genotype {text!r}: digit {int(g[r, c])} at row {r}, column {c} is "
+        f"out of range for op set {ops} (valid digits "
+        f"0..{ops.num_digits - 1})")
+  diag = np.flatnonzero(g[_DIAG, _DIAG])
+  if len(diag):
+    k = int(diag[0])
+    raise ValueError(
+        f"genotype {text!r}: non-zero diagonal digit {int(g[k, k])} at row "
+        f"{k}, column {k}; a node has no edge to itself")
+  return g
+
+
+def format_genotypes(gs) -> list[str]:
+  """Formats a batch of genotypes as reference strings.
+
+  Args:
+    gs: integer array ``[..., 4, 4]`` with digits 0..9; leading axes are
+      flattened in C order.
+
+  Returns:
+    ``list[str]`` of length ``prod(gs.shape[:-2])``, e.g.
+    ``["0303/0030/2002/0200", ...]``.
+
+  Raises:
+    ValueError: bad shape/dtype or a digit outside 0..9 (not writable as one
+      character).
+  """
+  arr = _as_genotypes(gs).reshape(-1, NUM_NODES, NUM_NODES)
+  bad = (arr < 0) | (arr > 9)
+  if bad.any():
+    idx = np.argwhere(bad)[0]
+    raise ValueError(
+        f"digit {int(arr[tuple(idx)])} at position {_pos(idx)} cannot be "
+        "written as one character (digits 0..9 only)")
+  # Build ASCII bytes [N, 4, 5] (4 digits + '/'), drop the last '/', then view
+  # each row of 19 bytes as one fixed-width string: no per-genotype Python.
+  n = arr.shape[0]
+  buf = np.full((n, NUM_NODES, 5), ord("/"), dtype=np.uint8)
+  buf[:, :, :4] = arr.astype(np.uint8) + ord("0")
+  buf = np.ascontiguousarray(buf.reshape(n, 20)[:, :19])
+  return buf.view("S19").ravel().astype(str).tolist()
+
+
+def format_genotype(g) -> str:
+  """Formats one genotype ``[4, 4]`` as ``"0303/0030/2002/0200"``.
+
+  Raises:
+    ValueError: shape is not ``[4, 4]`` or a digit is outside 0..9.
+  """
+  arr = _as_genotypes(g)
+  if arr.shape != (NUM_NODES, NUM_NODES):
+    raise ValueError(
+        f"format_genotype takes one genotype of shape [4, 4], got shape "
+        f"{arr.shape}; use format_genotypes for a batch")
+  return format_genotypes(arr)[0]
+
+
+def genotype_key(g) -> np.ndarray:
+  """Packs each genotype into one ``int64`` (row-major base-16 digits).
+
+  ``hex(key)`` reads like the matrix, e.g. ``0303/0030/2002/0200`` ->
+  ``0x303003020020200``. Unique per matrix; used for dedupe and as a stable id.
+
+  Args:
+    g: integer array ``[..., 4, 4]``, digits 0..15, zero diagonal.
+
+  Returns:
+    ``int64`` array ``[...]``.
+
+  Raises:
+    ValueError: bad shape/dtype, a digit outside 0..15 or a non-zero diagonal
+      (16 nibbles only fit an int64 because the leading one, g[0, 0], is 0).
+  """
+  arr = _as_genotypes(g)
+  if ((arr < 0) | (arr > 15)).any():
+    idx = np.argwhere((arr < 0) | (arr > 15))[0]
+    raise ValueError(
+        f"digit {int(arr[tuple(idx)])} at position {_pos(idx)} does not fit "
+        "a genotype key (digits 0..15)")
+  if (arr[..., _DIAG, _DIAG] != 0).any():
+    idx = np.argwhere(arr[..., _DIAG, _DIAG] != 0)[0]
+    raise ValueError(
+        f"non-zero diagonal at node {int(idx[-1])} (batch index "
+        f"{_pos(idx[:-1])}); not a genotype")
+  # Pack two nibbles per byte and read the 8 bytes as one big-endian integer:
+  # row-major digit order, and far cheaper than 16 shifted int64 adds.
+  flat = arr.reshape(-1, 16).astype(np.uint8)
+  packed = np.ascontiguousarray((flat[:, 0::2] << 4) | flat[:, 1::2])
+  key = packed.view(">u8")[:, 0].astype(np.int64)
+  return key.reshape(arr.shape[:-2])
+
+
+def genotype_from_key(key) -> np.ndarray:
+  """Inverse of :func:`genotype_key`.
+
+  Args:
+    key: integer array ``[...]`` (or a Python int).
+
+  Returns:
+    ``int8`` array ``[..., 4, 4]``.
+  """
+  k = np.asarray(key, dtype=np.int64)
+  return ((k[..., None, None] >> _KEY_SHIFTS) & 15).astype(GENOTYPE_DTYPE)
+
+
+def has_backward(g) -> np.ndarray:
+  """Whether each genotype has a backward (feedback) edge.
+
+  Args:
+    g: integer array ``[..., 4, 4]``.
+
+  Returns:
+    ``bool`` array ``[...]``: any non-zero strictly-lower-triangle digit.
+  """
+  arr = _as_genotypes(g)
+  lower = np.tril(np.ones((NUM_NODES, NUM_NODES), dtype=bool), k=-1)
+  return ((arr != 0) & lower).any(axis=(-2, -1))
+
+
+def _reachability(adj: np.ndarray) -> np.ndarray:
+  """G = A + A^2 + A^3 + A^4 as booleans: paths of length 1..4.
+
+  Args:
+    adj: ``bool`` ``[..., 4, 4]``.
+
+  Returns:
+    ``bool`` ``[..., 4, 4]``; ``[i, j]`` True iff a path i -> j exists.
+  """
+  # Each row as a 4-bit mask of successors; a boolean matrix product is then
+  # (P @ A)[i] = OR over k in P[i] of A[k], a few uint8 ops per batch element
+  # (10x faster than broadcasting [..., 4, 4, 4] booleans).
+  bits = np.uint8(1) << np.arange(NUM_NODES, dtype=np.uint8)
+  rows = (adj.astype(np.uint8) * bits).sum(axis=-1, dtype=np.uint8)
+  zero = np.zeros((), dtype=np.uint8)
+  power = rows
+  reach = rows.copy()
+  for _ in range(NUM_NODES - 1):
+    nxt = np.zeros_like(rows)
+    for k in range(NUM_NODES):
+      nxt |= np.where((power & bits[k]) != 0, rows[..., k:k + 1], zero)
+    power = nxt
+    reach |= nxt
+  return (reach[..., :, None] & bits) != 0
+
+
+def prune(g) -> np.ndarray:
+  """Dead-node pruning of the reference's validity filter (spec section 2).
+
+  Reachability G is computed once on the raw matrix (paths may use backward
+  edges). Nodes 0..2 with no path to node 3, and nodes 1..3 with no path from
+  node 0, get their row and column zeroed; both conditions use the same raw G,
+  as the reference does.
+
+  Args:
+    g: integer array ``[..., 4, 4]``.
+
+  Returns:
+    Array of the same shape and dtype as ``g``.
+  """
+  arr = _as_genotypes(g)
+  reach = _reachability(arr != 0)
+  to_out = reach[..., :, 3].copy()
+  to_out[..., 3] = True  # the output node is never dropped for this reason
+  from_in = reach[..., 0, :].copy()
+  from_in[..., 0] = True  # nor is the input node
+  alive = to_out & from_in
+  keep = alive[..., :, None] & alive[..., None, :]
+  return np.where(keep, arr, np.zeros((), dtype=arr.dtype))
+
+
+def is_valid(g) -> np.ndarray:
+  """The reference acceptance rule: the pruned matrix keeps edge 0->3.
+
+  (Equivalent to ``g[..., 0, 3] != 0``: a raw 0->3 edge makes both end nodes
+  survive pruning.)
+
+  Args:
+    g: integer array ``[..., 4, 4]``.
+
+  Returns:
+    ``bool`` array ``[...]``.
+  """
+  return prune(g)[..., 0, 3] != 0
+
+
+def canonical(g) -> np.ndarray:
+  """Canonical form: the pruned matrix, so equivalent cells compare equal.
+
+  Args:
+    g: integer array ``[..., 4, 4]``.
+
+  Returns:
+    Same shape and dtype as ``g``. Idempotent.
+  """
+  return prune(g)
+
+
+def unique_canonical(gs) -> np.ndarray:
+  """Canonical forms of ``gs``, deduplicated, in order of first appearance.
+
+  Does not filter by validity; pass ``gs[is_valid(gs)]`` for that.
+
+  Args:
+    gs: integer array ``[..., 4, 4]`` (leading axes flattened in C order).
+
+  Returns:
+    Array ``[M, 4, 4]`` with the dtype of ``gs``.
+  """
+  can = canonical(gs).reshape(-1, NUM_NODES, NUM_NODES)
+  _, first = np.unique(genotype_key(can), return_index=True)
+  first.sort()
+  return can[first]
+
+
+def _product(num_choices: int, positions: int) -> np.ndarray:
+  """All index tuples of ``range(num_choices) ** positions``, last fastest.
+
+  Returns:
+    ``intp`` array ``[num_choices ** positions, positions]``.
+  """
+  idx = np.indices((num_choices,) * positions).reshape(positions, -1)
+  return idx.T
+
+
+def enumerate_forward(ops: OpsLike) -> np.ndarray:
+  """Every raw forward-only genotype of an op set.
+
+  Each of the 6 forward edges takes any digit of ``ops.forward_digits``; the
+  lower triangle is 0. Order: lexicographic over ``FORWARD_EDGES`` (last edge
+  fastest).
+
+  Returns:
+    ``int8`` array ``[len(ops.forward_digits) ** 6, 4, 4]``.
+  """
+  ops = op_set(ops)
+  digits = np.asarray(ops.forward_digits, dtype=GENOTYPE_DTYPE)
+  choice = digits[_product(len(digits), len(FORWARD_EDGES))]
+  g = np.zeros((choice.shape[0], NUM_NODES, NUM_NODES), dtype=GENOTYPE_DTYPE)
+  g[:, _PAIR_I, _PAIR_J] = choice
+  return g
+
+
+def _pair_choices(ops: OpSet) -> tuple[np.ndarray, np.ndarray]:
+  """Per-pair (forward digit, backward digit) choices of the backward space.
+
+  A pair (i < j) holds either a forward op (any forward digit, backward 0)
+  or a backward op (forward 0, backward digit 1..num_digits-1), never both.
+
+  Returns:
+    Two ``int8`` arrays ``[C]``: forward digits and backward digits.
+  """
+  fwd = list(ops.forward_digits) + [0] * (ops.num_digits - 1)
+  bwd = [0] * len(ops.forward_digits) + list(range(1, ops.num_digits))
+  return (np.asarray(fwd, dtype=GENOTYPE_DTYPE),
+          np.asarray(bwd, dtype=GENOTYPE_DTYPE))
+
+
+def enumerate_backward(ops: OpsLike) -> np.ndarray:
+  """Every raw genotype of the backward (feedback) space of an op set.
+
+  Per node pair (i < j): a forward op (``ops.forward_digits``, backward 0) or a
+  backward op (forward 0, backward digit in ``1..num_digits-1``). For the 5-op
+  ``snasnet`` set this is 9 choices per pair, 9^6 = 531,441 genotypes. Order:
+  lexicographic over pairs in ``FORWARD_EDGES`` order (last pair fastest),
+  forward choices before backward ones.
+
+  Returns:
+    ``int8`` array ``[C ** 6, 4, 4]`` with ``C = len(forward_digits) +
+    num_digits - 1``.
+  """
+  ops = op_set(ops)
+  fwd, bwd = _pair_choices(ops)
+  choice = _product(len(fwd), len(FORWARD_EDGES))
+  g = np.zeros((choice.shape[0], NUM_NODES, NUM_NODES), dtype=GENOTYPE_DTYPE)
+  g[:, _PAIR_I, _PAIR_J] = fwd[choice]
+  g[:, _PAIR_J, _PAIR_I] = bwd[choice]
+  return g
+
+
+def _sample_raw(rng: np.random.Generator, n: int, ops: OpSet,
+                backward: bool) -> np.ndarray:
+  """Raw draws of the reference sampler, before pruning and rejection.
+
+  Per pair: selection bit b ~ Bernoulli(1/2); b=1: forward digit uniform over
+  ``ops.forward_digits``, backward 0; b=0: forward 0, backward digit uniform
+  over ``ops.forward_digits`` (0 = empty pair). ``backward=False``: each
+  forward edge uniform over ``ops.forward_digits``, lower triangle 0.
+
+  Returns:
+    ``int8`` array ``[n, 4, 4]``.
+  """
+  digits = np.asarray(ops.forward_digits, dtype=GENOTYPE_DTYPE)
+  shape = (n, len(FORWARD_EDGES))
+  fwd = digits[rng.integers(0, len(digits), size=shape)]
+  g = np.zeros((n, NUM_NODES, NUM_NODES), dtype=GENOTYPE_DTYPE)
+  if not backward:
+    g[:, _PAIR_I, _PAIR_J] = fwd
+    return g
+  bwd = digits[rng.integers(0, len(digits), size=shape)]
+  select_fwd = rng.integers(0, 2, size=shape).astype(bool)
+  zero = np.zeros((), dtype=GENOTYPE_DTYPE)
+  g[:, _PAIR_I, _PAIR_J] = np.where(select_fwd, fwd, zero)
+  g[:, _PAIR_J, _PAIR_I] = np.where(select_fwd, zero, bwd)
+  return g
+
+
+def sample_genotypes(rng: np.random.Generator, n: int, ops: OpsLike,
+                     backward: bool = False) -> np.ndarray:
+  """Samples valid genotypes as the reference does (spec section 2).
+
+  Raw draws as in the reference sampler, then pruning, then rejection of
+  those failing :func:`is_valid`; rejected draws are replaced by further draws
+  (in oversized blocks, so the cost is a few vectorised passes).
+
+  Args:
+    rng: numpy Generator; the result is deterministic given its state.
+    n: number of genotypes, >= 0.
+    ops: the op set (anything ``op_set`` accepts).
+    backward: sample the backward space (feedback edges) if True, else the
+      forward-only space.
+
+  Returns:
+    ``int8`` array ``[n, 4, 4]`` of canonical (pruned) valid genotypes, in draw
+    order; not deduplicated.
+
+  Raises:
+    ValueError: ``n < 0``.
+  """
+  if int(n) != n or n < 0:
+    raise ValueError(f"number of genotypes must be an integer >= 0, got {n!r}")
+  n = int(n)
+  ops = op_set(ops)
+  parts = []
+  have = 0
+  # Acceptance is 0.4 (snasnet, backward) to 1.0 (no zero op, forward); start
+  # from a cautious guess and then use the observed rate.
+  rate = 0.4
+  while have < n:
+    need = n - have
+    block = int(np.ceil(need / rate * 1.2)) + 32
+    can = prune(_sample_raw(rng, block, ops, backward))
+    ok = can[:, 0, 3] != 0  # is_valid on an already pruned matrix
+    acc = can[ok][:need]
+    parts.append(acc)
+    have += len(acc)
+    # Acceptance is >= 1/(2 * num_digits) > 0, so the loop ends.
+    rate = max(float(ok.mean()), 0.05)
+  if not parts:
+    return np.zeros((0, NUM_NODES, NUM_NODES), dtype=GENOTYPE_DTYPE)
+  return np.concatenate(parts, axis=0)
+
+
+def arch_weights(gs, ops: OpsLike) -> np.ndarray:
+  """One-hot architecture weights of genotypes.
+
+  Args:
+    gs: integer array ``[..., 4, 4]``, digits valid for ``ops``.
+    ops: the op set (anything ``op_set`` accepts).
+
+  Returns:
+    ``float32`` array ``[..., 12, O]``, ``O = len(ops.nonzero_ops)``; rows are
+    ``EDGES`` (forward then backward edges, reference orders), column k is
+    digit k+1; a zero digit gives an all-zero row.
+
+  Raises:
+    ValueError: bad shape/dtype, out-of-range digit or non-zero diagonal.
+  """
+  ops = op_set(ops)
+  arr = check_genotypes(gs, ops)
+  digits = arr[..., _EDGE_ROWS, _EDGE_COLS]
+  cols = np.arange(1, ops.num_digits)
+  return (digits[..., None] == cols).astype(np.float32)
+
+
+def genotypes_from_arch_weights(w) -> np.ndarray:
+  """Inverse of :func:`arch_weights` for one-hot weights.
+
+  Args:
+    w: array ``[..., 12, O]`` (numpy or jax); rows are ``EDGES``.
+
+  Returns:
+    ``int8`` array ``[..., 4, 4]``: per edge, argmax + 1 where the row has a
+    non-zero entry, else 0.
+
+  Raises:
+    ValueError: wrong shape, or ``O + 1`` digits do not fit int8.
+  """
+  w = np.asarray(w)
+  if w.ndim < 2 or w.shape[-2] != len(EDGES):
+    raise ValueError(
+        f"arch weights must have shape [..., {len(EDGES)}, O], got {w.shape}")
+  if w.shape[-1] + 1 > np.iinfo(GENOTYPE_DTYPE).max:
+    raise ValueError(f"too many ops for a genotype digit: {w.shape[-1]}")
+  nonzero = (w != 0).any(axis=-1)
+  digits = np.where(nonzero, np.argmax(w, axis=-1) + 1, 0)
+  g = np.zeros(w.shape[:-2] + (NUM_NODES, NUM_NODES), dtype=GENOTYPE_DTYPE)
+  g[..., _EDGE_ROWS, _EDGE_COLS] = digits
+  return g

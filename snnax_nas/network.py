@@ -1,0 +1,766 @@
+"""The SNASNet macro skeleton, as pure functions over parameter pytrees.
+
+Per input batch (reference ``model_snn.py``; spec §1)::
+
+  static_x = BN(conv3x3(images, stride))            # stem, once, no LIF
+  for t in range(T):                                 # lax.scan
+    x = cells of stage 1 (width C)                   # k cells, same genotype, own weights
+    x = avgpool2(BN(conv3x3(LIF(BN(x)))))            # fixed reduction block, C -> 2C
+    x = cells of stage 2 (width 2C)
+    s = LIF(BN(x)); s = avgpool_{s2}(s); flatten (H, W, C order)
+    h = LIF(dropout(s) @ fc1)                        # dropout mask fixed over T
+    out_t = vote(h @ fc2 + b)                        # mean over groups of `vote_group`
+  return mean_t out_t
+
+Two cell implementations share this skeleton:
+
+* the **supernet** cell (:func:`supernet_forward`): the architecture enters as
+  data, per-edge op weights ``arch`` [L, E, O] (one-hot for a genotype,
+  normalised multi-hot for a pruning supernet). Every op of the op set has
+  parameters on every edge; an op whose weight is zero is skipped with
+  ``lax.cond`` (a real branch under ``lax.map``; under ``vmap`` it becomes a
+  select and everything is computed).
+* the **standalone** cell (:func:`standalone_forward`): one genotype built
+  alone, only its chosen ops, one LIF per conv edge, no masks. It is the
+  network one trains, and the obviously-correct path the supernet is tested
+  against.
+
+Layouts: images NHWC float32; conv kernels HWIO; dense kernels [in, out].
+Cell ``l`` of ``L = 2 * cells_per_stage`` (stage-1 cells first).
+Edge slots ``e`` follow :data:`snnax_nas.genotype.EDGES` (6 forward edges,
+then 6 backward edges when ``cfg.backward``).
+
+LIF "probes": every LIF call (one LIF at one timestep) is reported to a
+``probe(spikes) -> pytree`` function; the forward pass returns the per-LIF sum
+over time of ``active * probe(spikes)`` and of ``active`` (the call count).
+The SAHD score and the spike-rate metrics are both probes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import neurons
+from snnax_nas import ops as ops_lib
+
+Params = Any
+Probe = Callable[[jax.Array], Any]
+
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch.
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+  """Static description of a network (hashable; a ``jit`` static argument).
+
+  Attributes:
+    input_shape: (H, W, C_in) of one input image or frame.
+    num_classes: number of classes.
+    width: stem / stage-1 width C; stage 2 runs at 2C.
+    cells_per_stage: searched cells in each of the two stages.
+    timesteps: T, the number of simulated timesteps.
+    stem_stride: stride of the stem conv (2 for 64x64 TinyImageNet).
+    second_pool: s2, the avg-pool after the last LIF.
+    hidden: width of the classifier's hidden LIF layer.
+    vote_group: output neurons per class, averaged ("vote").
+    dropout: dropout rate before the first classifier layer.
+    ops: the op set of the cells.
+    backward: whether cells have backward (in-time feedback) edges.
+    lif: neuron constants (a conv op may override the threshold).
+  """
+
+  input_shape: tuple[int, int, int] = (32, 32, 3)
+  num_classes: int = 10
+  width: int = 256
+  cells_per_stage: int = 1
+  timesteps: int = 5
+  stem_stride: int = 1
+  second_pool: int = 2
+  hidden: int = 1024
+  vote_group: int = 10
+  dropout: float = 0.5
+  ops: ops_lib.OpSet = dataclasses.field(
+      default_factory=lambda: ops_lib.op_set("snasnet"))
+  backward: bool = False
+  lif: neurons.LIFConfig = neurons.LIFConfig()
+
+  def __post_init__(self):
+    object.__setattr__(self, "ops", ops_lib.op_set(self.ops))
+    object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+    for name in ("num_classes", "width", "cells_per_stage", "timesteps",
+                 "stem_stride", "second_pool", "hidden", "vote_group"):
+      value = getattr(self, name)
+      if not (isinstance(value, (int, np.integer)) and value >= 1):
+        raise ValueError(f"NetworkConfig.{name} must be a positive int, got {value!r}")
+    if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+      raise ValueError(f"input_shape must be (H, W, C), got {self.input_shape}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    h, w, _ = self.input_shape
+    div = self.stem_stride * 2 * self.second_pool
+    if h % div or w % div:
+      raise ValueError(
+          f"input {h}x{w} is not divisible by stem_stride*2*second_pool = {div}")
+
+  @property
+  def num_cells(self) -> int:
+    return 2 * self.cells_per_stage
+
+  @property
+  def num_edges(self) -> int:
+    return 12 if self.backward else 6
+
+  @property
+  def stage_shapes(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(H, W, C) of stage 1 and stage 2."""
+    h, w, _ = self.input_shape
+    h1, w1 = h // self.stem_stride, w // self.stem_stride
+    return (h1, w1, self.width), (h1 // 2, w1 // 2, 2 * self.width)
+
+  @property
+  def cell_shapes(self) -> tuple[tuple[int, int, int], ...]:
+    """(H, W, C) of each cell, stage-1 cells first."""
+    s1, s2 = self.stage_shapes
+    return (s1,) * self.cells_per_stage + (s2,) * self.cells_per_stage
+
+  @property
+  def classifier_in(self) -> int:
+    h, w, c = self.stage_shapes[1]
+    return (h // self.second_pool) * (w // self.second_pool) * c
+
+  @property
+  def num_outputs(self) -> int:
+    return self.num_classes * self.vote_group
+
+
+PRESETS = {
+    # Reference constants (spec §1). CIFAR10 uses s2 = 4 as the released model.
+    "cifar10": dict(input_shape=(32, 32, 3), num_classes=10, width=256,
+                    hidden=1024, vote_group=10, second_pool=4),
+    "cifar100": dict(input_shape=(32, 32, 3), num_classes=100, width=128,
+                     hidden=1024, vote_group=5, second_pool=2),
+    "tinyimagenet": dict(input_shape=(64, 64, 3), num_classes=200, width=128,
+                         hidden=4096, vote_group=5, second_pool=2, stem_stride=2),
+}
+
+
+def network_config(preset: Optional[str] = None, **overrides) -> NetworkConfig:
+  """A :class:`NetworkConfig` from a preset (``cifar10``, ``cifar100``,
+  ``tinyimagenet``) with field overrides; ``preset=None`` starts from defaults.
+
+  Raises:
+    ValueError: unknown preset or field, or an invalid value.
+  """
+  if preset is None:
+    base = {}
+  elif preset in PRESETS:
+    base = dict(PRESETS[preset])
+  else:
+    raise ValueError(f"unknown network preset {preset!r}; presets: {', '.join(PRESETS)}")
+  fields = {f.name for f in dataclasses.fields(NetworkConfig)}
+  for key in overrides:
+    if key not in fields:
+      raise ValueError(f"unknown NetworkConfig field {key!r}")
+  base.update(overrides)
+  return NetworkConfig(**base)
+
+
+# ----------------------------------------------------------------------------
+# Layers.
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+  """Shape and initialiser of one parameter array.
+
+  ``init``: ``"conv"`` (HWIO, kaiming_uniform(a=2): U(+-sqrt(1.2 / fan_in)),
+  fan_in = k*k*C_in), ``"dense"`` (N(0, 0.01^2)), ``"ones"`` or ``"zeros"``.
+  """
+
+  shape: tuple[int, ...]
+  init: str
+
+
+def _is_spec(x) -> bool:
+  return isinstance(x, ParamSpec)
+
+
+def materialize(key: jax.Array, specs) -> Params:
+  """Initialises a tree of :class:`ParamSpec` from ONE uniform draw.
+
+  A single random call for all weights keeps compile time low when a fresh
+  network is initialised inside a compiled scorer for every candidate.
+  """
+  leaves, treedef = jax.tree.flatten(specs, is_leaf=_is_spec)
+  random = [s for s in leaves if s.init in ("conv", "dense")]
+  total = sum(int(np.prod(s.shape)) for s in random)
+  u = jax.random.uniform(key, (max(total, 1),), jnp.float32,
+                         minval=np.nextafter(np.float32(-1), np.float32(0)), maxval=1.0)
+  out, offset = [], 0
+  for s in leaves:
+    if s.init == "ones":
+      out.append(jnp.ones(s.shape, jnp.float32))
+    elif s.init == "zeros":
+      out.append(jnp.zeros(s.shape, jnp.float32))
+    else:
+      size = int(np.prod(s.shape))
+      x = u[offset:offset + size].reshape(s.shape)
+      offset += size
+      if s.init == "conv":
+        fan_in = int(np.prod(s.shape[-4:-1]))
+        out.append(x * np.float32(np.sqrt(1.2 / fan_in)))
+      elif s.init == "dense":
+        out.append(np.float32(0.01 * np.sqrt(2.0)) * jax.lax.erf_inv(x))
+      else:
+        raise ValueError(f"unknown initialiser {s.init!r}")
+  return jax.tree.unflatten(treedef, out)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """'Same'-padded NHWC convolution with an HWIO kernel, no bias."""
+  pad = kernel.shape[0] // 2
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), [(pad, pad), (pad, pad)],
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def pool3x3(x: jax.Array, kind: str) -> jax.Array:
+  """Stride-1 3x3 pooling with padding 1 (avg counts the zero padding, as
+  PyTorch's default ``count_include_pad=True``)."""
+  window, strides, pad = (1, 3, 3, 1), (1, 1, 1, 1), ((0, 0), (1, 1), (1, 1), (0, 0))
+  if kind == "avgpool":
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pad) / 9.0
+  return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, pad)
+
+
+def avg_pool(x: jax.Array, size: int) -> jax.Array:
+  """Non-overlapping size x size average pooling, NHWC."""
+  if size == 1:
+    return x
+  b, h, w, c = x.shape
+  return x.reshape(b, h // size, size, w // size, size, c).mean(axis=(2, 4))
+
+
+def batch_norm(x: jax.Array, p: Params, stats: Optional[Params] = None,
+               train: bool = True):
+  """Batch norm over all axes but the last.
+
+  Args:
+    x: activations [..., C].
+    p: ``{"scale": [C], "bias": [C]}``.
+    stats: running ``{"mean": [C], "var": [C]}`` or None (scoring keeps none).
+    train: normalise with batch statistics (and update ``stats``) or with the
+      running statistics.
+
+  Returns:
+    ``(y, new_stats)``; ``new_stats`` is None when ``stats`` is None.
+  """
+  axes = tuple(range(x.ndim - 1))
+  if train:
+    mean = x.mean(axes)
+    var = jnp.mean(jnp.square(x - mean), axes)
+    new_stats = None
+    if stats is not None:
+      n = x.size // x.shape[-1]
+      new_stats = {
+          "mean": (1 - BN_MOMENTUM) * stats["mean"] + BN_MOMENTUM * mean,
+          "var": (1 - BN_MOMENTUM) * stats["var"] + BN_MOMENTUM * var * n / max(n - 1, 1),
+      }
+  else:
+    if stats is None:
+      raise ValueError("batch_norm(train=False) needs running statistics")
+    mean, var, new_stats = stats["mean"], stats["var"], stats
+  y = (x - mean) * jax.lax.rsqrt(var + BN_EPS) * p["scale"] + p["bias"]
+  return y, new_stats
+
+
+def _bn_spec(c: int, lead: tuple[int, ...] = ()):
+  return {"scale": ParamSpec(lead + (c,), "ones"), "bias": ParamSpec(lead + (c,), "zeros")}
+
+
+def init_batch_stats(params: Params) -> Params:
+  """Fresh running BN statistics (mean 0, var 1) mirroring ``params``.
+
+  Every dict holding ``scale`` (a BN affine, possibly beside a conv
+  ``kernel``) gets ``{"mean", "var"}``; subtrees without a BN are dropped.
+  """
+  def walk(node):
+    if isinstance(node, dict):
+      if "scale" in node:
+        return {"mean": jnp.zeros_like(node["scale"]), "var": jnp.ones_like(node["scale"])}
+      out = {k: walk(v) for k, v in node.items()}
+      return {k: v for k, v in out.items() if v is not None} or None
+    if isinstance(node, (list, tuple)):
+      return [walk(v) or {} for v in node]
+    return None
+  return walk(params)
+
+
+# ----------------------------------------------------------------------------
+# Fixed (candidate-independent in structure) parts.
+
+# ----------------------------------------------------------------------------
+# The skeleton.
+
+def fixed_param_specs(cfg: NetworkConfig):
+  """:class:`ParamSpec` tree of everything but the cells: stem, reduction, head."""
+  c, cin = cfg.width, cfg.input_shape[2]
+  return {
+      "stem": {"conv": {"kernel": ParamSpec((3, 3, cin, c), "conv")}, "bn": _bn_spec(c)},
+      "reduction": {"bn_in": _bn_spec(c),
+                    "conv": {"kernel": ParamSpec((3, 3, c, 2 * c), "conv")},
+                    "bn_out": _bn_spec(2 * c)},
+      "head": {"bn": _bn_spec(2 * c),
+               "fc1": {"kernel": ParamSpec((cfg.classifier_in, cfg.hidden), "dense")},
+               "fc2": {"kernel": ParamSpec((cfg.hidden, cfg.num_outputs), "dense"),
+                       "bias": ParamSpec((cfg.num_outputs,), "zeros")}},
+  }
+
+
+class _Recorder:
+  """Collects ``(active * probe(spikes), active)`` of each LIF in one step."""
+
+  def __init__(self, probe: Optional[Probe]):
+    self.probe = probe
+    self.values, self.counts = {}, {}
+
+  def zeros(self, spikes_shape) -> Any:
+    out = jax.eval_shape(self.probe, jax.ShapeDtypeStruct(spikes_shape, jnp.float32))
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out)
+
+  def add(self, name: str, value: Any, active=1.0):
+    active = jnp.asarray(active, jnp.float32)
+    self.values[name] = jax.tree.map(lambda v: active * v, value)
+    self.counts[name] = active
+
+  def record(self, name: str, spikes: jax.Array):
+    if self.probe is not None:
+      self.add(name, self.probe(spikes))
+
+
+def cell_wiring(x0: jax.Array, feedback: Optional[Sequence[jax.Array]],
+                edge_fn: Callable[[int, jax.Array], Optional[jax.Array]],
+                backward: bool):
+  """The node graph of a cell (spec §2), shared by both cell implementations.
+
+  Nodes 1..3 sum their incoming forward edges. With backward edges, the
+  feedback state ``s_i`` computed at t-1 is added to node ``i`` (i < 3) for
+  every edge that reads it, and new states are the sums of the backward edges
+  into each node.
+
+  Args:
+    x0: the cell input [B, H, W, C].
+    feedback: (s0, s1, s2) from the previous timestep, or None (forward cell).
+    edge_fn: ``edge_fn(e, u)`` applies edge slot ``e`` to its input ``u``;
+      returns None for an absent edge.
+    backward: whether to compute the backward edges.
+
+  Returns:
+    ``(x3, new_feedback)``; ``new_feedback`` is None for a forward cell.
+  """
+  fb = feedback if feedback is not None else (None, None, None)
+
+  def total(terms):
+    terms = [t for t in terms if t is not None]
+    return sum(terms[1:], terms[0]) if terms else jnp.zeros_like(x0)
+
+  nodes = [x0]
+
+  def read(i):
+    return nodes[i] if i == 3 or fb[i] is None else nodes[i] + fb[i]
+
+  edges = genotype_lib.EDGES
+  for j in (1, 2, 3):
+    nodes.append(total([edge_fn(e, read(i)) for e, (i, jj) in enumerate(edges[:6]) if jj == j]))
+  if not backward:
+    return nodes[3], None
+  new_fb = tuple(
+      total([edge_fn(6 + e, read(j)) for e, (j, ii) in enumerate(edges[6:]) if ii == i])
+      for i in (0, 1, 2))
+  return nodes[3], new_fb
+
+
+def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
+             cfg: NetworkConfig, cell_fn, cell_state0, *, train: bool,
+             batch_stats: Optional[Params], probe: Optional[Probe],
+             per_layer: bool):
+  """The skeleton of the module docstring around a cell implementation.
+
+  ``cell_fn(l, x, state_l, stats_l, rec, bn) -> (y, state_l, stats_l)``
+  computes cell ``l``; ``cell_state0[l]`` is its initial state.
+  """
+  b = images.shape[0]
+  keep_stats = batch_stats is not None
+  bn_train = train or not keep_stats  # scoring uses batch statistics
+
+  def bn(x, p, s):
+    return batch_norm(x, p, s, train=bn_train)
+
+  def stats_of(*path):
+    node = batch_stats
+    for k in path:
+      node = None if node is None else node[k]
+    return node
+
+  y = conv2d(images, params["stem"]["conv"]["kernel"], cfg.stem_stride)
+  static_x, stem_stats = bn(y, params["stem"]["bn"], stats_of("stem", "bn"))
+
+  drop_mask = None
+  if train and cfg.dropout > 0:
+    if key is None:
+      raise ValueError("train=True with dropout > 0 needs a PRNG key")
+    keep = jax.random.bernoulli(key, 1.0 - cfg.dropout, (b, cfg.classifier_in))
+    drop_mask = keep.astype(jnp.float32) / (1.0 - cfg.dropout)
+
+  (h1, w1, c1), (h2, w2, c2) = cfg.stage_shapes
+  v0 = {"reduction": _zeros((b, h1, w1, c1)), "head": _zeros((b, h2, w2, c2)),
+        "fc": _zeros((b, cfg.hidden))}
+  stats0 = None
+  if keep_stats:
+    stats0 = {k: batch_stats[k] for k in ("reduction", "cells", "head")}
+  lif = cfg.lif
+
+  def step(carry, _):
+    v, cell_states, stats = carry
+    rec = _Recorder(probe)
+    new_v, new_states, new_cell_stats = {}, [], []
+    x = static_x
+    for l in range(cfg.num_cells):
+      if l == cfg.cells_per_stage:  # the fixed reduction block between stages
+        r = params["reduction"]
+        y, s_in = bn(x, r["bn_in"], stats and stats["reduction"]["bn_in"])
+        new_v["reduction"], spikes = neurons.lif_step(v["reduction"], y, lif)
+        rec.record("reduction/lif", spikes)
+        y, s_out = bn(conv2d(spikes, r["conv"]["kernel"]), r["bn_out"],
+                      stats and stats["reduction"]["bn_out"])
+        x = avg_pool(y, 2)
+      x, state, cstats = cell_fn(l, x, cell_states[l], stats and stats["cells"][l], rec, bn)
+      new_states.append(state)
+      new_cell_stats.append(cstats)
+    hd = params["head"]
+    y, s_head = bn(x, hd["bn"], stats and stats["head"]["bn"])
+    new_v["head"], spikes = neurons.lif_step(v["head"], y, lif)
+    rec.record("head/lif", spikes)
+    y = avg_pool(spikes, cfg.second_pool).reshape(b, -1)
+    if drop_mask is not None:
+      y = y * drop_mask
+    new_v["fc"], spikes = neurons.lif_step(v["fc"], y @ hd["fc1"]["kernel"], lif)
+    rec.record("head/fc_lif", spikes)
+    out = spikes @ hd["fc2"]["kernel"] + hd["fc2"]["bias"]
+    out = out.reshape(b, cfg.num_classes, cfg.vote_group).mean(-1)
+    new_stats = None
+    if keep_stats:
+      new_stats = {"reduction": {"bn_in": s_in, "bn_out": s_out},
+                   "cells": new_cell_stats, "head": {"bn": s_head}}
+    recorded = None
+    if probe is not None:
+      recorded = (rec.values, rec.counts)
+      if not per_layer:
+        recorded = jax.tree.map(lambda *xs: sum(xs[1:], xs[0]),
+                                *[(rec.values[k], rec.counts[k]) for k in rec.values])
+    return (new_v, new_states, new_stats), (out, recorded)
+
+  (_, _, stats), (outs, recorded) = jax.lax.scan(
+      step, (v0, cell_state0, stats0), None, length=cfg.timesteps)
+  logits = outs.mean(0)
+  aux = {"batch_stats": None, "probes": None}
+  if keep_stats:
+    aux["batch_stats"] = dict(stats, stem={"bn": stem_stats})
+  if probe is not None:
+    values, counts = jax.tree.map(lambda a: a.sum(0), recorded)
+    aux["probes"] = {"values": values, "counts": counts}
+  return logits, aux
+
+
+def _zeros(shape) -> jax.Array:
+  return jnp.zeros(shape, jnp.float32)
+
+
+# ----------------------------------------------------------------------------
+# Supernet cells: the architecture as data.
+
+def _conv_ops(cfg: NetworkConfig):
+  """[(digit_index o, OpSpec)] of the conv ops, grouped by LIF threshold."""
+  ops = cfg.ops.nonzero_ops
+  return [[(o, op) for o, op in enumerate(ops) if op.has_lif and op.threshold == thr]
+          for thr in cfg.ops.lif_thresholds]
+
+
+def supernet_param_specs(cfg: NetworkConfig):
+  """:class:`ParamSpec` tree of the supernet: every conv op on every edge.
+
+  ``cells[l][op_name]`` holds ``kernel`` [E, k, k, C_l, C_l], ``scale`` and
+  ``bias`` [E, C_l] (the conv's BN affine).
+  """
+  specs = fixed_param_specs(cfg)
+  specs["cells"] = [
+      {op.name: dict(kernel=ParamSpec((cfg.num_edges, op.kernel, op.kernel, c, c), "conv"),
+                     **_bn_spec(c, (cfg.num_edges,)))
+       for op in cfg.ops.nonzero_ops if op.has_lif}
+      for (_, _, c) in cfg.cell_shapes]
+  return specs
+
+
+def init_supernet_params(key: jax.Array, cfg: NetworkConfig) -> Params:
+  """Fresh supernet parameters (see :func:`supernet_param_specs`)."""
+  return materialize(key, supernet_param_specs(cfg))
+
+
+def _supernet_cell_state(cfg: NetworkConfig, batch: int):
+  groups = len(cfg.ops.lif_thresholds)
+  states = []
+  for h, w, c in cfg.cell_shapes:
+    state = {"v": _zeros((cfg.num_edges, groups, batch, h, w, c))}
+    if cfg.backward:
+      state["fb"] = _zeros((3, batch, h, w, c))
+    states.append(state)
+  return states
+
+
+def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
+                     key: Optional[jax.Array], cfg: NetworkConfig, *,
+                     probe: Optional[Probe] = None, per_layer: bool = False,
+                     train: bool = True):
+  """Forward pass of the supernet with op weights ``arch``, batch-stat BN.
+
+  Args:
+    params: from :func:`init_supernet_params`.
+    arch: per-edge op weights [L, E, O] (or [E, O], shared by all cells);
+      ``O = len(cfg.ops.nonzero_ops)``. Edge output = sum_o arch[e, o] op_o(u);
+      an all-zero row is an absent edge.
+    images: [B, H, W, C_in].
+    key: dropout key (None with ``train=False`` disables dropout).
+    cfg: the network config.
+    probe: LIF probe; a conv edge's LIF counts as a call only where one of
+      its conv ops has non-zero weight.
+    per_layer: return probe sums per LIF name instead of summed over LIFs.
+    train: dropout on (BN always uses batch statistics here).
+
+  Returns:
+    ``(logits [B, num_classes], aux)``; ``aux["probes"]`` holds
+    ``{"values", "counts"}`` summed over timesteps.
+  """
+  arch = jnp.asarray(arch, jnp.float32)
+  if arch.ndim == 2:
+    arch = jnp.broadcast_to(arch, (cfg.num_cells,) + arch.shape)
+  expect = (cfg.num_cells, cfg.num_edges, len(cfg.ops.nonzero_ops))
+  if arch.shape != expect:
+    raise ValueError(f"arch has shape {arch.shape}, expected {expect} for this config")
+  ops = cfg.ops.nonzero_ops
+  groups = _conv_ops(cfg)
+  w_cells = arch
+
+  num_edges = cfg.num_edges
+  # Edge e reads slot src[e] of a buffer [x0, x1, x2, x3] (plus the old
+  # feedback s_i for i < 3) and adds its output to slot dst[e] of
+  # [x0, x1, x2, x3, s0', s1', s2']. Forward edges come in an order where a
+  # node is complete before any edge reads it, so one lax.scan over the edge
+  # slots computes the cell and compiles a single edge body.
+  src = np.array([i for i, _ in genotype_lib.EDGES[:num_edges]], np.int32)
+  dst = np.array([j if i < j else 4 + j for i, j in genotype_lib.EDGES[:num_edges]], np.int32)
+  num_slots = 7 if cfg.backward else 4
+
+  def cell_fn(l, x, state, _stats, rec, bn):
+    p = params["cells"][l]
+
+    def edge_body(buf, xs):
+      w, src_e, dst_e, pe, v_e = xs
+      u = buf[src_e]
+      if cfg.backward:
+        u = u + jnp.where(src_e < 3, state["fb"][jnp.minimum(src_e, 2)], 0.0)
+      y = jnp.zeros_like(u)
+      for o, op in enumerate(ops):
+        if op.kind == "skip":
+          y = y + w[o] * u
+        elif op.kind in ("avgpool", "maxpool"):
+          y = y + jax.lax.cond(w[o] != 0, lambda u, o=o, k=op.kind: w[o] * pool3x3(u, k),
+                               jnp.zeros_like, u)
+      vs, probes, actives = [], [], []
+      for g, group in enumerate(groups):
+        lif = cfg.lif.with_threshold(group[0][1].threshold)
+        active = jnp.any(jnp.stack([w[o] != 0 for o, _ in group]))
+
+        def on(u, v, group=group, lif=lif):
+          v, spikes = neurons.lif_step(v, u, lif)
+          out = jnp.zeros_like(u)
+          for o, op in group:
+            def conv_bn(s, o=o, pe=pe[op.name]):
+              return w[o] * bn(conv2d(s, pe["kernel"]), pe, None)[0]
+            out = out + jax.lax.cond(w[o] != 0, conv_bn, jnp.zeros_like, spikes)
+          return out, v, (probe(spikes) if probe is not None else ())
+
+        def off(u, v):
+          return jnp.zeros_like(u), v, (rec.zeros(u.shape) if probe is not None else ())
+
+        out, v, probed = jax.lax.cond(active, on, off, u, v_e[g])
+        y = y + out
+        vs.append(v)
+        probes.append(probed)
+        actives.append(active.astype(jnp.float32))
+      buf = buf.at[dst_e].add(y)
+      return buf, (jnp.stack(vs) if vs else v_e, probes, actives)
+
+    buf0 = jnp.zeros((num_slots,) + x.shape, x.dtype).at[0].set(x)
+    buf, (new_v, probes, actives) = jax.lax.scan(
+        edge_body, buf0, (w_cells[l], src, dst, p, state["v"]))
+    if probe is not None:
+      for e in range(num_edges):
+        for g in range(len(groups)):
+          rec.add(f"cell{l}/edge{e}/lif{g}", jax.tree.map(lambda a: a[e], probes[g]),
+                  actives[g][e])
+    new_state = {"v": new_v}
+    if cfg.backward:
+      new_state["fb"] = buf[4:]
+    return buf[3], new_state, None
+
+  return _forward(params, images, key if train else None, cfg, cell_fn,
+                  _supernet_cell_state(cfg, images.shape[0]), train=train,
+                  batch_stats=None, probe=probe, per_layer=per_layer)
+
+
+# ----------------------------------------------------------------------------
+# Standalone cells: one genotype, only its chosen ops.
+
+def _cell_genotypes(genotypes, cfg: NetworkConfig) -> np.ndarray:
+  """Canonical int genotypes [L, 4, 4] from one [4, 4] or per-cell [L, 4, 4]."""
+  g = np.asarray(genotypes)
+  if g.shape == (4, 4):
+    g = np.broadcast_to(g, (cfg.num_cells, 4, 4))
+  if g.shape != (cfg.num_cells, 4, 4):
+    raise ValueError(f"genotypes of shape {g.shape}; expected (4, 4) or "
+                     f"({cfg.num_cells}, 4, 4) for this config")
+  g = genotype_lib.canonical(g.astype(np.int32))
+  if g.max() >= cfg.ops.num_digits or g.min() < 0:
+    raise ValueError(f"genotype digit {int(g.max())} out of range for op set {cfg.ops}")
+  if not cfg.backward and genotype_lib.has_backward(g).any():
+    raise ValueError("genotype has backward edges but cfg.backward is False")
+  return g
+
+
+def _edge_op(g_cell: np.ndarray, e: int, cfg: NetworkConfig) -> ops_lib.OpSpec:
+  i, j = genotype_lib.EDGES[e]
+  return cfg.ops.op_of_digit(int(g_cell[i, j]))
+
+
+def standalone_param_specs(cfg: NetworkConfig, genotypes):
+  """:class:`ParamSpec` tree of one architecture built alone.
+
+  Args:
+    cfg: the network config.
+    genotypes: one genotype [4, 4] for every cell, or one per cell [L, 4, 4]
+      (canonicalised first: dead edges are never built).
+
+  Returns:
+    ``{"stem", "reduction", "head", "cells"}``; ``cells[l][str(e)]`` holds
+    ``kernel`` [k, k, C_l, C_l], ``scale``, ``bias`` [C_l] for each conv edge.
+  """
+  g = _cell_genotypes(genotypes, cfg)
+  specs = fixed_param_specs(cfg)
+  cells = []
+  for l, (_, _, c) in enumerate(cfg.cell_shapes):
+    cell = {}
+    for e in range(cfg.num_edges):
+      op = _edge_op(g[l], e, cfg)
+      if op.has_lif:
+        cell[str(e)] = dict(kernel=ParamSpec((op.kernel, op.kernel, c, c), "conv"), **_bn_spec(c))
+    cells.append(cell)
+  specs["cells"] = cells
+  return specs
+
+
+def init_standalone_params(key: jax.Array, cfg: NetworkConfig, genotypes) -> Params:
+  """Fresh parameters of one architecture built alone (see
+  :func:`standalone_param_specs`)."""
+  return materialize(key, standalone_param_specs(cfg, genotypes))
+
+
+def standalone_from_supernet(super_params: Params, cfg: NetworkConfig, genotypes) -> Params:
+  """The standalone parameters a genotype selects out of supernet parameters."""
+  g = _cell_genotypes(genotypes, cfg)
+  params = {k: v for k, v in super_params.items() if k != "cells"}
+  cells = []
+  for l in range(cfg.num_cells):
+    cell = {}
+    for e in range(cfg.num_edges):
+      op = _edge_op(g[l], e, cfg)
+      if op.has_lif:
+        cell[str(e)] = {k: a[e] for k, a in super_params["cells"][l][op.name].items()}
+    cells.append(cell)
+  params["cells"] = cells
+  return params
+
+
+def standalone_forward(params: Params, genotypes, images: jax.Array,
+                       key: Optional[jax.Array], cfg: NetworkConfig, *,
+                       train: bool = True, batch_stats: Optional[Params] = None,
+                       probe: Optional[Probe] = None, per_layer: bool = True):
+  """Forward pass of one architecture built alone (no masks).
+
+  Args:
+    params: from :func:`init_standalone_params` (or
+      :func:`standalone_from_supernet`).
+    genotypes: [4, 4] or [L, 4, 4] digits (static: the structure is built
+      from them in Python).
+    images: [B, H, W, C_in] (a float32 normalised batch).
+    key: dropout key; required when ``train`` and ``cfg.dropout > 0``.
+    cfg: the network config.
+    train: BN with batch statistics (updating ``batch_stats`` if given) and
+      dropout on; False uses the running statistics, no dropout.
+    batch_stats: running BN statistics from :func:`init_batch_stats`, or None
+      (scoring: batch statistics, nothing kept; needs ``train=True``).
+    probe: LIF probe (see module docstring).
+    per_layer: probe sums per LIF name (default) or summed over LIFs.
+
+  Returns:
+    ``(logits [B, num_classes], aux)`` with ``aux["batch_stats"]`` (updated
+    running statistics or None) and ``aux["probes"]``.
+  """
+  if not train and batch_stats is None:
+    raise ValueError("standalone_forward(train=False) needs running statistics "
+                     "(batch_stats); scoring uses train=True")
+  g = _cell_genotypes(genotypes, cfg)
+  b = images.shape[0]
+  edge_ops = [[_edge_op(g[l], e, cfg) for e in range(cfg.num_edges)]
+              for l in range(cfg.num_cells)]
+  backward = bool(genotype_lib.has_backward(g).any())
+
+  def cell_fn(l, x, state, stats, rec, bn):
+    new_v, new_stats = {}, {}
+
+    def edge_fn(e, u):
+      op = edge_ops[l][e]
+      if op.kind == "zero":
+        return None
+      if op.kind == "skip":
+        return u
+      if op.kind in ("avgpool", "maxpool"):
+        return pool3x3(u, op.kind)
+      new_v[str(e)], spikes = neurons.lif_step(
+          state["v"][str(e)], u, cfg.lif.with_threshold(op.threshold))
+      rec.record(f"cell{l}/edge{e}/lif", spikes)
+      pe = params["cells"][l][str(e)]
+      y, new_stats[str(e)] = bn(conv2d(spikes, pe["kernel"]), pe, stats and stats[str(e)])
+      return y
+
+    fb = tuple(state["fb"]) if backward else None
+    y, new_fb = cell_wiring(x, fb, edge_fn, backward)
+    new_state = {"v": new_v}
+    if backward:
+      new_state["fb"] = new_fb
+    return y, new_state, (new_stats if stats is not None else None)
+
+  state0 = []
+  for l, (h, w, c) in enumerate(cfg.cell_shapes):
+    st = {"v": {str(e): _zeros((b, h, w, c)) for e in range(cfg.num_edges)
+                if edge_ops[l][e].has_lif}}
+    if backward:
+      st["fb"] = tuple(_zeros((b, h, w, c)) for _ in range(3))
+    state0.append(st)
+  return _forward(params, images, key, cfg, cell_fn, state0, train=train,
+                  batch_stats=batch_stats, probe=probe, per_layer=per_layer)

@@ -1,0 +1,322 @@
+"""The training-free SAHD score, batched over candidate architectures.
+
+Per LIF call (one LIF at one timestep) with binary codes ``x`` [B, N]
+(spec §4)::
+
+  H_ij = |x_i xor x_j|                    Hamming distance (one Gram matmul)
+  E_ij = N (r_i (1 - r_j) + (1 - r_i) r_j)  expected H of independent codes
+  K    = N - 0.5 H / (E + 1e-3)           sparsity-aware Hamming kernel
+
+The score of one image batch is ``log|det mean_calls K|`` and a candidate's
+score is the mean over R batches. The plain Hamming (NASWOT-style) kernel
+``K = N - H`` is available as ``kernel="hamming"``.
+
+Float32 on device: ``mean K = Nbar 11^T + M`` with ``M = -0.5 mean(H / (E +
+1e-3))`` has a condition number ~1e8, so the rank-one part is split off
+exactly. With an orthogonal Householder ``Q`` mapping ``1/sqrt(B)`` to ``e1``,
+``Q K Q = B Nbar e1 e1^T + Q M Q``, hence (Schur complement on the first row)::
+
+  log|det K| = log|det A22| + log|B Nbar + a11 - a12^T A22^-1 a12|
+
+with ``A = Q M Q``. ``A22`` is M restricted to the complement of ``1`` and
+is well conditioned for informative codes; ``M`` itself may be singular
+without harm. A singular ``A22`` (two samples with identical codes in every
+call, or no LIF ever firing) means a singular kernel: the score is then
+``-inf`` and flagged, never NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import network as network_lib
+
+KERNELS = ("sahd", "hamming")
+SAHD_ALPHA = 0.5
+SAHD_EPS = 1e-3
+
+
+def hamming_terms(spikes: jax.Array, kernel: str = "sahd"):
+  """Per-call kernel statistics of one LIF output (a network probe).
+
+  Args:
+    spikes: LIF output [B, ...] with values in {0, 1}.
+    kernel: ``"sahd"`` or ``"hamming"``.
+
+  Returns:
+    ``(d [B, B], n)``: ``d = 0.5 H / (E + 1e-3)`` for SAHD, ``d = H`` for
+    Hamming (so that ``K = n - d``), and ``n = N`` as a float32 scalar.
+  """
+  b = spikes.shape[0]
+  x = (spikes.reshape(b, -1) > 0).astype(jnp.float32)
+  n = x.shape[1]
+  counts = x.sum(1)
+  # 0/1 codes: the Gram matmul and counts are exact integers below 2^24.
+  gram = jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
+  ham = counts[:, None] + counts[None, :] - 2.0 * gram
+  if kernel == "hamming":
+    d = ham
+  else:
+    expected = (counts[:, None] * (n - counts[None, :])
+                + (n - counts[:, None]) * counts[None, :]) / n
+    d = SAHD_ALPHA * ham / (expected + SAHD_EPS)
+  return d, jnp.float32(n)
+
+
+def kernel_logdet(m: jax.Array, n_bar: jax.Array):
+  """``log|det(n_bar 11^T + m)|`` in float32 without the rank-one cancellation.
+
+  Args:
+    m: symmetric [B, B] (the negative mean distance term, zero diagonal).
+    n_bar: scalar, the mean code length of the averaged calls.
+
+  Returns:
+    ``(logdet, singular)``: ``-inf`` and True where the kernel is singular.
+  """
+  b = m.shape[-1]
+  u = jnp.full((b,), 1.0 / np.sqrt(b), m.dtype)
+  v = u - jnp.zeros((b,), m.dtype).at[0].set(1.0)
+  v = v / jnp.linalg.norm(v)
+  # Q m Q with Q = I - 2 v v^T, applied in O(B^2).
+  mv = m @ v
+  vmv = v @ mv
+  a = m - 2.0 * jnp.outer(v, mv) - 2.0 * jnp.outer(mv, v) + 4.0 * vmv * jnp.outer(v, v)
+  a11, a12, a22 = a[0, 0], a[0, 1:], a[1:, 1:]
+  lu, piv = jax.scipy.linalg.lu_factor(a22)
+  diag = jnp.abs(jnp.diagonal(lu))
+  tol = b * jnp.finfo(m.dtype).eps * jnp.max(jnp.abs(a22))
+  schur = a11 - a12 @ jax.scipy.linalg.lu_solve((lu, piv), a12)
+  logdet = jnp.sum(jnp.log(diag)) + jnp.log(jnp.abs(b * n_bar + schur))
+  singular = (jnp.min(diag) <= tol) | ~jnp.isfinite(logdet)
+  return jnp.where(singular, -jnp.inf, logdet), singular
+
+
+def kernel_logdet_reference(kernels: Sequence[np.ndarray]) -> float:
+  """Float64 host reference: ``log|det(mean of kernels)|`` by plain slogdet.
+
+  Args:
+    kernels: per-call kernels ``K = N - d`` as float64 [B, B] arrays.
+  """
+  mean = np.mean(np.stack([np.asarray(k, np.float64) for k in kernels]), axis=0)
+  return float(np.linalg.slogdet(mean)[1])
+
+
+def kernel_from_codes_reference(codes: np.ndarray, kernel: str = "sahd") -> np.ndarray:
+  """Float64 host reference of one call's kernel ``K`` from codes [B, ...]."""
+  x = (np.asarray(codes).reshape(codes.shape[0], -1) > 0).astype(np.float64)
+  n = x.shape[1]
+  ham = x @ (1 - x).T + (1 - x) @ x.T
+  if kernel == "hamming":
+    return n - ham
+  r = x.mean(1)
+  expected = n * (r[:, None] * (1 - r[None, :]) + (1 - r[:, None]) * r[None, :])
+  return n - SAHD_ALPHA * ham / (expected + SAHD_EPS)
+
+
+def score_from_probes(probes, kernel: str = "sahd"):
+  """The log-determinant of one image batch from summed probe outputs.
+
+  Args:
+    probes: ``{"values": (d_sum [B, B], n_sum), "counts": calls}`` as
+      returned by a network forward with probe :func:`hamming_terms` and
+      ``per_layer=False``.
+    kernel: the kernel the probe computed.
+
+  Returns:
+    ``(logdet, singular)``.
+  """
+  (d_sum, n_sum), calls = probes["values"], probes["counts"]
+  return kernel_logdet(-d_sum / calls, n_sum / calls)
+
+
+# ----------------------------------------------------------------------------
+# Batched scoring.
+
+def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig, kernel: str):
+  """Score of one candidate with its own fresh weights (all R batches)."""
+  k_init, k_drop = jax.random.split(jax.random.fold_in(key, cid))
+  params = network_lib.init_supernet_params(k_init, cfg)
+  probe = functools.partial(hamming_terms, kernel=kernel)
+
+  def one_batch(r):
+    _, aux = network_lib.supernet_forward(
+        params, arch, images[r], jax.random.fold_in(k_drop, r), cfg, probe=probe)
+    return score_from_probes(aux["probes"], kernel)
+
+  logdets, singular = jax.lax.map(one_batch, jnp.arange(images.shape[0]))
+  return jnp.mean(logdets), jnp.any(singular)
+
+
+def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh):
+  """Scores one chunk: candidates sharded over ``mesh``, mapped per device."""
+
+  def per_device(arch, ids, images, key):
+    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel)
+    return jax.lax.map(fn, (arch, ids), batch_size=map_batch_size)
+
+  return jax.shard_map(per_device, mesh=mesh,
+                       in_specs=(P("cand"), P("cand"), P(), P()),
+                       out_specs=(P("cand"), P("cand")), check_vma=False)(arch, ids, images, key)
+
+
+@functools.lru_cache(maxsize=16)
+def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: str, chunk_size: int,
+                 map_batch_size: int, images_shape: tuple, num_devices: int):
+  """A jitted ``(arch [chunk, L, E, O], ids [chunk], images, key) -> (scores,
+  singular)`` sharded over the first ``num_devices`` local devices.
+
+  Cached per static configuration (the arguments), so every chunk of a search
+  reuses one compilation; tests prove it with ``chex.assert_max_traces``.
+  """
+  if chunk_size % num_devices:
+    raise ValueError(f"chunk_size {chunk_size} is not a multiple of the "
+                     f"{num_devices} devices")
+  mesh = Mesh(np.array(jax.local_devices()[:num_devices]), ("cand",))
+  body = functools.partial(_chunk_body, cfg=cfg, kernel=kernel,
+                           map_batch_size=map_batch_size, mesh=mesh)
+  cand = NamedSharding(mesh, P("cand"))
+  rep = NamedSharding(mesh, P())
+  return jax.jit(body, in_shardings=(cand, cand, rep, rep),
+                 out_shardings=(cand, cand)), mesh
+
+
+@dataclasses.dataclass
+class ScoreResult:
+  """Scores of a batch of candidates.
+
+  Attributes:
+    scores: float64 [N], the mean log-determinant (``-inf`` if singular).
+    singular: bool [N], the kernel was singular in some batch.
+    compile_seconds: wall time of the first (compiling) chunk call.
+    run_seconds: wall time of all chunk calls after the first.
+  """
+
+  scores: np.ndarray
+  singular: np.ndarray
+  compile_seconds: float = 0.0
+  run_seconds: float = 0.0
+
+
+def as_genotypes(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
+  """Canonical int32 genotypes [N, L, 4, 4] from strings or arrays.
+
+  Accepts a list of genotype strings (one genotype for all cells, or
+  ``|``-separated per-cell strings), an int array [N, 4, 4] or [N, L, 4, 4].
+  """
+  if isinstance(genotypes, str):
+    raise ValueError(f"expected a list of genotypes, got the string {genotypes!r}")
+  if len(genotypes) and isinstance(genotypes[0], str):
+    rows = []
+    for text in genotypes:
+      cells = [genotype_lib.parse_genotype(t, cfg.ops) for t in text.split("|")]
+      if len(cells) not in (1, cfg.num_cells):
+        raise ValueError(f"genotype {text!r} has {len(cells)} cells; expected 1 or "
+                         f"{cfg.num_cells}")
+      rows.append(np.broadcast_to(np.stack(cells), (cfg.num_cells, 4, 4)))
+    g = np.stack(rows) if rows else np.zeros((0, cfg.num_cells, 4, 4), np.int32)
+  else:
+    g = np.asarray(genotypes, np.int32)
+    if g.ndim == 3:
+      g = np.broadcast_to(g[:, None], (g.shape[0], cfg.num_cells, 4, 4))
+    if g.ndim != 4 or g.shape[1:] != (cfg.num_cells, 4, 4):
+      raise ValueError(f"genotypes of shape {g.shape}; expected [N, 4, 4] or "
+                       f"[N, {cfg.num_cells}, 4, 4]")
+    if g.size and (g.min() < 0 or g.max() >= cfg.ops.num_digits):
+      raise ValueError(f"genotype digit out of range 0..{cfg.ops.num_digits - 1} "
+                       f"for op set {cfg.ops}")
+  g = genotype_lib.canonical(np.ascontiguousarray(g, np.int32))
+  if not cfg.backward and genotype_lib.has_backward(g).any():
+    raise ValueError("a genotype has backward edges; use a config with backward=True")
+  return g
+
+
+def arch_of(genotypes: np.ndarray, cfg: network_lib.NetworkConfig) -> np.ndarray:
+  """One-hot op weights [N, L, E, O] of canonical genotypes [N, L, 4, 4]."""
+  return genotype_lib.arch_weights(genotypes, cfg.ops)[..., :cfg.num_edges, :]
+
+
+def score_candidates(genotypes, images, key: jax.Array,
+                     cfg: network_lib.NetworkConfig, *, kernel: str = "sahd",
+                     chunk_size: int = 8, map_batch_size: int = 1,
+                     candidate_ids: Optional[np.ndarray] = None,
+                     num_devices: Optional[int] = None,
+                     arch: Optional[np.ndarray] = None,
+                     progress: Optional[Callable[[int, int], None]] = None) -> ScoreResult:
+  """Scores candidates, each with its own fresh random weights.
+
+  All candidates run through one compiled function in fixed-size chunks (the
+  last chunk is padded), with the candidate axis sharded over local devices.
+
+  Args:
+    genotypes: see :func:`as_genotypes` (ignored when ``arch`` is given).
+    images: normalised image batches [R, B, H, W, C].
+    key: PRNG key; candidate ``i`` uses ``fold_in(key, candidate_ids[i])``
+      so a score does not depend on chunking, devices or order.
+    cfg: the network config (``cfg.backward`` must admit the genotypes).
+    kernel: ``"sahd"`` (default) or ``"hamming"``.
+    chunk_size: candidates per compiled call (memory is flat in N).
+    map_batch_size: candidates vmapped together inside a chunk (1 = a
+      sequential ``lax.map``, the fast choice on CPU; ``chunk_size /
+      devices`` = a full vmap).
+    candidate_ids: int [N] ids for the key derivation (default ``arange``).
+    num_devices: devices to shard over (default all local devices).
+    arch: op weights [N, L, E, O] to score directly (multi-hot supernets).
+    progress: called as ``progress(done, total)`` after each chunk.
+
+  Returns:
+    A :class:`ScoreResult`.
+  """
+  if kernel not in KERNELS:
+    raise ValueError(f"unknown kernel {kernel!r}; choose from {KERNELS}")
+  images = jnp.asarray(images, jnp.float32)
+  if images.ndim != 5 or images.shape[2:] != cfg.input_shape:
+    raise ValueError(f"images of shape {images.shape}; expected [R, B, "
+                     f"{', '.join(map(str, cfg.input_shape))}]")
+  if arch is None:
+    arch = arch_of(as_genotypes(genotypes, cfg), cfg)
+  arch = np.asarray(arch, np.float32)
+  n = arch.shape[0]
+  if candidate_ids is None:
+    candidate_ids = np.arange(n)
+  candidate_ids = np.asarray(candidate_ids, np.int32)
+  if candidate_ids.shape != (n,):
+    raise ValueError(f"candidate_ids has shape {candidate_ids.shape}, expected ({n},)")
+  num_devices = num_devices or jax.local_device_count()
+  if chunk_size < 1:
+    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+  chunk_size = -(-chunk_size // num_devices) * num_devices
+  map_batch_size = max(1, min(map_batch_size, chunk_size // num_devices))
+  fn, mesh = chunk_scorer(cfg, kernel, chunk_size, map_batch_size,
+                          tuple(images.shape), num_devices)
+  images = jax.device_put(images, NamedSharding(mesh, P()))
+  key = jax.device_put(key, NamedSharding(mesh, P()))
+  scores = np.empty(n, np.float64)
+  singular = np.empty(n, bool)
+  compile_s = run_s = 0.0
+  for start in range(0, n, chunk_size):
+    stop = min(start + chunk_size, n)
+    pad = chunk_size - (stop - start)
+    a = np.concatenate([arch[start:stop], np.repeat(arch[start:start + 1], pad, 0)])
+    ids = np.concatenate([candidate_ids[start:stop], np.repeat(candidate_ids[start:start + 1], pad)])
+    t0 = time.perf_counter()
+    s, sing = fn(a, ids, images, key)
+    s, sing = np.asarray(s), np.asarray(sing)
+    dt = time.perf_counter() - t0
+    if start == 0:
+      compile_s = dt
+    else:
+      run_s += dt
+    scores[start:stop] = s[:stop - start]
+    singular[start:stop] = sing[:stop - start]
+    if progress is not None:
+      progress(stop, n)
+  return ScoreResult(scores, singular, compile_s, run_s)

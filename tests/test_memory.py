@@ -1,0 +1,82 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import memory
+from snnax_nas import network
+
+
+def _real_count(cfg, g):
+  tree = jax.eval_shape(lambda k: network.init_standalone_params(k, cfg, g), jax.random.key(0))
+  return memory.tree_param_count(tree)
+
+
+def test_released_cells_match_spec_numbers():
+  c100 = network.network_config("cifar100", backward=True)
+  g100 = genotype_lib.parse_genotype("0302/0030/3003/0000", c100.ops)
+  assert memory.param_count(g100, c100) == 20_624_500 == _real_count(c100, g100)
+  c10 = network.network_config("cifar10", backward=True)
+  g10 = genotype_lib.parse_genotype("0303/0030/2002/0200", c10.ops)
+  assert memory.param_count(g10, c10) == 19_520_356 == _real_count(c10, g10)
+  assert round(memory.param_count(g10, network.network_config(
+      "cifar10", backward=True, second_pool=2)) / 1e6, 2) == 44.69
+
+
+@pytest.mark.parametrize("cells_per_stage", [1, 2])
+def test_analytic_count_equals_real_tree_on_many_forward_genotypes(cells_per_stage):
+  cfg = network.network_config(None, width=8, hidden=48, cells_per_stage=cells_per_stage,
+                               num_classes=7, vote_group=3)
+  gs = genotype_lib.unique_canonical(genotype_lib.enumerate_forward(cfg.ops))
+  # Every pattern of conv1x1/conv3x3 over the 6 edges appears; take them all
+  # plus a random selection of the rest (a few hundred networks in total).
+  digits = gs[..., [0, 0, 1, 0, 1, 2], [1, 2, 2, 3, 3, 3]]
+  conv_pattern = np.where(digits == 2, 1, np.where(digits == 3, 2, 0))
+  _, first = np.unique(conv_pattern, axis=0, return_index=True)
+  rest = np.random.default_rng(0).choice(len(gs), 60, replace=False)
+  pick = gs[np.unique(np.concatenate([first, rest]))]
+  assert len(first) == 3 ** 6
+  analytic = memory.param_count(pick, cfg)
+  real = np.array([_real_count(cfg, g) for g in pick])
+  np.testing.assert_array_equal(analytic, real)
+
+
+def test_analytic_count_equals_real_tree_on_backward_and_per_cell_genotypes():
+  cfg = network.network_config(None, width=6, hidden=40, backward=True,
+                               ops="zero,skip,conv1x1,conv3x3@0.5,maxpool3x3")
+  gs = genotype_lib.sample_genotypes(np.random.default_rng(1), 40, cfg.ops, backward=True)
+  np.testing.assert_array_equal(memory.param_count(gs, cfg),
+                                [_real_count(cfg, g) for g in gs])
+  per_cell = gs[:20].reshape(10, 2, 4, 4)
+  np.testing.assert_array_equal(memory.param_count(per_cell, cfg),
+                                [_real_count(cfg, g) for g in per_cell])
+
+
+def test_bytes_neurons_and_budget_filter():
+  cfg = network.network_config("cifar100")
+  gs = genotype_lib.sample_genotypes(np.random.default_rng(2), 50, cfg.ops)
+  params = memory.param_count(gs, cfg)
+  report = memory.memory_report(gs, cfg, weight_bits=4)
+  np.testing.assert_array_equal(report.weight_bytes, params // 2)
+  assert (memory.weight_bytes(params, 16) == params * 2).all()
+  budget = int(np.median(params))
+  ok = memory.within_budget(gs, cfg, budget_params=budget)
+  np.testing.assert_array_equal(ok, params <= budget)
+  ok8 = memory.within_budget(gs, cfg, budget_bytes=budget, weight_bits=8)
+  np.testing.assert_array_equal(ok8, params <= budget)
+  with pytest.raises(ValueError, match="weight_bits"):
+    memory.weight_bytes(params, 3)
+  with pytest.raises(ValueError, match="budget_params"):
+    memory.within_budget(gs, cfg, budget_params=0)
+
+
+def test_neuron_count_equals_lifs_seen_by_the_network():
+  cfg = network.network_config(None, width=4, hidden=32, timesteps=1, vote_group=2,
+                               backward=True, input_shape=(16, 16, 3))
+  for text in ("0303/0030/2002/0200", "0111/0011/0001/0000"):
+    g = genotype_lib.parse_genotype(text, cfg.ops)
+    params = network.init_standalone_params(jax.random.key(0), cfg, g)
+    _, aux = network.standalone_forward(params, g, jnp.zeros((2, 16, 16, 3)), jax.random.key(0),
+                                        cfg, probe=lambda s: jnp.float32(s[0].size))
+    assert memory.neuron_count(g, cfg) == sum(float(v) for v in aux["probes"]["values"].values())

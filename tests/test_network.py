@@ -1,0 +1,159 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import network
+from snnax_nas import score
+
+CFG = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
+                             backward=True, input_shape=(16, 16, 3))
+GENOTYPES = ["0303/0030/2002/0200", "0302/0030/3003/0000", "0104/0040/0003/0000",
+             "0411/0002/0000/0000"]
+
+
+def _images(b=8, seed=0, shape=(16, 16, 3)):
+  return jax.random.normal(jax.random.key(seed), (b,) + shape)
+
+
+def test_config_validation_names_values():
+  with pytest.raises(ValueError, match="width"):
+    network.network_config(None, width=0)
+  with pytest.raises(ValueError, match="not divisible"):
+    network.network_config(None, input_shape=(30, 30, 3))
+  with pytest.raises(ValueError, match="nosuch"):
+    network.network_config("nosuch")
+  with pytest.raises(ValueError, match="bogus"):
+    network.network_config(None, bogus=1)
+  with pytest.raises(ValueError, match="conv7x7"):
+    network.network_config(None, ops="skip,conv7x7")
+
+
+def test_presets():
+  c10 = network.network_config("cifar10")
+  assert (c10.width, c10.second_pool, c10.classifier_in, c10.num_outputs) == (256, 4, 8192, 100)
+  c100 = network.network_config("cifar100")
+  assert (c100.classifier_in, c100.num_outputs) == (16384, 500)
+  tin = network.network_config("tinyimagenet")
+  assert tin.stage_shapes == ((32, 32, 128), (16, 16, 256)) and tin.classifier_in == 16384
+  three = network.network_config("cifar100", cells_per_stage=3)
+  assert three.num_cells == 6 and len(three.cell_shapes) == 6
+
+
+def test_cell_wiring_matches_reference_equations():
+  # Edge e multiplies its input by (e + 2): check x3 and the feedback states
+  # against the spec's equations over two timesteps.
+  def edge_fn(e, u):
+    return u * (e + 2)
+
+  f = {e: e + 2 for e in range(12)}
+  x0 = jnp.ones(())
+  fb = None
+  s = (0.0, 0.0, 0.0)
+  for _ in range(2):
+    x3, fb = network.cell_wiring(x0, fb, edge_fn, backward=True)
+    s0, s1, s2 = s
+    x1 = f[0] * (1 + s0)
+    x2 = f[1] * (1 + s0) + f[2] * (x1 + s1)
+    ex3 = f[3] * (1 + s0) + f[4] * (x1 + s1) + f[5] * (x2 + s2)
+    s = (f[6] * (x1 + s1) + f[7] * (x2 + s2) + f[8] * ex3,
+         f[9] * (x2 + s2) + f[10] * ex3, f[11] * ex3)
+    np.testing.assert_allclose(float(x3), ex3, rtol=1e-6)
+    np.testing.assert_allclose([float(v) for v in fb], s, rtol=1e-6)
+  x3, fb = network.cell_wiring(x0, None, edge_fn, backward=False)
+  assert fb is None and float(x3) == f[3] + f[4] * f[0] + f[5] * (f[1] + f[2] * f[0])
+
+
+@pytest.mark.parametrize("text", GENOTYPES)
+def test_supernet_one_hot_equals_standalone(text):
+  g = genotype_lib.parse_genotype(text, CFG.ops)
+  params = network.init_supernet_params(jax.random.key(1), CFG)
+  alone = network.standalone_from_supernet(params, CFG, g)
+  arch = score.arch_of(genotype_lib.canonical(g)[None, None], CFG)[0, 0]
+  x, key = _images(), jax.random.key(3)
+  y_super, _ = jax.jit(lambda p, a, x: network.supernet_forward(p, a, x, key, CFG))(params, arch, x)
+  y_alone, _ = jax.jit(lambda p, x: network.standalone_forward(p, g, x, key, CFG))(alone, x)
+  np.testing.assert_allclose(y_super, y_alone, rtol=1e-5, atol=1e-6)
+  assert y_super.shape == (8, CFG.num_classes)
+
+
+def test_standalone_tree_equals_its_specs_and_extraction():
+  g = genotype_lib.parse_genotype("0303/0030/2002/0200", CFG.ops)
+  fresh = network.init_standalone_params(jax.random.key(0), CFG, g)
+  picked = network.standalone_from_supernet(
+      network.init_supernet_params(jax.random.key(0), CFG), CFG, g)
+  shapes = lambda t: jax.tree.map(lambda a: a.shape, t)
+  assert shapes(fresh) == shapes(picked)
+  assert sorted(fresh["cells"][0], key=int) == ["0", "2", "3", "5", "7", "10"]
+
+
+def test_backward_edge_changes_output_only_after_first_step():
+  # Identical forward parts; the second genotype adds a feedback edge 3->0.
+  cfg1 = network.network_config(None, width=4, hidden=32, timesteps=1, vote_group=2,
+                                backward=True, input_shape=(16, 16, 3), dropout=0.0)
+  cfg3 = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
+                                backward=True, input_shape=(16, 16, 3), dropout=0.0)
+  fwd = genotype_lib.parse_genotype("0303/0030/0003/0000", cfg1.ops)
+  bwd = genotype_lib.parse_genotype("0303/0030/0003/1000", cfg1.ops)
+  x = _images()
+  outs = {}
+  for name, cfg in (("t1", cfg1), ("t3", cfg3)):
+    params = network.init_supernet_params(jax.random.key(5), cfg)
+    for gname, g in (("f", fwd), ("b", bwd)):
+      arch = score.arch_of(g[None, None], cfg)[0, 0]
+      # Observe the spikes of the LIF after the last cell.
+      aux = network.supernet_forward(params, arch, x, None, cfg, train=False,
+                                     probe=lambda s: s.sum(), per_layer=True)[1]
+      outs[name, gname] = float(aux["probes"]["values"]["head/lif"])
+  assert outs["t1", "f"] == outs["t1", "b"]
+  assert outs["t3", "f"] != outs["t3", "b"]
+
+
+def test_training_mode_updates_running_stats_and_eval_uses_them():
+  cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
+                               input_shape=(16, 16, 3))
+  g = genotype_lib.parse_genotype("0303/0030/0003/0000", cfg.ops)
+  params = network.init_standalone_params(jax.random.key(0), cfg, g)
+  stats = network.init_batch_stats(params)
+  x = _images() + 3.0
+  _, aux = network.standalone_forward(params, g, x, jax.random.key(1), cfg, batch_stats=stats)
+  new = aux["batch_stats"]
+  assert jax.tree.structure(new) == jax.tree.structure(stats)
+  # The stem BN runs once: its running mean moves 10% of the way to the batch mean.
+  assert float(jnp.abs(new["stem"]["bn"]["mean"]).max()) > 0
+  # Per-timestep BNs update T times.
+  assert not np.allclose(new["cells"][0]["0"]["mean"], 0)
+  y_eval, aux_eval = network.standalone_forward(params, g, x, None, cfg, train=False,
+                                                batch_stats=new)
+  assert y_eval.shape == (8, 10)
+  with pytest.raises(ValueError, match="running statistics"):
+    network.standalone_forward(params, g, x, None, cfg, train=False)
+
+
+def test_gradients_flow_through_surrogate():
+  cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
+                               input_shape=(16, 16, 3))
+  g = genotype_lib.parse_genotype("0303/0030/0003/0000", cfg.ops)
+  params = network.init_standalone_params(jax.random.key(0), cfg, g)
+  x = _images() * 3
+
+  def loss(p):
+    y, _ = network.standalone_forward(p, g, x, jax.random.key(1), cfg)
+    return jnp.mean(jnp.square(y - 1.0))
+
+  grads = jax.grad(loss)(params)
+  assert float(jnp.abs(grads["cells"][0]["0"]["kernel"]).sum()) > 0
+  assert float(jnp.abs(grads["stem"]["conv"]["kernel"]).sum()) > 0
+
+
+def test_per_layer_probes_report_every_lif():
+  g = genotype_lib.parse_genotype("0303/0030/2002/0200", CFG.ops)
+  params = network.init_standalone_params(jax.random.key(0), CFG, g)
+  probe = lambda s: jnp.float32(s[0].size)
+  _, aux = network.standalone_forward(params, g, _images(), jax.random.key(1), CFG, probe=probe)
+  counts = aux["probes"]["counts"]
+  assert len(counts) == 2 * 6 + 3  # 6 conv edges in each of 2 cells + 3 fixed LIFs
+  assert all(float(c) == CFG.timesteps for c in counts.values())

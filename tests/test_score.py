@@ -1,0 +1,169 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import network
+from snnax_nas import score
+
+CFG = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
+                             backward=True, input_shape=(16, 16, 3))
+# Forward and backward genotypes, incl. a pooling cell and a skip-only cell.
+GENOTYPES = ["0303/0030/2002/0200", "0302/0030/3003/0000", "0104/0040/0003/0000",
+             "0333/0033/0003/0000", "0211/0041/0003/0200", "0111/0011/0001/0000"]
+R, B = 2, 16
+
+
+def _images(seed=0):
+  return jax.random.normal(jax.random.key(seed), (R, B, 16, 16, 3)) * 2.0
+
+
+def _random_codes(rng, b, n, rate):
+  return (rng.random((b, n)) < rate).astype(np.float32)
+
+
+def test_hamming_terms_match_float64_reference():
+  rng = np.random.default_rng(0)
+  codes = _random_codes(rng, 12, 700, 0.2).reshape(12, 7, 10, 10)
+  for kernel in score.KERNELS:
+    d, n = score.hamming_terms(jnp.asarray(codes), kernel)
+    ref = score.kernel_from_codes_reference(codes, kernel)
+    np.testing.assert_allclose(float(n) - np.asarray(d, np.float64), ref, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("b, n, rates", [(64, 131072, (0.05, 0.3, 0.5)),
+                                         (256, 4096, (0.1, 0.02)),
+                                         (32, 16384, (0.5,))])
+def test_float32_logdet_matches_float64(b, n, rates):
+  # Mean kernel over several calls, as a real candidate produces.
+  rng = np.random.default_rng(b)
+  calls = [_random_codes(rng, b, n, r) for r in rates]
+  ref = score.kernel_logdet_reference([score.kernel_from_codes_reference(c) for c in calls])
+  d_sum = sum(score.hamming_terms(jnp.asarray(c))[0] for c in calls)
+  logdet, singular = score.kernel_logdet(-d_sum / len(calls), jnp.float32(n))
+  assert not bool(singular)
+  assert abs(float(logdet) - ref) < 1e-4, (float(logdet), ref)
+  # The naive float32 slogdet of the full kernel is visibly worse at large N.
+  if n >= 100000:
+    naive = jnp.linalg.slogdet(n - d_sum / len(calls))[1]
+    assert abs(float(naive) - ref) > 1e-3
+
+
+def test_singular_kernel_is_flagged_not_nan():
+  rng = np.random.default_rng(1)
+  codes = _random_codes(rng, 16, 512, 0.3)
+  codes[5] = codes[9]  # two samples with identical codes
+  d, n = score.hamming_terms(jnp.asarray(codes))
+  logdet, singular = score.kernel_logdet(-d, n)
+  assert bool(singular) and float(logdet) == -np.inf
+  silent = np.zeros((16, 512), np.float32)  # a layer that never fires
+  d, n = score.hamming_terms(jnp.asarray(silent))
+  logdet, singular = score.kernel_logdet(-d, n)
+  assert bool(singular) and float(logdet) == -np.inf
+
+
+def _reference_score(text, key, images, cfg, kernel="sahd"):
+  """The obviously-correct path: the architecture built alone, host 'hooks'
+  on every LIF call, kernels and slogdet in float64 numpy."""
+  g = genotype_lib.canonical(genotype_lib.parse_genotype(text, cfg.ops))
+  cid = GENOTYPES.index(text)
+  k_init, k_drop = jax.random.split(jax.random.fold_in(key, cid))
+  alone = network.standalone_from_supernet(network.init_supernet_params(k_init, cfg), cfg, g)
+  logdets = []
+  for r in range(images.shape[0]):
+    calls = []
+    hook = lambda s: calls.append(np.asarray(s))
+    probe = lambda s: (jax.debug.callback(hook, s, ordered=True), ())[1]
+    network.standalone_forward(alone, g, images[r], jax.random.fold_in(k_drop, r), cfg,
+                               probe=probe)
+    n_lifs = 2 * int((np.vectorize(lambda d: cfg.ops.op_of_digit(d).has_lif)(
+        g[tuple(zip(*genotype_lib.EDGES))])).sum()) + 3
+    assert len(calls) == cfg.timesteps * n_lifs
+    logdets.append(score.kernel_logdet_reference(
+        [score.kernel_from_codes_reference(c, kernel) for c in calls]))
+  return float(np.mean(logdets))
+
+
+def test_batched_supernet_score_equals_standalone_reference():
+  key, images = jax.random.key(7), _images()
+  result = score.score_candidates(GENOTYPES, images, key, CFG, chunk_size=4)
+  assert result.scores.shape == (len(GENOTYPES),)
+  assert result.singular.sum() <= 1
+  for i, text in enumerate(GENOTYPES):
+    ref = _reference_score(text, key, images, CFG)
+    if result.singular[i]:  # a singular kernel must be singular in float64 too
+      assert ref == -np.inf and result.scores[i] == -np.inf
+    else:
+      assert abs(result.scores[i] - ref) < 1e-4, (text, result.scores[i], ref)
+  # Different architectures get different scores.
+  assert len(set(np.round(result.scores, 6))) == len(GENOTYPES) - result.singular.sum() + (
+      result.singular.sum() > 0)
+
+
+def test_one_compilation_for_any_number_of_chunks_and_chunking_invariance(monkeypatch):
+  key, images = jax.random.key(3), _images(1)
+  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 7, CFG.ops, backward=True)
+  chex.clear_trace_counter()
+  monkeypatch.setattr(score, "_chunk_body", chex.assert_max_traces(score._chunk_body, n=1))
+  score.chunk_scorer.cache_clear()
+  a = score.score_candidates(gs, images, key, CFG, chunk_size=2)  # 4 chunks
+  b = score.score_candidates(gs, images, key, CFG, chunk_size=2)  # cached: no retrace
+  np.testing.assert_array_equal(a.scores, b.scores)
+  monkeypatch.undo()
+  score.chunk_scorer.cache_clear()
+  # Scores depend on candidate ids, not on chunking, order or vmapping.
+  c = score.score_candidates(gs[::-1], images, key, CFG, chunk_size=8, map_batch_size=8,
+                             candidate_ids=np.arange(7)[::-1])
+  np.testing.assert_allclose(c.scores[::-1], a.scores, atol=1e-4)
+
+
+def test_hamming_kernel_option():
+  res = score.score_candidates(GENOTYPES[:2], _images(), jax.random.key(0), CFG,
+                               kernel="hamming", chunk_size=2)
+  assert np.isfinite(res.scores).all()
+  ref = _reference_score(GENOTYPES[0], jax.random.key(0), _images(), CFG, kernel="hamming")
+  assert abs(res.scores[0] - ref) < 1e-3 * abs(ref)
+
+
+def test_bad_inputs_raise_value_errors():
+  with pytest.raises(ValueError, match="cosine"):
+    score.score_candidates(GENOTYPES, _images(), jax.random.key(0), CFG, kernel="cosine")
+  with pytest.raises(ValueError, match="images of shape"):
+    score.score_candidates(GENOTYPES, jnp.zeros((2, 4, 8, 8, 3)), jax.random.key(0), CFG)
+  with pytest.raises(ValueError, match="0309"):
+    score.score_candidates(["0309/0030/2002/0200"], _images(), jax.random.key(0), CFG)
+  fwd_only = network.network_config(None, width=4, hidden=32, input_shape=(16, 16, 3))
+  with pytest.raises(ValueError, match="backward"):
+    score.as_genotypes(["0303/0030/2002/0200"], fwd_only)
+
+
+_SHARDED = textwrap.dedent("""
+    import os, sys
+    import jax, numpy as np
+    from snnax_nas import network, score
+    cfg = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
+                                 backward=True, input_shape=(16, 16, 3))
+    images = jax.random.normal(jax.random.key(0), (2, 16, 16, 16, 3)) * 2.0
+    gs = {gs!r}
+    res = score.score_candidates(gs, images, jax.random.key(7), cfg, chunk_size=4)
+    print(jax.local_device_count(), *res.scores.tolist())
+""")
+
+
+def test_sharded_over_four_host_devices_gives_same_scores():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu")
+  code = _SHARDED.format(gs=GENOTYPES[:5])
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                       text=True, check=True, timeout=600).stdout.split()
+  assert out[0] == "4"
+  images = jax.random.normal(jax.random.key(0), (2, 16, 16, 16, 3)) * 2.0
+  single = score.score_candidates(GENOTYPES[:5], images, jax.random.key(7), CFG, chunk_size=4)
+  np.testing.assert_allclose(np.array(out[1:], float), single.scores, atol=1e-5)
