@@ -1,0 +1,76 @@
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snnax_nas import correlation
+
+
+def _brute_kendall_tau_b(x, y):
+  n, c, d, tx, ty = len(x), 0, 0, 0, 0
+  for i in range(n):
+    for j in range(i + 1, n):
+      a, b = np.sign(x[j] - x[i]), np.sign(y[j] - y[i])
+      c += a * b > 0
+      d += a * b < 0
+      tx += a == 0 and b != 0
+      ty += b == 0 and a != 0
+  return (c - d) / np.sqrt((c + d + tx) * (c + d + ty))
+
+
+def test_rank_statistics_against_definitions():
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 6, 40).astype(float)  # with ties
+  y = x + rng.normal(0, 2, 40)
+  assert abs(correlation.kendall_tau(x, y) - _brute_kendall_tau_b(x, y)) < 1e-12
+  assert correlation.kendall_tau(x, x) == pytest.approx(1.0)
+  assert correlation.kendall_tau(x, -x) == pytest.approx(-1.0)
+  np.testing.assert_array_equal(correlation.rankdata([3, 1, 3, 2]), [3.5, 1, 3.5, 2])
+  # Spearman = Pearson of ranks; a monotone transform keeps rho = 1.
+  assert correlation.spearman_rho(y, np.exp(y)) == pytest.approx(1.0)
+  rho = correlation.spearman_rho(x, y)
+  r = np.corrcoef(correlation.rankdata(x), correlation.rankdata(y))[0, 1]
+  assert rho == pytest.approx(r)
+
+
+def test_top_k_and_report():
+  truth = np.arange(100.0)
+  assert correlation.top_k_overlap(truth, truth, 10) == 1.0
+  assert correlation.top_k_overlap(-truth, truth, 10) == 0.0
+  score = truth.copy()
+  score[-1] = -np.inf  # singular kernel ranks last
+  rep = correlation.correlation_report(score, truth, ks=(5,))
+  assert rep["n"] == 100 and rep["top5_overlap"] == 0.8
+  with pytest.raises(ValueError, match="1-D"):
+    correlation.correlation_report([1, 2], [1, 2, 3])
+
+
+def test_launch_correlate_end_to_end(tmp_path):
+  gs = ["0303/0030/2002/0200", "0302/0030/3003/0000", "0104/0040/0003/0000",
+        "0111/0011/0001/0000", "0333/0033/0003/0000"]
+  with open(tmp_path / "scores.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["genotype", "score", "params"])
+    for i, g in enumerate(gs):
+      w.writerow([g, -50 + i, 1000 * (5 - i)])
+  with open(tmp_path / "truth.csv", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["genotype", "accuracy"])
+    for i, g in enumerate(gs):
+      w.writerow([g.replace("/", " "), 0.5 + 0.1 * i])
+  out = subprocess.run([sys.executable, "-m", "launch.correlate", f"--scores={tmp_path}/scores.csv",
+                        f"--truth={tmp_path}/truth.csv", f"--workdir={tmp_path}/out",
+                        "--top_k=2"], capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  rep = json.loads((tmp_path / "out" / "correlation.json").read_text())
+  assert rep["matched"] == 5
+  assert rep["score"]["kendall_tau"] == pytest.approx(1.0)
+  assert rep["params_baseline"]["kendall_tau"] == pytest.approx(-1.0)
+  assert (tmp_path / "out" / "correlation.png").stat().st_size > 1000
+  bad = subprocess.run([sys.executable, "-m", "launch.correlate", f"--scores={tmp_path}/nope.csv",
+                        f"--truth={tmp_path}/truth.csv", f"--workdir={tmp_path}/out2"],
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode != 0 and "nope.csv" in bad.stderr
