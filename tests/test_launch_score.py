@@ -55,3 +55,58 @@ def test_malformed_genotype_in_file(tmp_path, tiny_npz):
   out = _run([f"--dataset=npz:{tiny_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
               *TINY])
   assert out.returncode != 0 and "0303/003/2002/0200" in out.stderr
+
+
+def _free_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, tiny_npz):
+  base = [f"--dataset=npz:{tiny_npz}", "--num_candidates=6", "--chunk_size=2", *TINY[:-1]]
+  single = _run([*base, f"--workdir={tmp_path}/one"])
+  assert single.returncode == 0, single.stderr
+  ref = list(csv.DictReader(open(tmp_path / "one" / "scores.csv")))
+  assert len(ref) == 6
+
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "launch.score", *base, f"--workdir={tmp_path}/two",
+       "--num_processes=2", f"--process_id={p}", f"--coordinator_address=127.0.0.1:{port}"],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in (0, 1)]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+  two = list(csv.DictReader(open(tmp_path / "two" / "scores.csv")))
+  assert [r["genotype"] for r in two] == [r["genotype"] for r in ref]
+  np.testing.assert_allclose([float(r["score"]) for r in two], [float(r["score"]) for r in ref],
+                             atol=1e-6)
+  assert (tmp_path / "two" / "scores.part1.csv").exists()
+
+  # A crash left two scored rows and a torn line: the rerun keeps the rows
+  # (a marker score proves id 0 is not rescored) and scores the rest.
+  crash = tmp_path / "crash"
+  crash.mkdir()
+  (crash / "scores.meta.json").write_text((tmp_path / "one" / "scores.meta.json").read_text()
+                                          .replace(str(tmp_path / "one"), str(crash)))
+  rows = [r for r in csv.reader(open(tmp_path / "one" / "scores.part0.csv"))]
+  rows[0][2] = "123.0"
+  with open(crash / "scores.part0.csv", "w", newline="") as f:
+    csv.writer(f).writerows(rows[:2])
+    f.write("2,0303/00")
+  again = _run([*base, f"--workdir={crash}"])
+  assert again.returncode == 0, again.stderr
+  resumed = list(csv.DictReader(open(crash / "scores.csv")))
+  assert float(resumed[0]["score"]) == 123.0
+  np.testing.assert_allclose([float(r["score"]) for r in resumed[1:]],
+                             [float(r["score"]) for r in ref[1:]], atol=1e-6)
+  assert "4 in this run" in again.stdout
+
+
+def test_resuming_with_other_flags_is_refused(tmp_path, tiny_npz):
+  base = [f"--dataset=npz:{tiny_npz}", "--num_candidates=2", f"--workdir={tmp_path}/w", *TINY]
+  assert _run(base).returncode == 0
+  out = _run([*base, "--seed=1"])
+  assert out.returncode != 0 and "other flags" in out.stderr
