@@ -30,7 +30,6 @@ Run ``python benchmarks/torch_reference.py`` for a quick timing on random data.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
