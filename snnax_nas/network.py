@@ -4,6 +4,7 @@ Per input batch (reference ``model_snn.py``; spec §1)::
 
   static_x = BN(conv3x3(images, stride))            # stem, once, no LIF
   for t in range(T):                                 # lax.scan
+    (event frames [B, T', H, W, C]: the stem runs on frame t instead)
     x = cells of stage 1 (width C)                   # k cells, same genotype, own weights
     x = avgpool2(BN(conv3x3(LIF(BN(x)))))            # fixed reduction block, C -> 2C
     x = cells of stage 2 (width 2C)
@@ -408,8 +409,21 @@ def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
       node = None if node is None else node[k]
     return node
 
-  y = conv2d(images, params["stem"]["conv"]["kernel"], cfg.stem_stride)
-  static_x, stem_stats = bn(y, params["stem"]["bn"], stats_of("stem", "bn"))
+  def stem(x, stats):
+    return bn(conv2d(x, params["stem"]["conv"]["kernel"], cfg.stem_stride),
+              params["stem"]["bn"], stats)
+
+  # Static images: the stem runs once and its analog output is fed at every
+  # timestep (direct encoding). Frames [B, T', H, W, C] (event data): the stem
+  # runs on frame t at timestep t, with per-timestep BN like the other layers.
+  framed = images.ndim == 5
+  frames = static_x = stem_stats = None
+  if framed:
+    if images.shape[1] < cfg.timesteps:
+      raise ValueError(f"{images.shape[1]} frames for {cfg.timesteps} timesteps")
+    frames = jnp.moveaxis(images[:, :cfg.timesteps], 1, 0)
+  else:
+    static_x, stem_stats = stem(images, stats_of("stem", "bn"))
 
   drop_mask = None
   if train and cfg.dropout > 0:
@@ -424,13 +438,17 @@ def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
   stats0 = None
   if keep_stats:
     stats0 = {k: batch_stats[k] for k in ("reduction", "cells", "head")}
+    if framed:
+      stats0["stem"] = batch_stats["stem"]
   lif = cfg.lif
 
-  def step(carry, _):
+  def step(carry, frame):
     v, cell_states, stats = carry
     rec = _Recorder(probe)
     new_v, new_states, new_cell_stats = {}, [], []
     x = static_x
+    if framed:
+      x, s_stem = stem(frame, stats and stats["stem"]["bn"])
     for l in range(cfg.num_cells):
       if l == cfg.cells_per_stage:  # the fixed reduction block between stages
         r = params["reduction"]
@@ -458,6 +476,8 @@ def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
     if keep_stats:
       new_stats = {"reduction": {"bn_in": s_in, "bn_out": s_out},
                    "cells": new_cell_stats, "head": {"bn": s_head}}
+      if framed:
+        new_stats["stem"] = {"bn": s_stem}
     recorded = None
     if probe is not None:
       recorded = (rec.values, rec.counts)
@@ -467,11 +487,11 @@ def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
     return (new_v, new_states, new_stats), (out, recorded)
 
   (_, _, stats), (outs, recorded) = jax.lax.scan(
-      step, (v0, cell_state0, stats0), None, length=cfg.timesteps)
+      step, (v0, cell_state0, stats0), frames, length=cfg.timesteps)
   logits = outs.mean(0)
   aux = {"batch_stats": None, "probes": None}
   if keep_stats:
-    aux["batch_stats"] = dict(stats, stem={"bn": stem_stats})
+    aux["batch_stats"] = stats if framed else dict(stats, stem={"bn": stem_stats})
   if probe is not None:
     values, counts = jax.tree.map(lambda a: a.sum(0), recorded)
     aux["probes"] = {"values": values, "counts": counts}
@@ -534,7 +554,7 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
     arch: per-edge op weights [L, E, O] (or [E, O], shared by all cells);
       ``O = len(cfg.ops.nonzero_ops)``. Edge output = sum_o arch[e, o] op_o(u);
       an all-zero row is an absent edge.
-    images: [B, H, W, C_in].
+    images: [B, H, W, C_in], or event frames [B, T' >= T, H, W, C_in].
     key: dropout key (None with ``train=False`` disables dropout).
     cfg: the network config.
     probe: LIF probe; a conv edge's LIF counts as a call only where one of
@@ -707,7 +727,8 @@ def standalone_forward(params: Params, genotypes, images: jax.Array,
       :func:`standalone_from_supernet`).
     genotypes: [4, 4] or [L, 4, 4] digits (static: the structure is built
       from them in Python).
-    images: [B, H, W, C_in] (a float32 normalised batch).
+    images: [B, H, W, C_in] (a float32 normalised batch), or event frames
+      [B, T' >= T, H, W, C_in] (the first T are used, one per timestep).
     key: dropout key; required when ``train`` and ``cfg.dropout > 0``.
     cfg: the network config.
     train: BN with batch statistics (updating ``batch_stats`` if given) and

@@ -156,3 +156,33 @@ def test_per_layer_probes_report_every_lif():
   counts = aux["probes"]["counts"]
   assert len(counts) == 2 * 6 + 3  # 6 conv edges in each of 2 cells + 3 fixed LIFs
   assert all(float(c) == CFG.timesteps for c in counts.values())
+
+
+def test_event_frames_run_the_stem_per_timestep():
+  cfg = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
+                               input_shape=(16, 16, 2), dropout=0.0)
+  g = genotype_lib.parse_genotype("0303/0030/0003/0000", cfg.ops)
+  params = network.init_standalone_params(jax.random.key(0), cfg, g)
+  stats = network.init_batch_stats(params)
+  frame = jax.random.normal(jax.random.key(1), (4, 16, 16, 2)) * 3
+  probe = lambda s: s.sum()
+  # Identical frames at every step = the static-image network.
+  y_frames, aux_f = network.standalone_forward(
+      params, g, jnp.repeat(frame[:, None], 5, axis=1), None, cfg, batch_stats=stats, probe=probe)
+  y_static, aux_s = network.standalone_forward(params, g, frame, None, cfg, batch_stats=stats,
+                                               probe=probe)
+  np.testing.assert_allclose(y_frames, y_static, atol=1e-6)
+  np.testing.assert_allclose(aux_f["probes"]["values"]["head/lif"],
+                             aux_s["probes"]["values"]["head/lif"])
+  assert jax.tree.structure(aux_f["batch_stats"]) == jax.tree.structure(stats)
+  # The stem BN of frames updates T times, the static stem once.
+  m_f = aux_f["batch_stats"]["stem"]["bn"]["mean"]
+  m_s = aux_s["batch_stats"]["stem"]["bn"]["mean"]
+  np.testing.assert_allclose(m_f, m_s * (1 - 0.9 ** 3) / 0.1, rtol=1e-4, atol=1e-6)
+  # Different frames change the output.
+  moving = jax.random.normal(jax.random.key(2), (4, 3, 16, 16, 2)) * 3
+  _, aux_m = network.standalone_forward(params, g, moving, None, cfg, batch_stats=stats,
+                                        probe=probe)
+  assert float(aux_m["probes"]["values"]["head/lif"]) != float(aux_s["probes"]["values"]["head/lif"])
+  with pytest.raises(ValueError, match="2 frames"):
+    network.standalone_forward(params, g, moving[:, :2], None, cfg, batch_stats=stats)
