@@ -85,12 +85,16 @@ def write_csv_atomic(path: str, header: Sequence[str], rows: Iterable[Sequence])
 class Progress:
   """Periodic progress lines with rate and ETA for ``score_candidates``."""
 
-  def __init__(self, what: str, every_seconds: float = 10.0):
+  def __init__(self, what: str, every_seconds: float = 10.0, warm: bool = False):
+    """``warm``: the scorer is already compiled (a later search step), so the
+    first chunk is timed like any other instead of being reported apart."""
     import time
     self._time = time.perf_counter
     self.what, self.every = what, every_seconds
     self.start = self.last = self._time()
     self.first_done = None
+    if warm:
+      self.first_done, self.t_first = 0, self.start
 
   def __call__(self, done: int, total: int):
     now = self._time()

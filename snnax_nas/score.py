@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from typing import Callable, Optional, Sequence, Union
 
@@ -45,6 +46,35 @@ SAHD_ALPHA = 0.5
 SAHD_EPS = 1e-3
 
 
+def _gram_dtype() -> jnp.dtype:
+  """Input dtype of the code Gram matmul on the current backend.
+
+  0/1 codes are exact in every dtype; what differs is the speed and the
+  exactness of the accumulation. XLA:CPU runs an int8 x int8 -> int32 dot
+  about 2x faster than a float32 one (measured, benchmarks/RESULTS.md) and
+  int32 accumulation is exact up to 2^31. GPUs and TPUs run bf16 x bf16 ->
+  float32 at full matrix-unit rate, exact while N < 2^24.
+  """
+  return jnp.int8 if jax.default_backend() == "cpu" else jnp.bfloat16
+
+
+def code_gram(x: jax.Array, dtype=None) -> jax.Array:
+  """Exact Gram matrix ``x x^T`` [B, B] float32 of 0/1 codes ``x`` [B, N].
+
+  Args:
+    x: codes with values in {0, 1} (any dtype).
+    dtype: matmul input dtype (``int8``, ``bfloat16`` or ``float32``);
+      None picks the backend's fast exact choice (:func:`_gram_dtype`).
+  """
+  dtype = jnp.dtype(dtype or _gram_dtype())
+  x = x.astype(dtype)
+  dims = (((1,), (1,)), ((), ()))
+  if dtype == jnp.int8:
+    return jax.lax.dot_general(x, x, dims, preferred_element_type=jnp.int32).astype(jnp.float32)
+  return jax.lax.dot_general(x, x, dims, precision=jax.lax.Precision.HIGHEST,
+                             preferred_element_type=jnp.float32)
+
+
 def hamming_terms(spikes: jax.Array, kernel: str = "sahd"):
   """Per-call kernel statistics of one LIF output (a network probe).
 
@@ -57,11 +87,14 @@ def hamming_terms(spikes: jax.Array, kernel: str = "sahd"):
     Hamming (so that ``K = n - d``), and ``n = N`` as a float32 scalar.
   """
   b = spikes.shape[0]
-  x = (spikes.reshape(b, -1) > 0).astype(jnp.float32)
-  n = x.shape[1]
-  counts = x.sum(1)
-  # 0/1 codes: the Gram matmul and counts are exact integers below 2^24.
-  gram = jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
+  code = spikes.reshape(b, -1) > 0
+  n = code.shape[1]
+  # 0/1 codes: the Gram matmul and counts are exact integers (float32 below
+  # 2^24), whatever the matmul dtype (see code_gram).
+  gram = code_gram(code)
+  # Codes are 0/1, so x_i . x_i is the spike count of sample i: reading it
+  # off the Gram diagonal saves a pass over the codes.
+  counts = jnp.diagonal(gram)
   ham = counts[:, None] + counts[None, :] - 2.0 * gram
   if kernel == "hamming":
     d = ham
@@ -161,6 +194,11 @@ def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh):
 
   def per_device(arch, ids, images, key):
     fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel)
+    # lax.map(batch_size=1) is NOT a sequential map: it vmaps batches of one,
+    # which turns every lax.cond into a select (all ops on all edges computed)
+    # and per-candidate convs into batched ones; measured ~3x slower on CPU.
+    if map_batch_size == 1:
+      return jax.lax.map(fn, (arch, ids))
     return jax.lax.map(fn, (arch, ids), batch_size=map_batch_size)
 
   return jax.shard_map(per_device, mesh=mesh,
@@ -187,6 +225,31 @@ def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: str, chunk_size: int,
   rep = NamedSharding(mesh, P())
   return jax.jit(body, in_shardings=(cand, cand, rep, rep),
                  out_shardings=(cand, cand)), mesh
+
+
+def use_cpu_cores(num_devices: Optional[int] = None) -> int:
+  """Exposes one XLA:CPU device per core; call right after ``import jax``.
+
+  :func:`score_candidates` shards each chunk over the local devices, so with
+  one device per core every core scores its own candidates with plain
+  single-stream kernels. On one device the two cores of the benchmark
+  machine instead split every small op between them, and the hand-offs cost
+  ~30 % of the throughput (benchmarks/RESULTS.md). Only affects the CPU
+  backend; accelerators keep their own devices.
+
+  Args:
+    num_devices: devices to create (default: the cores this process may use).
+
+  Returns:
+    The number requested, or the current local device count when JAX's
+    backends are already initialised (then nothing changes).
+  """
+  n = num_devices or len(os.sched_getaffinity(0))
+  try:
+    jax.config.update("jax_num_cpu_devices", n)
+  except RuntimeError:  # backends already up: too late to change
+    return jax.local_device_count()
+  return n
 
 
 @dataclasses.dataclass
@@ -265,8 +328,10 @@ def score_candidates(genotypes, images, key: jax.Array,
     kernel: ``"sahd"`` (default) or ``"hamming"``.
     chunk_size: candidates per compiled call (memory is flat in N).
     map_batch_size: candidates vmapped together inside a chunk (1 = a
-      sequential ``lax.map``, the fast choice on CPU; ``chunk_size /
-      devices`` = a full vmap).
+      sequential ``lax.map`` in which ``lax.cond`` really skips the ops an
+      architecture does not use: the fast choice on CPU; ``chunk_size /
+      devices`` = a full vmap, every op computed and masked). On CPU, also
+      create one device per core (:func:`use_cpu_cores`).
     candidate_ids: int [N] ids for the key derivation (default ``arange``).
     num_devices: devices to shard over (default all local devices).
     arch: op weights [N, L, E, O] to score directly (multi-hot supernets).

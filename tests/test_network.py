@@ -186,3 +186,26 @@ def test_event_frames_run_the_stem_per_timestep():
   assert float(aux_m["probes"]["values"]["head/lif"]) != float(aux_s["probes"]["values"]["head/lif"])
   with pytest.raises(ValueError, match="2 frames"):
     network.standalone_forward(params, g, moving[:, :2], None, cfg, batch_stats=stats)
+
+
+def test_supernet_shared_lifs_report_each_edge_like_standalone():
+  # The supernet runs one LIF per (source node, threshold) for all the edges
+  # leaving that node; per edge it must report exactly the standalone LIF.
+  text = "0303/0030/2002/0200"
+  g = genotype_lib.parse_genotype(text, CFG.ops)
+  params = network.init_supernet_params(jax.random.key(1), CFG)
+  alone = network.standalone_from_supernet(params, CFG, g)
+  arch = score.arch_of(genotype_lib.canonical(g)[None, None], CFG)[0, 0]
+  x, key = _images(), jax.random.key(3)
+  probe = lambda s: s.reshape(s.shape[0], -1).sum(1)  # per-sample spike counts
+  sup = network.supernet_forward(params, arch, x, key, CFG, probe=probe, per_layer=True)[1]
+  sta = network.standalone_forward(alone, g, x, key, CFG, probe=probe)[1]
+  for l in range(CFG.num_cells):
+    for e in range(CFG.num_edges):
+      name = f"cell{l}/edge{e}/lif"
+      if name in sta["probes"]["values"]:
+        np.testing.assert_array_equal(sup["probes"]["values"][name + "0"],
+                                      sta["probes"]["values"][name])
+        assert float(sup["probes"]["counts"][name + "0"]) == CFG.timesteps
+      else:
+        assert float(sup["probes"]["counts"][name + "0"]) == 0

@@ -167,3 +167,11 @@ def test_sharded_over_four_host_devices_gives_same_scores():
   images = jax.random.normal(jax.random.key(0), (2, 16, 16, 16, 3)) * 2.0
   single = score.score_candidates(GENOTYPES[:5], images, jax.random.key(7), CFG, chunk_size=4)
   np.testing.assert_allclose(np.array(out[1:], float), single.scores, atol=1e-5)
+
+
+def test_code_gram_is_exact_in_every_dtype():
+  rng = np.random.default_rng(3)
+  codes = _random_codes(rng, 24, 5000, 0.3)
+  ref = codes.astype(np.float64) @ codes.T.astype(np.float64)
+  for dtype in (jnp.int8, jnp.bfloat16, jnp.float32, None):
+    np.testing.assert_array_equal(np.asarray(score.code_gram(jnp.asarray(codes), dtype)), ref)
