@@ -1,0 +1,394 @@
+"""Search methods, the results store and the launch.search job (tiny configs).
+
+Compilation dominates: in-process tests share one forward config (real
+scorer) and use a fake scorer where only the search logic is under test;
+subprocess tests share a persistent JAX compilation cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import memory
+from snnax_nas import network
+from snnax_nas import results
+from snnax_nas import score
+from snnax_nas import search
+
+TINY = dict(width=4, hidden=32, timesteps=2, vote_group=2, input_shape=(16, 16, 3))
+CFG = network.network_config(None, ops="snasnet", **TINY)  # the one real-scorer config
+IMAGES = np.asarray(jax.random.normal(jax.random.key(0), (1, 8, 16, 16, 3))) * 2.0
+KEY = jax.random.key(0)
+CHUNK = 4
+
+
+class Spy:
+  """Records every scorer call; ``fake=True`` replaces the scorer by a cheap
+  deterministic function of (architecture, id), for tests of search logic."""
+
+  def __init__(self, fake: bool):
+    self.fake, self.calls = fake, []
+    self.real = score.score_candidates
+
+  def __call__(self, genotypes, images, key, cfg, **kw):
+    arch = np.asarray(kw["arch"])
+    ids = np.asarray(kw["candidate_ids"])
+    self.calls.append(dict(arch=arch, ids=ids, cfg=cfg))
+    if not self.fake:
+      return self.real(genotypes, images, key, cfg, **kw)
+    w = np.random.default_rng(1).normal(size=arch.shape[1:])
+    scores = (arch * w).sum(axis=(1, 2, 3)) + 1e-3 * (ids % 997)
+    return score.ScoreResult(scores.astype(np.float64), np.zeros(len(ids), bool))
+
+  def genotypes(self, call) -> np.ndarray:
+    """[N, L, 4, 4] genotypes of a call's one-hot op weights."""
+    arch = call["arch"]
+    pad = np.zeros(arch.shape[:2] + (12 - arch.shape[2], arch.shape[3]), arch.dtype)
+    return genotype_lib.genotypes_from_arch_weights(np.concatenate([arch, pad], axis=2))
+
+
+@pytest.fixture
+def spy(monkeypatch):
+  s = Spy(fake=False)
+  monkeypatch.setattr(score, "score_candidates", s)
+  return s
+
+
+@pytest.fixture
+def fake(monkeypatch):
+  s = Spy(fake=True)
+  monkeypatch.setattr(score, "score_candidates", s)
+  return s
+
+
+# ----------------------------------------------------------------------------
+# Budget.
+
+def test_spikenas_never_scores_over_budget_candidates(spy):
+  pool, _ = search.candidate_pool(CFG.ops, False, 8, np.random.default_rng([0, 0]))
+  p0 = memory.param_count(pool, CFG)
+  budget = int(np.median(p0))  # about half of step 0 is over budget
+  res = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=8, budget_params=budget,
+                               chunk_size=CHUNK)
+  scored = np.concatenate([spy.genotypes(c) for c in spy.calls])
+  assert len(scored) == res.candidates_scored == len(res.records)
+  assert (memory.param_count(scored, CFG) <= budget).all()
+  assert all(r.params <= budget for r in res.records)
+  assert res.candidates_skipped >= int((p0 > budget).sum()) > 0
+  assert res.params <= budget and res.budget_params == budget
+  assert res.params == int(memory.param_count(score.as_genotypes([res.genotype], CFG), CFG)[0])
+  # Over-budget step-0 cells never reached the scorer.
+  over = set(genotype_lib.genotype_key(pool[p0 > budget]).tolist())
+  step0 = scored[:int((p0 <= budget).sum()), 0]
+  assert not over & set(genotype_lib.genotype_key(step0).tolist())
+
+
+@pytest.mark.parametrize("bits", [32, 8, 4])
+def test_byte_budget_counts_weight_bits(fake, bits):
+  cfg = network.network_config(None, ops="spikenas", **TINY)
+  space = search.search_space(cfg.ops, False)
+  p = memory.param_count(space, cfg)
+  budget = int(memory.weight_bytes(int(np.quantile(p, 0.3)), bits))
+  res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=64, budget_bytes=budget,
+                               weight_bits=bits, chunk_size=CHUNK)
+  scored = np.concatenate([fake.genotypes(c) for c in fake.calls])
+  assert (memory.weight_bytes(memory.param_count(scored, cfg), bits) <= budget).all()
+  assert memory.within_budget(scored, cfg, budget_bytes=budget, weight_bits=bits).all()
+  assert res.weight_bytes == res.params * bits // 8 <= budget
+  assert res.candidates_skipped > 0 and res.weight_bits == bits
+
+
+@pytest.mark.parametrize("method", ["random", "spikenas"])
+def test_too_small_budget_states_the_minimum(fake, method):
+  g, minimum = search.smallest_network(CFG)
+  assert minimum == int(memory.param_count(search.search_space(CFG.ops, False), CFG).min())
+  fn = search.random_search if method == "random" else search.spikenas_search
+  with pytest.raises(ValueError, match=f"minimum {minimum:,} params"):
+    fn(IMAGES, KEY, CFG, num_candidates=4, budget_params=minimum - 1)
+  with pytest.raises(ValueError, match=f"{minimum * 4 // 8:,} bytes at 4-bit"):
+    fn(IMAGES, KEY, CFG, num_candidates=4, budget_bytes=minimum * 4 // 8 - 1, weight_bits=4)
+  assert not fake.calls
+  # Exactly the minimum is admitted.
+  search.check_budget(CFG, budget_params=minimum)
+
+
+# ----------------------------------------------------------------------------
+# SpikeNAS structure.
+
+def test_candidate_pool_dedupes_and_enumerates_small_spaces():
+  pool, enumerated = search.candidate_pool("spikenas", False, 64, np.random.default_rng(0))
+  assert enumerated and len(pool) == 64
+  pool, enumerated = search.candidate_pool("snasnet", False, 50, np.random.default_rng(0))
+  keys = genotype_lib.genotype_key(genotype_lib.canonical(pool))
+  assert not enumerated and len(pool) == 50 and len(set(keys.tolist())) == 50
+  assert genotype_lib.is_valid(pool).all()
+  assert (genotype_lib.canonical(pool) == pool).all()
+
+
+def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
+  cfg = network.network_config(None, ops="snasnet", cells_per_stage=2, **TINY)
+  res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=20, chunk_size=CHUNK)
+  assert len(res.steps) == cfg.num_cells == 4
+  by_step = {}
+  for call in fake.calls:
+    for cid, g in zip(call["ids"], fake.genotypes(call)):
+      by_step.setdefault(int(cid) // search.ID_STRIDE, []).append(g)
+  chosen = None
+  for step, gs in sorted(by_step.items()):
+    gs = np.stack(gs)
+    keys = genotype_lib.genotype_key(genotype_lib.canonical(gs[:, step]))
+    assert len(set(keys.tolist())) == len(gs)  # no equivalent cell twice in a step
+    if step == 0:
+      assert (gs == gs[:, :1]).all()  # one genotype shared by all cells
+    else:
+      assert (gs[:, :step] == chosen[:step]).all()  # earlier cells fixed
+      assert (gs[:, step:] == gs[:, step:step + 1]).all()  # later cells take the candidate
+      assert (gs[:, step] == chosen[step]).all(axis=(1, 2)).any()  # incumbent competes
+    scores = [r.score for r in res.records if r.step == step]
+    chosen = gs[int(np.argmax(scores))]
+  assert res.genotype == search.arch_strings(chosen[None])[0]
+  assert res.candidates_scored == sum(len(v) for v in by_step.values())
+
+
+# ----------------------------------------------------------------------------
+# LightSNN.
+
+@pytest.mark.parametrize("backward, expected", [(True, 60), (False, 30)])
+def test_lightsnn_evaluation_count_one_call_per_round(fake, backward, expected):
+  cfg = network.network_config(None, ops="lightsnn", backward=backward, **TINY)
+  res = search.lightsnn_prune(IMAGES, KEY, cfg, candidate_id=7, chunk_size=CHUNK)
+  assert res.candidates_scored == res.evaluations == expected
+  assert res.extra_evaluations == 1
+  edges = cfg.num_edges
+  assert [s["evaluations"] for s in res.steps] == [3 * edges, 2 * edges]
+  assert len(fake.calls) == 2 + 1  # one scorer call per round, then the final network
+  for call in fake.calls:
+    assert (call["ids"] == 7).all()  # one supernet's weights for every evaluation
+  a = fake.calls[0]["arch"]
+  assert a.shape == (3 * edges, cfg.num_cells, edges, 2)
+  # Edge output = mean over active ops, zero included: a row sums to
+  # (active non-zero ops) / (active ops).
+  sums = np.unique(np.round(a.sum(-1).astype(np.float64), 4))
+  np.testing.assert_array_equal(sums, [0.5, 0.6667, 1.0])
+  assert res.genotype == genotype_lib.format_genotype(
+      genotype_lib.canonical(genotype_lib.parse_genotype(res.genotype, cfg.ops)))
+  # The rule: on each edge the op whose removal scores highest is dropped.
+  r0 = [r for r in res.records if r.step == 0]
+  e0 = [r for r in r0 if r.genotype.split(":")[1].split(",")[1:] == ["012"] * (edges - 1)]
+  assert len(e0) == 3
+  dropped = ("zero", "skip", "conv3x3")[int(np.argmax([r.score for r in e0]))]
+  assert res.steps[0]["dropped"]["0->1"] == dropped
+
+
+def test_lightsnn_resumes_from_the_store(fake, tmp_path):
+  cfg = network.network_config(None, ops="lightsnn", backward=True, **TINY)
+  with results.open_store(str(tmp_path)) as store:
+    a = search.lightsnn_prune(IMAGES, KEY, cfg, store=store)
+  n = len(fake.calls)
+  with results.open_store(str(tmp_path)) as store:
+    b = search.lightsnn_prune(IMAGES, KEY, cfg, store=store)
+  assert len(fake.calls) == n and b.loaded_from_store == 61 and b.scored_this_run == 0
+  assert {k: v for k, v in a.summary().items() if k != "timing"} == \
+      {k: v for k, v in b.summary().items() if k != "timing"}
+
+
+def test_lightsnn_real_scorer_forward():
+  cfg = network.network_config(None, ops="lightsnn", **TINY)
+  res = search.lightsnn_prune(IMAGES, KEY, cfg, chunk_size=CHUNK)
+  assert res.candidates_scored == 30 and len(res.records) == 31
+  assert np.isfinite(res.score) or res.singular
+  mask_params = search.supernet_param_count(np.ones((1, 6, 3), bool), cfg)[0]
+  # Removing zero or skip keeps every parameter; removing conv3x3 drops some.
+  assert res.records[0].params == res.records[1].params == mask_params
+  assert res.records[2].genotype.startswith("mask:01,") and res.records[2].params < mask_params
+  # One-hot masks count like the memory model.
+  g = genotype_lib.parse_genotype("0222/0022/0002/0000", cfg.ops)
+  onehot = np.zeros((1, 6, 3), bool)
+  for e, (i, j) in enumerate(genotype_lib.FORWARD_EDGES):
+    onehot[0, e, g[i, j]] = True
+  assert search.supernet_param_count(onehot, cfg)[0] == memory.param_count(g, cfg)
+
+
+# ----------------------------------------------------------------------------
+# Random search, result fields, store.
+
+def test_random_search_argmax_duplicates_and_fields(spy):
+  texts = ["0303/0030/0002/0000", "0303/0030/0002/0000", "0100/0010/0001/0000",
+           "0203/0040/0001/0000"]
+  res = search.random_search(IMAGES, KEY, CFG, genotypes=texts, chunk_size=CHUNK)
+  scores = np.array([r.score for r in res.records])
+  assert [r.candidate_id for r in res.records] == [0, 1, 2, 3]
+  assert res.score == scores.max() and res.genotype == texts[int(np.argmax(scores))]
+  assert scores[0] != scores[1]  # a duplicate is scored again with fresh weights
+  ref = spy.real(texts, IMAGES, KEY, CFG, chunk_size=CHUNK)
+  np.testing.assert_array_equal(ref.scores, scores)
+  summary = json.loads(json.dumps(res.summary()))
+  for name in ("method", "genotype", "score", "params", "weight_bytes", "weight_bits",
+               "budget_params", "budget_bytes", "candidates_scored", "candidates_skipped",
+               "evaluations", "steps"):
+    assert name in summary
+  assert set(summary["timing"]) == set(search.SearchResult.TIMING_FIELDS)
+  assert res.compile_seconds > 0 and res.scored_this_run == 4
+
+  res = search.random_search(IMAGES, KEY, CFG, num_candidates=12, seed=3, chunk_size=CHUNK)
+  sampled = search.arch_strings(score.as_genotypes(genotype_lib.sample_genotypes(
+      np.random.default_rng(3), 12, CFG.ops), CFG))
+  assert [r.genotype for r in res.records] == sampled
+  assert res.score == max(r.score for r in res.records)
+
+
+def test_store_resumes_without_rescoring_and_refuses_other_configs(fake, tmp_path):
+  with results.open_store(str(tmp_path)) as store:
+    a = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, store=store,
+                               chunk_size=CHUNK)
+  n = len(fake.calls)
+  with results.open_store(str(tmp_path)) as store:
+    b = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, store=store,
+                               chunk_size=3)  # chunking does not change scores
+    assert store.count() == a.evaluations
+  assert len(fake.calls) == n and b.scored_this_run == 0
+  assert b.loaded_from_store == a.evaluations
+  assert {k: v for k, v in a.summary().items() if k != "timing"} == \
+      {k: v for k, v in b.summary().items() if k != "timing"}
+  with results.open_store(str(tmp_path)) as store:
+    with pytest.raises(results.FingerprintMismatch, match=str(tmp_path)):
+      search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, seed=1, store=store)
+    with pytest.raises(results.StoreConflict, match="another search"):
+      store.add(a.records[:1])  # a row is never stored twice
+    with pytest.raises(results.StoreConflict, match="stored as"):
+      store.lookup(0, [a.records[0].candidate_id], ["0100/0010/0001/0000"])
+    assert store.count() == a.evaluations
+
+
+# ----------------------------------------------------------------------------
+# launch.search end to end.
+
+LAUNCH_TINY = ["--width=4", "--hidden=32", "--timesteps=2", "--batch_size=8", "--repeats=1",
+               "--chunk_size=2", "--method=spikenas", "--ops=snasnet", "--num_candidates=6"]
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+  path = tmp_path_factory.mktemp("data") / "tiny.npz"
+  rng = np.random.default_rng(0)
+  np.savez(path, image=rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8),
+           label=rng.integers(0, 10, 32).astype(np.uint8))
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  # A persistent compilation cache shared by the subprocesses: only the first
+  # one compiles the scorer.
+  e = dict(os.environ, JAX_PLATFORMS="cpu",
+           JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
+           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+           JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  return e
+
+
+def _launch(args, env):
+  return subprocess.run([sys.executable, "-m", "launch.search", *args], capture_output=True,
+                        text=True, timeout=300, env=env)
+
+
+def _stored(workdir) -> list[tuple]:
+  path = os.path.join(workdir, results.STORE_NAME)
+  if not os.path.exists(path):
+    return []
+  try:
+    with sqlite3.connect(path, timeout=5) as db:
+      return db.execute("SELECT step, candidate_id FROM scores").fetchall()
+  except sqlite3.OperationalError:  # table not created yet
+    return []
+
+
+# The killed run: launch.search itself, with a pause after every committed
+# chunk so that the kill lands mid-search on any machine.
+_SLOW = textwrap.dedent("""
+    import runpy, sys, time
+    from snnax_nas import results
+    add = results.ResultsStore.add
+    def slow_add(self, rows):
+      add(self, rows)
+      time.sleep(2.0)
+    results.ResultsStore.add = slow_add
+    sys.argv = ["launch.search"] + sys.argv[1:]
+    runpy.run_module("launch.search", run_name="__main__")
+""")
+
+
+def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, tiny_npz, env):
+  args = [f"--dataset=npz:{tiny_npz}", *LAUNCH_TINY]
+  ref = _launch([*args, f"--workdir={tmp_path}/ref"], env)
+  assert ref.returncode == 0, ref.stderr
+  assert "spikenas found" in ref.stdout
+
+  work = str(tmp_path / "resumed")
+  proc = subprocess.Popen([sys.executable, "-c", _SLOW, *args, f"--workdir={work}"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 120
+  while len(_stored(work)) < 2 and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.05)
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  before = _stored(work)
+  assert len(before) >= 2, "the first chunk was never stored"
+  assert not os.path.exists(os.path.join(work, "summary.json"))
+
+  resumed = _launch([*args, f"--workdir={work}"], env)
+  assert resumed.returncode == 0, resumed.stderr
+  with open(tmp_path / "ref" / "summary.json") as fa, open(os.path.join(work, "summary.json")) as fb:
+    a, b = json.load(fa), json.load(fb)
+  timing_a, timing_b = a.pop("timing"), b.pop("timing")
+  assert a == b
+  after = _stored(work)
+  total = a["evaluations"] + a["extra_evaluations"]
+  assert len(after) == len(set(after)) == total  # nothing scored twice
+  assert timing_b["loaded_from_store"] == len(before)
+  assert timing_b["scored_this_run"] == total - len(before)
+  assert timing_a["scored_this_run"] == total
+  with open(tmp_path / "ref" / "scores.csv") as fa, open(os.path.join(work, "scores.csv")) as fb:
+    assert fa.read() == fb.read()
+  assert os.path.getsize(os.path.join(work, "search.png")) > 0
+
+  other = _launch([*args, "--seed=1", f"--workdir={work}"], env)
+  assert other.returncode != 0 and work in other.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("extra, word", [
+    (["--method=evolution"], "evolution"),
+    (["--ops=skip,conv9x9"], "conv9x9"),
+    (["--dataset=nosuchdata"], "nosuchdata"),
+    (["--method=random", "--genotypes=GFILE"], "0303/003/2002/0200"),
+    (["--budget_params=100"], "minimum"),
+    (["--workdir=FILE/sub"], "sub"),
+])
+def test_bad_input_exits_with_one_line(tmp_path, tiny_npz, env, extra, word):
+  (tmp_path / "g.txt").write_text("0303/0030/2002/0200\n0303/003/2002/0200\n")
+  (tmp_path / "file").write_text("not a directory")
+  extra = [a.replace("GFILE", str(tmp_path / "g.txt")).replace("FILE", str(tmp_path / "file"))
+           for a in extra]
+  workdir = f"--workdir={tmp_path}/w"
+  if any(a.startswith("--dataset") for a in extra):
+    base = LAUNCH_TINY
+  else:
+    base = [f"--dataset=npz:{tiny_npz}", *LAUNCH_TINY]
+  out = _launch([*base, workdir, *extra], env)
+  assert out.returncode != 0
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and word in lines[0], out.stderr
+  assert not (tmp_path / "w" / "summary.json").exists()
+  assert not (tmp_path / "w" / results.STORE_NAME).exists()
