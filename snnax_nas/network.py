@@ -40,7 +40,7 @@ The SAHD score and the spike-rate metrics are both probes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -407,11 +407,12 @@ def cell_wiring(x0: jax.Array, feedback: Optional[Sequence[jax.Array]],
 def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
              cfg: NetworkConfig, cell_fn, cell_state0, *, train: bool,
              batch_stats: Optional[Params], probe: Optional[Probe],
-             per_layer: bool):
+             per_layer: bool, unroll_time: bool = False):
   """The skeleton of the module docstring around a cell implementation.
 
   ``cell_fn(l, x, state_l, stats_l, rec, bn) -> (y, state_l, stats_l)``
   computes cell ``l``; ``cell_state0[l]`` is its initial state.
+  ``unroll_time`` unrolls the time ``lax.scan`` (see :func:`standalone_forward`).
   """
   b = images.shape[0]
   keep_stats = batch_stats is not None
@@ -504,7 +505,7 @@ def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
     return (new_v, new_states, new_stats), (out, recorded)
 
   (_, _, stats), (outs, recorded) = jax.lax.scan(
-      step, (v0, cell_state0, stats0), frames, length=cfg.timesteps)
+      step, (v0, cell_state0, stats0), frames, length=cfg.timesteps, unroll=unroll_time)
   logits = outs.mean(0)
   aux = {"batch_stats": None, "probes": None}
   if keep_stats:
@@ -803,7 +804,8 @@ def standalone_from_supernet(super_params: Params, cfg: NetworkConfig, genotypes
 def standalone_forward(params: Params, genotypes, images: jax.Array,
                        key: Optional[jax.Array], cfg: NetworkConfig, *,
                        train: bool = True, batch_stats: Optional[Params] = None,
-                       probe: Optional[Probe] = None, per_layer: bool = True):
+                       probe: Optional[Probe] = None, per_layer: bool = True,
+                       unroll_time: bool = False):
   """Forward pass of one architecture built alone (no masks).
 
   Args:
@@ -821,6 +823,11 @@ def standalone_forward(params: Params, genotypes, images: jax.Array,
       (scoring: batch statistics, nothing kept; needs ``train=True``).
     probe: LIF probe (see module docstring).
     per_layer: probe sums per LIF name (default) or summed over LIFs.
+    unroll_time: trace the time ``lax.scan`` fully unrolled (its transpose
+      too). For training on CPU: XLA:CPU (jax 0.10.2) runs a convolution's
+      kernel gradient inside a loop body through its naive emitter, 20-40x
+      slower than the same convolution outside a loop. Compile time grows
+      with T.
 
   Returns:
     ``(logits [B, num_classes], aux)`` with ``aux["batch_stats"]`` (updated
@@ -868,4 +875,5 @@ def standalone_forward(params: Params, genotypes, images: jax.Array,
       st["fb"] = tuple(_zeros((b, h, w, c)) for _ in range(3))
     state0.append(st)
   return _forward(params, images, key, cfg, cell_fn, state0, train=train,
-                  batch_stats=batch_stats, probe=probe, per_layer=per_layer)
+                  batch_stats=batch_stats, probe=probe, per_layer=per_layer,
+                  unroll_time=unroll_time)

@@ -7,7 +7,7 @@ time-averaged vote output, random crop + flip. Gradients flow through the
 ``lax.scan`` over timesteps of :func:`snnax_nas.network.standalone_forward`
 (backpropagation through time) with the ATan surrogate derivative of the spike
 (:mod:`snnax_nas.neurons`). The train step traces that scan unrolled
-(:func:`unrolled_scans`): XLA:CPU runs convolution kernel gradients inside a
+(``unroll_time``): XLA:CPU runs convolution kernel gradients inside a
 loop body 20-40x slower than outside one.
 
 Data parallelism. One ``jax.sharding.Mesh`` with a single ``"data"`` axis over
@@ -28,7 +28,6 @@ both averaged over the images of an epoch (LightSNN's spiking activity rate).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import functools
@@ -279,35 +278,6 @@ class Steps:
   state_sharding: NamedSharding
 
 
-@contextlib.contextmanager
-def unrolled_scans():
-  """While active, ``jax.lax.scan`` traces fully unrolled (``unroll=True``).
-
-  Why: on XLA:CPU (jax 0.10.2) a convolution's kernel gradient inside a
-  ``while`` loop body is not canonicalised to the Eigen convolution (it stays
-  ``f01b_i01o->01bf`` and runs through the naive emitter): the backward pass
-  of the network's time ``lax.scan`` is 20-40x slower than the same
-  convolutions outside a loop (width 16, T 5, batch 64: 1.5 vs 35 images/s).
-  Unrolling the T timesteps removes the loop. The scan's transpose inherits
-  ``unroll``, so the backward pass is unrolled too.
-
-  This patches the ``jax.lax`` attribute only while a step is being traced
-  (single-threaded tracing); the proper fix is an ``unroll`` argument on the
-  time scan of :mod:`snnax_nas.network`, after which this goes away.
-  """
-  orig = jax.lax.scan
-
-  def scan(f, init, xs=None, length=None, **kwargs):
-    kwargs["unroll"] = True
-    return orig(f, init, xs, length, **kwargs)
-
-  jax.lax.scan = scan
-  try:
-    yield
-  finally:
-    jax.lax.scan = orig
-
-
 def make_steps(cfg: network_lib.NetworkConfig, genotypes,
                optimizer: optax.GradientTransformation, info: data_lib.DatasetInfo, *,
                loss: str = "ce", augment: bool = True, mesh: Optional[Mesh] = None,
@@ -326,8 +296,8 @@ def make_steps(cfg: network_lib.NetworkConfig, genotypes,
       multiple of its size.
     donate: donate the input state buffers of the train step.
     unroll_time: trace the network's time loop unrolled (see
-      :func:`unrolled_scans`; compile time grows with T, the backward pass
-      is far faster on CPU).
+      :func:`snnax_nas.network.standalone_forward`; compile time grows with
+      T, the backward pass is far faster on CPU).
   """
   if loss not in LOSSES:
     raise ValueError(f"unknown loss {loss!r}; choose from {LOSSES}")
@@ -344,13 +314,12 @@ def make_steps(cfg: network_lib.NetworkConfig, genotypes,
     def objective(params):
       logits, aux = network_lib.standalone_forward(
           params, genotypes, x, k_drop, cfg, train=True, batch_stats=state.batch_stats,
-          probe=spike_probe(), per_layer=True)
+          probe=spike_probe(), per_layer=True, unroll_time=unroll_time)
       per_example = loss_value(logits, labels, loss)
       return per_example.mean(), (per_example, logits, aux)
 
-    with unrolled_scans() if unroll_time else contextlib.nullcontext():
-      (_, (per_example, logits, aux)), grads = jax.value_and_grad(objective, has_aux=True)(
-          state.params)
+    (_, (per_example, logits, aux)), grads = jax.value_and_grad(objective, has_aux=True)(
+        state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(params=params, batch_stats=aux["batch_stats"],
