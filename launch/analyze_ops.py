@@ -20,7 +20,6 @@ granularity: finished runs are read back, not retrained.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 
@@ -157,6 +156,7 @@ def plot(rows: list[dict], path: str, title: str):
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
+  common.use_cpu_cores()
   for name in ("epochs", "seeds", "num_candidates", "batch_size", "score_batch_size",
                "repeats", "chunk_size"):
     if FLAGS[name].value < 1:

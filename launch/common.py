@@ -12,7 +12,10 @@ from absl import flags
 from absl import logging
 
 from snnax_nas import data as data_lib
+from snnax_nas import distributed
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import network
+from snnax_nas import score
 
 FLAGS = flags.FLAGS
 
@@ -39,6 +42,57 @@ def define_network_flags():
                        "(1 = sequential lax.map, the fast choice on CPU).")
   flags.DEFINE_integer("seed", 0, "Seed of the candidates, weights and batches.")
   flags.DEFINE_string("workdir", None, "Output directory.")
+
+
+def read_genotype_file(path: str, ops) -> list[str]:
+  """Genotype strings of a file, one per line (``|`` between per-cell
+  genotypes; blank lines and ``#`` comments skipped).
+
+  Raises:
+    ValueError: the file cannot be read, holds no genotype, or holds a
+      malformed genotype (the message names it).
+  """
+  try:
+    with open(path) as f:
+      lines = [ln.split("#")[0].strip() for ln in f]
+  except OSError as e:
+    raise ValueError(f"cannot read --genotypes {path!r}: {e.strerror}") from None
+  texts = [ln for ln in lines if ln]
+  if not texts:
+    raise ValueError(f"--genotypes {path!r} holds no genotype")
+  for t in texts:
+    for cell in t.split("|"):
+      genotype_lib.parse_genotype(cell, ops)  # raises naming the bad string
+  return texts
+
+
+def define_distributed_flags():
+  """Flags of a multi-process job (see :func:`start_processes`)."""
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
+  flags.DEFINE_integer("num_processes", None, "Processes sharing the job (0: auto-detect a "
+                       "managed cluster).")
+  flags.DEFINE_integer("process_id", None, "This process's id in [0, num_processes).")
+
+
+def start_processes():
+  """Starts ``jax.distributed`` as the flags of :func:`define_distributed_flags`
+  ask (nothing for a single process); exits with one line on bad values."""
+  try:
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  except ValueError as e:
+    fail(str(e))
+
+
+def use_cpu_cores():
+  """On the CPU backend, one XLA device per core (see
+  :func:`snnax_nas.score.use_cpu_cores`); call first thing in ``main``.
+
+  Candidates (scoring) and batches (training) are sharded over the local
+  devices, so each core runs its own single-stream kernels. Left alone when
+  ``XLA_FLAGS`` already forces a host device count.
+  """
+  if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    score.use_cpu_cores()
 
 
 def fail(message: str):

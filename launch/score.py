@@ -44,25 +44,9 @@ flags.DEFINE_string("genotypes", None, "File of genotype strings, one per line "
 flags.DEFINE_integer("num_candidates", 16, "Candidates sampled when --genotypes is absent.")
 flags.DEFINE_string("kernel", "sahd", "Kernel: sahd or hamming (NASWOT-style).")
 flags.DEFINE_integer("weight_bits", 32, "Weight precision for memory_bytes (32/16/8/4).")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
-flags.DEFINE_integer("num_processes", None, "Processes sharing the job (0: auto-detect).")
-flags.DEFINE_integer("process_id", None, "This process's id in [0, num_processes).")
+common.define_distributed_flags()
 
 COLUMNS = ["genotype", "score", "singular", "params", "memory_bytes", "neuron_state_bytes"]
-
-
-def read_genotype_file(path: str, ops) -> list[str]:
-  """Genotype strings of a file (blank lines and '#' comments skipped)."""
-  try:
-    with open(path) as f:
-      lines = [ln.split("#")[0].strip() for ln in f]
-  except OSError as e:
-    common.fail(f"cannot read --genotypes {path!r}: {e.strerror}")
-  texts = [ln for ln in lines if ln]
-  for t in texts:
-    for cell in t.split("|"):
-      genotype_lib.parse_genotype(cell, ops)  # raises ValueError naming the bad string
-  return texts
 
 
 def _fingerprint() -> str:
@@ -106,15 +90,13 @@ def _check_meta(workdir: str):
 
 def main(argv):
   del argv
-  try:
-    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  except ValueError as e:
-    common.fail(str(e))
+  common.use_cpu_cores()
+  common.start_processes()
   workdir = common.ensure_workdir(FLAGS.workdir)
   try:
     probe_cfg = common.network_config_from_flags()
     if FLAGS.genotypes:
-      texts = read_genotype_file(FLAGS.genotypes, probe_cfg.ops)
+      texts = common.read_genotype_file(FLAGS.genotypes, probe_cfg.ops)
       backward = FLAGS.backward or any(
           genotype_lib.has_backward(genotype_lib.parse_genotype(c, probe_cfg.ops)).any()
           for t in texts for c in t.split("|"))

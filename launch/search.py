@@ -15,6 +15,15 @@ per chunk), ``summary.json``, ``scores.csv`` (launch.score's columns plus
 step, candidate_id) and ``search.png`` (score vs weight memory, budget line,
 chosen one marked). All but the store are written via temp file + rename.
 
+Several processes (``--num_processes``/``--process_id``/``--coordinator_address``,
+or ``--num_processes=0`` on a managed cluster) split every group of chunks
+between them and all-gather the scores, so each takes the same decisions;
+process 0 keeps the store and writes the outputs. The result equals the
+single-process one.
+
+  python -m launch.search --method=random --num_processes=2 --process_id=0 \
+      --coordinator_address=host0:1234 --workdir=w    # and --process_id=1 on host1
+
 Resumable: kill it at any point (even ``kill -9``) and rerun the same command.
 Stored candidates are loaded, not rescored, and the final result is exactly
 that of an uninterrupted run. A workdir holding another configuration is
@@ -51,6 +60,7 @@ flags.DEFINE_float("budget_mb", None, "Weight-memory budget in MB (10^6 bytes) a
                    "--weight_bits.")
 flags.DEFINE_integer("weight_bits", 32, "Weight precision of the memory model: 32, 16, 8, 4.")
 flags.DEFINE_string("kernel", "sahd", "Kernel: sahd or hamming (NASWOT-style).")
+common.define_distributed_flags()
 flags.DEFINE_string("genotypes", None, "random only: file of genotype strings to score "
                     "instead of sampling (one per line, '|' between per-cell genotypes).")
 
@@ -60,22 +70,6 @@ DEFAULT_NUM_CANDIDATES = {"spikenas": 64, "random": 5000}
 COLUMNS = ["genotype", "score", "singular", "params", "memory_bytes", "neuron_state_bytes",
            "step", "candidate_id"]
 TOP_K = 5
-
-
-def _read_genotypes(path: str, ops) -> list[str]:
-  """Genotype strings of a file (blank lines and '#' comments skipped)."""
-  try:
-    with open(path) as f:
-      lines = [ln.split("#")[0].strip() for ln in f]
-  except OSError as e:
-    raise ValueError(f"cannot read --genotypes {path!r}: {e.strerror}") from None
-  texts = [ln for ln in lines if ln]
-  if not texts:
-    raise ValueError(f"--genotypes {path!r} holds no genotype")
-  for t in texts:
-    for cell in t.split("|"):
-      genotype_lib.parse_genotype(cell, ops)  # raises naming the bad string
-  return texts
 
 
 class _StepProgress:
@@ -177,6 +171,8 @@ def _print_report(result: search.SearchResult, workdir: str):
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+  common.use_cpu_cores()
+  common.start_processes()
   method = FLAGS.method
   if method not in search.METHODS:
     common.fail(f"unknown --method {method!r}; choose from {', '.join(search.METHODS)}")
@@ -217,7 +213,7 @@ def main(argv):
     cfg = common.network_config_from_flags(backward=backward)
     genotypes = None
     if FLAGS.genotypes:
-      genotypes = _read_genotypes(FLAGS.genotypes, cfg.ops)
+      genotypes = common.read_genotype_file(FLAGS.genotypes, cfg.ops)
       # As launch.score: a file with feedback edges needs backward cells.
       if not cfg.backward and any(
           genotype_lib.has_backward(genotype_lib.parse_genotype(c, cfg.ops)).any()
@@ -237,8 +233,11 @@ def main(argv):
               map_batch_size=FLAGS.map_batch_size, progress=_StepProgress())
   store_path = os.path.join(workdir, results.STORE_NAME)
   fresh = not os.path.exists(store_path)
+  lead = jax.process_index() == 0
   try:
-    store = results.open_store(workdir)
+    # Several processes: process 0's store is the record; the search
+    # broadcasts what it holds (snnax_nas.search._StoreScorer).
+    store = results.open_store(workdir) if lead else results.ResultsStore()
   except ValueError as e:
     common.fail(str(e))
   try:
@@ -255,12 +254,14 @@ def main(argv):
   except ValueError as e:
     empty = store.count() == 0
     store.close()
-    if fresh and empty:  # the search refused to start: leave no store behind
+    if lead and fresh and empty:  # the search refused to start: leave no store behind
       for suffix in ("", "-wal", "-shm"):
         if os.path.exists(store_path + suffix):
           os.remove(store_path + suffix)
     common.fail(str(e))
   store.close()
+  if not lead:
+    return
 
   summary = result.summary()
   summary["config"] = {

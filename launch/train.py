@@ -172,6 +172,7 @@ def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
   t0 = time.perf_counter()
+  common.use_cpu_cores()
   if bool(FLAGS.genotype) == bool(FLAGS.from_search):
     common.fail("give exactly one of --genotype and --from_search")
   for name in ("epochs", "batch_size", "eval_every", "keep_checkpoints"):

@@ -1,10 +1,12 @@
-"""Multi-process helpers: start-up and splitting candidate lists by process.
+"""Multi-process helpers: start-up, splitting work by process, exchanging results.
 
 Scoring is embarrassingly parallel over candidates: each process scores its
 own share on its local devices (the candidate axis of every chunk is sharded
-over those devices with ``jax.sharding``), writes its own results, and only
-the final merge waits for everyone. No cross-host collective sits in the hot
-path, so a slow or restarted host never stalls the others.
+over those devices with ``jax.sharding``). ``launch.score`` writes each
+process's results apart and only the final merge waits for everyone. A search
+needs every score to take its next decision, so it all-gathers each group of
+shares (:func:`gather_shares`): one small host collective per group of
+chunks, never inside the compiled scorer.
 """
 
 from __future__ import annotations
@@ -60,3 +62,41 @@ def barrier(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)
+
+
+def broadcast_from_first(tree):
+  """Process 0's value of ``tree`` (numpy arrays) on every process.
+
+  Every process must call it with arrays of the same shapes and dtypes.
+  """
+  if jax.process_count() == 1:
+    return tree
+  from jax.experimental import multihost_utils
+  return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
+def gather_shares(values: np.ndarray, num_items: int) -> np.ndarray:
+  """All processes' :func:`process_share` results, in item order.
+
+  Args:
+    values: this process's results [len(process_share(num_items)), ...], in
+      the order of its share.
+    num_items: the length of the whole list.
+
+  Returns:
+    [num_items, ...] on every process (``values`` itself alone).
+  """
+  count = jax.process_count()
+  if count == 1:
+    return np.asarray(values)
+  from jax.experimental import multihost_utils
+  values = np.asarray(values)
+  width = -(-num_items // count)
+  padded = np.zeros((width,) + values.shape[1:], values.dtype)
+  padded[:len(values)] = values
+  stacked = np.asarray(multihost_utils.process_allgather(padded))  # [count, width, ...]
+  out = np.empty((num_items,) + values.shape[1:], values.dtype)
+  for p in range(count):
+    share = process_share(num_items, p, count)
+    out[share] = stacked[p, :len(share)]
+  return out

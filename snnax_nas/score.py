@@ -31,7 +31,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -233,8 +233,9 @@ def use_cpu_cores(num_devices: Optional[int] = None) -> int:
   :func:`score_candidates` shards each chunk over the local devices, so with
   one device per core every core scores its own candidates with plain
   single-stream kernels. On one device the two cores of the benchmark
-  machine instead split every small op between them, and the hand-offs cost
-  ~30 % of the throughput (benchmarks/RESULTS.md). Only affects the CPU
+  machine instead split every small op between them: the default
+  ``launch.search`` ran at 2.0-2.1 cand/s on one device and 2.3-2.6 on two
+  (benchmarks/RESULTS.md). Only affects the CPU
   backend; accelerators keep their own devices.
 
   Args:
@@ -364,6 +365,9 @@ def score_candidates(genotypes, images, key: jax.Array,
                           tuple(images.shape), num_devices)
   images = jax.device_put(images, NamedSharding(mesh, P()))
   key = jax.device_put(key, NamedSharding(mesh, P()))
+  # Explicit puts: under jax.distributed, jit refuses host numpy inputs for a
+  # sharding over several (local) devices.
+  cand = NamedSharding(mesh, P("cand"))
   scores = np.empty(n, np.float64)
   singular = np.empty(n, bool)
   compile_s = run_s = 0.0
@@ -373,7 +377,7 @@ def score_candidates(genotypes, images, key: jax.Array,
     a = np.concatenate([arch[start:stop], np.repeat(arch[start:start + 1], pad, 0)])
     ids = np.concatenate([candidate_ids[start:stop], np.repeat(candidate_ids[start:start + 1], pad)])
     t0 = time.perf_counter()
-    s, sing = fn(a, ids, images, key)
+    s, sing = fn(jax.device_put(a, cand), jax.device_put(ids, cand), images, key)
     s, sing = np.asarray(s), np.asarray(sing)
     dt = time.perf_counter() - t0
     if start == 0:

@@ -81,6 +81,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnax_nas import distributed
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import network as network_lib
@@ -414,21 +415,24 @@ class _StoreScorer:
       raise ValueError(f"candidate ids out of the int32 range: {ids.min()}..{ids.max()}")
     params = np.asarray(params, np.int64)
     wbytes = memory.weight_bytes(params, self.weight_bits)
-    rows = self.store.lookup(step, ids.tolist(), texts)
+    rows = self._stored_rows(step, ids, texts, params, wbytes)
     self.loaded += len(rows)
     missing = np.array([k for k, c in enumerate(ids.tolist()) if c not in rows], np.int64)
+    # Several processes: each scores its share of a group (one chunk each).
+    per_group = self.chunk_size * jax.process_count()
     if one_call:
       groups = [missing] if len(missing) else []
     else:
-      groups = [missing[s:s + self.chunk_size] for s in range(0, len(missing), self.chunk_size)]
+      groups = [missing[s:s + per_group] for s in range(0, len(missing), per_group)]
     done = 0
     if self.progress is not None and len(missing):
       self.progress(label, 0, len(missing))
     for group in groups:
+      mine = group[distributed.process_share(len(group))]
       res = score.score_candidates(
           None, self.images, self.key, self.cfg, kernel=self.kernel,
           chunk_size=self.chunk_size, map_batch_size=self.map_batch_size,
-          candidate_ids=scorer_ids[group].astype(np.int32), arch=arch[group])
+          candidate_ids=scorer_ids[mine].astype(np.int32), arch=arch[mine])
       # Each call here is one chunk (or one round); only the process's first
       # call compiles, so it alone counts as compile time.
       if self.calls == 0:
@@ -437,8 +441,10 @@ class _StoreScorer:
       else:
         self.run_seconds += res.compile_seconds + res.run_seconds
       self.calls += 1
-      new = [results.Row(step, int(ids[k]), texts[k], float(res.scores[j]),
-                         bool(res.singular[j]), int(params[k]), int(wbytes[k]))
+      group_scores = distributed.gather_shares(res.scores, len(group))
+      group_singular = distributed.gather_shares(res.singular, len(group))
+      new = [results.Row(step, int(ids[k]), texts[k], float(group_scores[j]),
+                         bool(group_singular[j]), int(params[k]), int(wbytes[k]))
              for j, k in enumerate(group)]
       self.store.add(new)  # committed: a kill after this line loses nothing
       rows.update((r.candidate_id, r) for r in new)
@@ -450,6 +456,27 @@ class _StoreScorer:
     self.records.extend(ordered)
     return (np.array([r.score for r in ordered], np.float64),
             np.array([r.singular for r in ordered], bool))
+
+  def _stored_rows(self, step, ids, texts, params, wbytes) -> dict:
+    """Stored rows of ``ids``: ``{candidate_id: Row}``.
+
+    With several processes, process 0's store is the record (the others run
+    with a throwaway one): its rows are broadcast, so every process skips and
+    scores exactly the same candidates.
+    """
+    rows = self.store.lookup(step, ids.tolist(), texts)
+    if jax.process_count() == 1:
+      return rows
+    found = np.array([int(c) in rows for c in ids], bool)
+    stored_scores = np.array([rows[int(c)].score if f else 0.0 for c, f in zip(ids, found)],
+                             np.float64)
+    stored_singular = np.array([rows[int(c)].singular if f else False
+                                for c, f in zip(ids, found)], bool)
+    found, stored_scores, stored_singular = distributed.broadcast_from_first(
+        (found, stored_scores, stored_singular))
+    return {int(ids[k]): results.Row(step, int(ids[k]), texts[k], float(stored_scores[k]),
+                                     bool(stored_singular[k]), int(params[k]), int(wbytes[k]))
+            for k in np.flatnonzero(found)}
 
   def finish(self, result: SearchResult, t0: float) -> SearchResult:
     result.records = list(self.records)

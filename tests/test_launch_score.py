@@ -9,24 +9,15 @@ TINY = ["--width=4", "--hidden=32", "--timesteps=2", "--batch_size=8", "--repeat
         "--chunk_size=4"]
 
 
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory):
-  path = tmp_path_factory.mktemp("data") / "tiny.npz"
-  rng = np.random.default_rng(0)
-  np.savez(path, image=rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8),
-           label=rng.integers(0, 10, 32).astype(np.uint8))
-  return str(path)
-
-
 def _run(args):
   return subprocess.run([sys.executable, "-m", "launch.score", *args], capture_output=True,
                         text=True, timeout=600)
 
 
-def test_scores_a_genotype_file_with_backward_edges(tmp_path, tiny_npz):
+def test_scores_a_genotype_file_with_backward_edges(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("# two cells\n0303/0030/2002/0200\n\n0302/0030/0003/0000\n")
-  out = _run([f"--dataset=npz:{tiny_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
+  out = _run([f"--dataset=npz:{random_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
               *TINY])
   assert out.returncode == 0, out.stderr
   rows = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
@@ -49,29 +40,22 @@ def test_bad_input_exits_with_one_line(tmp_path, args, word):
   assert not (tmp_path / "w" / "scores.csv").exists()
 
 
-def test_malformed_genotype_in_file(tmp_path, tiny_npz):
+def test_malformed_genotype_in_file(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("0303/0030/2002/0200\n0303/003/2002/0200\n")
-  out = _run([f"--dataset=npz:{tiny_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
+  out = _run([f"--dataset=npz:{random_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
               *TINY])
   assert out.returncode != 0 and "0303/003/2002/0200" in out.stderr
 
 
-def _free_port():
-  import socket
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, tiny_npz):
-  base = [f"--dataset=npz:{tiny_npz}", "--num_candidates=6", "--chunk_size=2", *TINY[:-1]]
+def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz, free_port):
+  base = [f"--dataset=npz:{random_npz}", "--num_candidates=6", "--chunk_size=2", *TINY[:-1]]
   single = _run([*base, f"--workdir={tmp_path}/one"])
   assert single.returncode == 0, single.stderr
   ref = list(csv.DictReader(open(tmp_path / "one" / "scores.csv")))
   assert len(ref) == 6
 
-  port = _free_port()
+  port = free_port
   procs = [subprocess.Popen(
       [sys.executable, "-m", "launch.score", *base, f"--workdir={tmp_path}/two",
        "--num_processes=2", f"--process_id={p}", f"--coordinator_address=127.0.0.1:{port}"],
@@ -105,8 +89,8 @@ def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, tiny_npz):
   assert "4 in this run" in again.stdout
 
 
-def test_resuming_with_other_flags_is_refused(tmp_path, tiny_npz):
-  base = [f"--dataset=npz:{tiny_npz}", "--num_candidates=2", f"--workdir={tmp_path}/w", *TINY]
+def test_resuming_with_other_flags_is_refused(tmp_path, random_npz):
+  base = [f"--dataset=npz:{random_npz}", "--num_candidates=2", f"--workdir={tmp_path}/w", *TINY]
   assert _run(base).returncode == 0
   out = _run([*base, "--seed=1"])
   assert out.returncode != 0 and "other flags" in out.stderr

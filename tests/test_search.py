@@ -279,26 +279,6 @@ LAUNCH_TINY = ["--width=4", "--hidden=32", "--timesteps=2", "--batch_size=8", "-
                "--chunk_size=2", "--method=spikenas", "--ops=snasnet", "--num_candidates=6"]
 
 
-@pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory):
-  path = tmp_path_factory.mktemp("data") / "tiny.npz"
-  rng = np.random.default_rng(0)
-  np.savez(path, image=rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8),
-           label=rng.integers(0, 10, 32).astype(np.uint8))
-  return str(path)
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-  # A persistent compilation cache shared by the subprocesses: only the first
-  # one compiles the scorer.
-  e = dict(os.environ, JAX_PLATFORMS="cpu",
-           JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
-           JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-           JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  return e
-
-
 def _launch(args, env):
   return subprocess.run([sys.executable, "-m", "launch.search", *args], capture_output=True,
                         text=True, timeout=300, env=env)
@@ -330,8 +310,8 @@ _SLOW = textwrap.dedent("""
 """)
 
 
-def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, tiny_npz, env):
-  args = [f"--dataset=npz:{tiny_npz}", *LAUNCH_TINY]
+def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, env):
+  args = [f"--dataset=npz:{random_npz}", *LAUNCH_TINY]
   ref = _launch([*args, f"--workdir={tmp_path}/ref"], env)
   assert ref.returncode == 0, ref.stderr
   assert "spikenas found" in ref.stdout
@@ -376,7 +356,7 @@ def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, tiny_npz, en
     (["--budget_params=100"], "minimum"),
     (["--workdir=FILE/sub"], "sub"),
 ])
-def test_bad_input_exits_with_one_line(tmp_path, tiny_npz, env, extra, word):
+def test_bad_input_exits_with_one_line(tmp_path, random_npz, env, extra, word):
   (tmp_path / "g.txt").write_text("0303/0030/2002/0200\n0303/003/2002/0200\n")
   (tmp_path / "file").write_text("not a directory")
   extra = [a.replace("GFILE", str(tmp_path / "g.txt")).replace("FILE", str(tmp_path / "file"))
@@ -385,10 +365,45 @@ def test_bad_input_exits_with_one_line(tmp_path, tiny_npz, env, extra, word):
   if any(a.startswith("--dataset") for a in extra):
     base = LAUNCH_TINY
   else:
-    base = [f"--dataset=npz:{tiny_npz}", *LAUNCH_TINY]
+    base = [f"--dataset=npz:{random_npz}", *LAUNCH_TINY]
   out = _launch([*base, workdir, *extra], env)
   assert out.returncode != 0
   lines = out.stderr.strip().splitlines()
   assert len(lines) == 1 and word in lines[0], out.stderr
   assert not (tmp_path / "w" / "summary.json").exists()
   assert not (tmp_path / "w" / results.STORE_NAME).exists()
+
+
+def _launch_two_processes(args, env, port):
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "launch.search", *args, "--num_processes=2", f"--process_id={p}",
+       f"--coordinator_address=127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for p in (0, 1)]
+  for p in procs:
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+
+
+@pytest.mark.parametrize("method", [["--method=spikenas"],
+                                    ["--method=lightsnn", "--ops=lightsnn", "--nobackward"]])
+def test_two_processes_search_like_one(tmp_path, random_npz, env, free_port, method):
+  args = [f"--dataset=npz:{random_npz}", *LAUNCH_TINY, *method]
+  ref = _launch([*args, f"--workdir={tmp_path}/one"], env)
+  assert ref.returncode == 0, ref.stderr
+  _launch_two_processes([*args, f"--workdir={tmp_path}/two"], env, free_port)
+  load = lambda name: json.load(open(tmp_path / name / "summary.json"))
+  one, two = load("one"), load("two")
+  for field in ("genotype", "params", "evaluations", "candidates_scored"):
+    assert two[field] == one[field], field
+  np.testing.assert_allclose(two["score"], one["score"], atol=1e-5)
+  assert two["timing"]["scored_this_run"] == one["timing"]["scored_this_run"]
+  stored = len(_stored(tmp_path / "two"))
+  assert stored == one["timing"]["scored_this_run"]  # process 0 stored every row, once
+
+  # Rerun: process 0 loads every row and broadcasts it; nothing is rescored.
+  os.remove(tmp_path / "two" / "summary.json")
+  _launch_two_processes([*args, f"--workdir={tmp_path}/two"], env, free_port)
+  again = load("two")
+  assert again["timing"]["scored_this_run"] == 0
+  assert again["genotype"] == one["genotype"]
+  np.testing.assert_allclose(again["score"], one["score"], atol=1e-5)

@@ -59,14 +59,6 @@ def tiny_npz(tmp_path_factory):
   return f"npz:{d}/{{split}}.npz"
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-  return dict(os.environ, JAX_PLATFORMS="cpu",
-              JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-
-
 # ----------------------------------------------------------------------------
 # Optimiser and schedule.
 
