@@ -31,7 +31,7 @@ Gram per (node, threshold) instead of one per edge (identical values).
 Usage::
 
   python benchmarks/score_bench.py                      # default config below
-  python benchmarks/score_bench.py --images /work/shared/datasets/cifar10/train10k.npz
+  python benchmarks/score_bench.py --images ../shared/datasets/cifar10/train10k.npz
   python benchmarks/score_bench.py --scale cifar10 --ops snasnet \\
       --num_candidates 2 --chunk_size 1 --torch_candidates 1 --torch_threads 2 --reps 1
 

@@ -157,14 +157,8 @@ def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {argv[1:]}")
   common.use_cpu_cores()
-  for name in ("epochs", "seeds", "num_candidates", "batch_size", "score_batch_size",
-               "repeats", "chunk_size"):
-    if FLAGS[name].value < 1:
-      common.fail(f"--{name}={FLAGS[name].value} must be >= 1")
-  if not FLAGS.lr > 0:
-    common.fail(f"--lr={FLAGS.lr} must be > 0")
-  if FLAGS.loss not in train.LOSSES:
-    common.fail(f"unknown --loss {FLAGS.loss!r}; choose from {', '.join(train.LOSSES)}")
+  common.check_training_flags("epochs", "seeds", "num_candidates", "batch_size",
+                              "score_batch_size", "repeats", "chunk_size")
   try:
     full = ops_lib.op_set(FLAGS.ops)
     info = data_lib.get_info(FLAGS.dataset, FLAGS.data_dir)

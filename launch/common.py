@@ -95,6 +95,19 @@ def use_cpu_cores():
     score.use_cpu_cores()
 
 
+def check_training_flags(*positive: str):
+  """Exits with one line unless the named integer flags are >= 1, ``--lr`` is
+  > 0 and ``--loss`` is a known loss."""
+  from snnax_nas import train  # not every launcher needs the training stack
+  for name in positive:
+    if FLAGS[name].value < 1:
+      fail(f"--{name}={FLAGS[name].value} must be >= 1")
+  if not FLAGS.lr > 0:
+    fail(f"--lr={FLAGS.lr} must be > 0")
+  if FLAGS.loss not in train.LOSSES:
+    fail(f"unknown --loss {FLAGS.loss!r}; choose from {', '.join(train.LOSSES)}")
+
+
 def fail(message: str):
   """Exits with status 2 after one clear line on stderr."""
   print(f"error: {message}", file=sys.stderr)

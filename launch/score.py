@@ -1,7 +1,7 @@
 r"""Scores candidate architectures with the SAHD kernel log-determinant.
 
-  python -m launch.score --workdir=/tmp/score
-  python -m launch.score --genotypes=cells.txt --backward --workdir=/tmp/score
+  python -m launch.score --workdir=runs/score
+  python -m launch.score --genotypes=cells.txt --backward --workdir=runs/score
 
 Writes ``scores.csv`` (genotype, score, singular, params, memory_bytes,
 neuron_state_bytes) to ``--workdir``.

@@ -4,7 +4,7 @@ r"""Trains a searched architecture (SNASNet recipe) and reports accuracy and spi
   python -m launch.train --from_search=runs/search --epochs=300 --workdir=runs/train
   python -m launch.train --genotype='0303/0030/0003/0000' \
       --dataset='npz:/data/cifar10/{split}10k.npz' --width=16 --timesteps=3 \
-      --epochs=10 --workdir=runs/cifar10 --checkpoint_dir=/tmp/ckpt
+      --epochs=10 --workdir=runs/cifar10 --checkpoint_dir=runs/ckpt
 
 ``--genotype`` takes the string launch.search prints: one genotype for every
 cell, or per-cell genotypes joined with ``|``. ``--from_search=WORKDIR`` reads
@@ -175,13 +175,7 @@ def main(argv):
   common.use_cpu_cores()
   if bool(FLAGS.genotype) == bool(FLAGS.from_search):
     common.fail("give exactly one of --genotype and --from_search")
-  for name in ("epochs", "batch_size", "eval_every", "keep_checkpoints"):
-    if FLAGS[name].value < 1:
-      common.fail(f"--{name}={FLAGS[name].value} must be >= 1")
-  if not FLAGS.lr > 0:
-    common.fail(f"--lr={FLAGS.lr} must be > 0")
-  if FLAGS.loss not in train.LOSSES:
-    common.fail(f"unknown --loss {FLAGS.loss!r}; choose from {', '.join(train.LOSSES)}")
+  common.check_training_flags("epochs", "batch_size", "eval_every", "keep_checkpoints")
   try:
     text = FLAGS.genotype
     if FLAGS.from_search:

@@ -51,7 +51,7 @@ def _gram_dtype() -> jnp.dtype:
 
   0/1 codes are exact in every dtype; what differs is the speed and the
   exactness of the accumulation. XLA:CPU runs an int8 x int8 -> int32 dot
-  about 2x faster than a float32 one (measured, benchmarks/RESULTS.md) and
+  1.45-1.6x faster than a float32 one (benchmarks/gram_bench.py) and
   int32 accumulation is exact up to 2^31. GPUs and TPUs run bf16 x bf16 ->
   float32 at full matrix-unit rate, exact while N < 2^24.
   """
