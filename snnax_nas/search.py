@@ -82,6 +82,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from snnax_nas import distributed
+from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import network as network_lib
@@ -418,6 +419,11 @@ class _StoreScorer:
     rows = self._stored_rows(step, ids, texts, params, wbytes)
     self.loaded += len(rows)
     missing = np.array([k for k, c in enumerate(ids.tolist()) if c not in rows], np.int64)
+    # Costliest first, so each chunk holds candidates of similar cost and its
+    # devices (and processes) finish together; no score depends on the order.
+    cost = flops.candidate_flops(arch[missing], self.cfg, self.images.shape[1],
+                                 self.images.shape[0]).executed
+    missing = missing[np.argsort(-cost, kind="stable")]
     # Several processes: each scores its share of a group (one chunk each).
     per_group = self.chunk_size * jax.process_count()
     if one_call:

@@ -141,10 +141,11 @@ def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
   cfg = network.network_config(None, ops="snasnet", cells_per_stage=2, **TINY)
   res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=20, chunk_size=CHUNK)
   assert len(res.steps) == cfg.num_cells == 4
-  by_step = {}
-  for call in fake.calls:
+  by_step, by_id = {}, {}
+  for call in fake.calls:  # calls run costliest first, not in id order
     for cid, g in zip(call["ids"], fake.genotypes(call)):
       by_step.setdefault(int(cid) // search.ID_STRIDE, []).append(g)
+      by_id[int(cid)] = g
   chosen = None
   for step, gs in sorted(by_step.items()):
     gs = np.stack(gs)
@@ -156,8 +157,9 @@ def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
       assert (gs[:, :step] == chosen[:step]).all()  # earlier cells fixed
       assert (gs[:, step:] == gs[:, step:step + 1]).all()  # later cells take the candidate
       assert (gs[:, step] == chosen[step]).all(axis=(1, 2)).any()  # incumbent competes
-    scores = [r.score for r in res.records if r.step == step]
-    chosen = gs[int(np.argmax(scores))]
+    rows = [r for r in res.records if r.step == step]
+    best = rows[int(np.argmax([r.score for r in rows]))]
+    chosen = by_id[best.candidate_id]
   assert res.genotype == search.arch_strings(chosen[None])[0]
   assert res.candidates_scored == sum(len(v) for v in by_step.values())
 
