@@ -245,8 +245,9 @@ def load_ref(ref: str):
 class JaxScorer:
   """One scorer (a ``score`` module and its config) prepared for timing."""
 
-  def __init__(self, name, score_mod, cfg, gs, images, args, batch):
+  def __init__(self, name, score_mod, cfg, gs, images, args, batch, flops):
     self.name, self.score, self.cfg, self.gs = name, score_mod, cfg, gs
+    self.flops = flops  # [N, 2] useful, executed
     self.key = jax.random.key(args.seed)
     ndev = jax.local_device_count()
     self.chunk = -(-args.chunk_size // ndev) * ndev
@@ -266,8 +267,6 @@ class JaxScorer:
     t0 = time.perf_counter()
     self.run(min(self.chunk, len(gs)))  # first call: trace + compile + one chunk
     self.first_call = time.perf_counter() - t0
-    counts = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch, args.repeats)
-    self.flops = np.stack([counts.useful, counts.executed], 1)
 
   def run(self, n=None):
     return self.score.score_candidates(self.gs[:n], self.images, self.key, self.cfg,
@@ -301,14 +300,16 @@ def bench_jax(gs, images, cfg, args, batch, ref=None):
   """Times ``score.score_candidates`` on canonical genotypes ``gs`` (and the
   ``ref`` revision's, interleaved run by run so both see the same load)."""
   scorers = []
+  counts = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch, args.repeats)
+  flops = np.stack([counts.useful, counts.executed], 1)
   if ref is not None:
     ref_network, ref_score = ref
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "lif"}
     fields["ops"] = ",".join(cfg.ops.names)
     ref_cfg = ref_network.network_config(None, **fields)
     scorers.append(JaxScorer(f"ref {args.compare_ref}", ref_score, ref_cfg, gs, images,
-                             args, batch))
-  scorers.append(JaxScorer("this tree", score, cfg, gs, images, args, batch))
+                             args, batch, flops))
+  scorers.append(JaxScorer("this tree", score, cfg, gs, images, args, batch, flops))
   for _ in range(args.reps):
     for s in scorers:
       s.timed()
