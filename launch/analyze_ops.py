@@ -31,10 +31,10 @@ import numpy as np
 
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import genotype as genotype_lib
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import score
+from snnax_nas import search as search_lib
 from snnax_nas import train
 
 FLAGS = flags.FLAGS
@@ -82,30 +82,16 @@ def variants(ops: ops_lib.OpSet) -> list[tuple[str, str, ops_lib.OpSet]]:
 
 
 def search_best(images, cfg: network.NetworkConfig, num_candidates: int, seed: int):
-  """Best genotype of the space of ``cfg`` by SAHD random search.
-
-  Uses :func:`snnax_nas.search.random_search` when that module provides it,
-  else samples with :func:`snnax_nas.genotype.sample_genotypes` and scores
-  with :func:`snnax_nas.score.score_candidates` (the same procedure).
+  """Best genotype of the space of ``cfg`` by SAHD random search
+  (:func:`snnax_nas.search.random_search`).
 
   Returns:
     ``(genotype string, score)``.
   """
-  key = jax.random.key(seed)
-  try:
-    from snnax_nas import search as search_lib
-    random_search = search_lib.random_search
-  except (ImportError, AttributeError):
-    random_search = None
-  if random_search is not None:
-    res = random_search(images, key, cfg, num_candidates=num_candidates, seed=seed,
-                        chunk_size=FLAGS.chunk_size)
-    return res.genotype, float(res.score)
-  g = genotype_lib.sample_genotypes(np.random.default_rng(seed), num_candidates, cfg.ops,
-                                    backward=cfg.backward)
-  res = score.score_candidates(g, images, key, cfg, chunk_size=FLAGS.chunk_size)
-  best = int(np.argmax(np.where(np.isfinite(res.scores), res.scores, -np.inf)))
-  return genotype_lib.format_genotype(g[best]), float(res.scores[best])
+  res = search_lib.random_search(images, jax.random.key(seed), cfg,
+                                 num_candidates=num_candidates, seed=seed,
+                                 chunk_size=FLAGS.chunk_size)
+  return res.genotype, float(res.score)
 
 
 def _config(info, ops) -> network.NetworkConfig:
