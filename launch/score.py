@@ -33,6 +33,7 @@ import numpy as np
 from launch import common
 from snnax_nas import data as data_lib
 from snnax_nas import distributed
+from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import score
@@ -117,11 +118,15 @@ def main(argv):
   pid, nproc = jax.process_index(), jax.process_count()
   part_path = os.path.join(workdir, f"scores.part{pid}.csv")
   done = _load_part(part_path)
-  mine = [i for i in distributed.process_share(len(texts)) if i not in done]
+  arch = score.arch_of(genotypes, cfg)
+  # Costliest first, then strided shares: processes get equal work and each
+  # chunk's devices finish together. Scores do not depend on the order.
+  cost = flops.candidate_flops(arch, cfg, FLAGS.batch_size, FLAGS.repeats).executed
+  by_cost = np.argsort(-cost, kind="stable")
+  mine = [int(i) for i in by_cost[distributed.process_share(len(texts))] if int(i) not in done]
   logging.info("process %d/%d: %d candidates to score (%d already done), %s", pid, nproc,
                len(mine), len(done), cfg)
   progress = common.Progress("score")
-  arch = score.arch_of(genotypes, cfg)
   key = jax.random.key(FLAGS.seed)
   compile_s = run_s = 0.0
   with open(part_path, "a", newline="") as f:

@@ -70,7 +70,8 @@ def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz,
   assert (tmp_path / "two" / "scores.part1.csv").exists()
 
   # A crash left two scored rows and a torn line: the rerun keeps the rows
-  # (a marker score proves id 0 is not rescored) and scores the rest.
+  # (a marker score proves the first one is not rescored) and scores the rest.
+  # Rows are written costliest candidate first, not in id order.
   crash = tmp_path / "crash"
   crash.mkdir()
   (crash / "scores.meta.json").write_text((tmp_path / "one" / "scores.meta.json").read_text()
@@ -83,9 +84,11 @@ def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz,
   again = _run([*base, f"--workdir={crash}"])
   assert again.returncode == 0, again.stderr
   resumed = list(csv.DictReader(open(crash / "scores.csv")))
-  assert float(resumed[0]["score"]) == 123.0
-  np.testing.assert_allclose([float(r["score"]) for r in resumed[1:]],
-                             [float(r["score"]) for r in ref[1:]], atol=1e-6)
+  marked = int(rows[0][0])
+  assert float(resumed[marked]["score"]) == 123.0
+  others = [i for i in range(6) if i != marked]
+  np.testing.assert_allclose([float(resumed[i]["score"]) for i in others],
+                             [float(ref[i]["score"]) for i in others], atol=1e-6)
   assert "4 in this run" in again.stdout
 
 
