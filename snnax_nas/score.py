@@ -106,6 +106,22 @@ def hamming_terms(spikes: jax.Array, kernel: str = "sahd"):
   return d, jnp.float32(n)
 
 
+@jax.custom_batching.sequential_vmap
+def _lu_terms(a22: jax.Array, a12: jax.Array):
+  """``(|diag U|, a12^T a22^-1 a12)`` from the LU of ``a22`` [n, n], ``a12`` [n].
+
+  Under ``vmap`` this runs one LU and one solve per matrix in a loop, never a
+  batched LAPACK call: a batched LU or triangular solve splits its batch over
+  XLA:CPU's intra-op thread pool and blocks until the parts finish, and with
+  one device per core every pool thread can end up blocked in such a call at
+  once, waiting for parts no free thread will run (the scorer deadlocked with
+  ``map_batch_size > 1`` on 2 devices, jax 0.10.2). The matrices are
+  [B-1, B-1]: the loop costs nothing measurable.
+  """
+  lu, piv = jax.scipy.linalg.lu_factor(a22)
+  return jnp.abs(jnp.diagonal(lu)), a12 @ jax.scipy.linalg.lu_solve((lu, piv), a12)
+
+
 def kernel_logdet(m: jax.Array, n_bar: jax.Array):
   """``log|det(n_bar 11^T + m)|`` in float32 without the rank-one cancellation.
 
@@ -125,10 +141,9 @@ def kernel_logdet(m: jax.Array, n_bar: jax.Array):
   vmv = v @ mv
   a = m - 2.0 * jnp.outer(v, mv) - 2.0 * jnp.outer(mv, v) + 4.0 * vmv * jnp.outer(v, v)
   a11, a12, a22 = a[0, 0], a[0, 1:], a[1:, 1:]
-  lu, piv = jax.scipy.linalg.lu_factor(a22)
-  diag = jnp.abs(jnp.diagonal(lu))
+  diag, quad = _lu_terms(a22, a12)
   tol = b * jnp.finfo(m.dtype).eps * jnp.max(jnp.abs(a22))
-  schur = a11 - a12 @ jax.scipy.linalg.lu_solve((lu, piv), a12)
+  schur = a11 - quad
   logdet = jnp.sum(jnp.log(diag)) + jnp.log(jnp.abs(b * n_bar + schur))
   singular = (jnp.min(diag) <= tol) | ~jnp.isfinite(logdet)
   return jnp.where(singular, -jnp.inf, logdet), singular

@@ -175,3 +175,34 @@ def test_code_gram_is_exact_in_every_dtype():
   ref = codes.astype(np.float64) @ codes.T.astype(np.float64)
   for dtype in (jnp.int8, jnp.bfloat16, jnp.float32, None):
     np.testing.assert_array_equal(np.asarray(score.code_gram(jnp.asarray(codes), dtype)), ref)
+
+
+_VMAPPED_LOGDETS = textwrap.dedent("""
+    import jax
+    jax.config.update("jax_num_cpu_devices", 2)
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, PartitionSpec as P
+    from snnax_nas import score
+    mesh = Mesh(np.array(jax.devices()), ("d",))
+
+    def per_device(x):  # 64 kernels [64, 64] per device, vmapped (map_batch_size > 1)
+      m = jnp.einsum("kij,klj->kil", x[0], x[0]) / 100.0 - 0.3
+      return jax.vmap(score.kernel_logdet, in_axes=(0, None))(m, jnp.float32(5.0))[0][None]
+
+    f = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=P("d"), out_specs=P("d")))
+    x = jax.random.uniform(jax.random.key(0), (2, 64, 64, 256))
+    for _ in range(3):
+      out = jax.block_until_ready(f(x))
+    print(np.isfinite(np.asarray(out)).all())
+""")
+
+
+def test_vmapped_logdets_on_two_devices_do_not_deadlock():
+  # A batched LAPACK LU on each of two XLA:CPU devices used to block both
+  # intra-op pool threads waiting for each other (see score._lu_factor).
+  out = subprocess.run([sys.executable, "-c", _VMAPPED_LOGDETS],
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split()[-1] == "True"
