@@ -266,7 +266,7 @@ def avg_pool(x: jax.Array, size: int) -> jax.Array:
 
 
 def batch_norm(x: jax.Array, p: Params, stats: Optional[Params] = None,
-               train: bool = True):
+               train: bool = True, one_pass: bool = False):
   """Batch norm over all axes but the last.
 
   Args:
@@ -275,6 +275,11 @@ def batch_norm(x: jax.Array, p: Params, stats: Optional[Params] = None,
     stats: running ``{"mean": [C], "var": [C]}`` or None (scoring keeps none).
     train: normalise with batch statistics (and update ``stats``) or with the
       running statistics.
+    one_pass: batch variance as ``E[x^2] - E[x]^2``: one read of ``x`` for
+      both moments instead of two (5-8 % of the scorer's time). Exact enough
+      only while ``|mean| / std`` stays small (relative error ~1e-5 at 10,
+      ~2e-3 at 100): true of networks at initialisation, whose conv weights
+      have zero mean, so the scorer uses it; training does not.
 
   Returns:
     ``(y, new_stats)``; ``new_stats`` is None when ``stats`` is None.
@@ -282,7 +287,10 @@ def batch_norm(x: jax.Array, p: Params, stats: Optional[Params] = None,
   axes = tuple(range(x.ndim - 1))
   if train:
     mean = x.mean(axes)
-    var = jnp.mean(jnp.square(x - mean), axes)
+    if one_pass:  # XLA fuses the two sibling reductions into one pass
+      var = jnp.maximum(jnp.mean(jnp.square(x), axes) - jnp.square(mean), 0.0)
+    else:
+      var = jnp.mean(jnp.square(x - mean), axes)
     new_stats = None
     if stats is not None:
       n = x.size // x.shape[-1]
@@ -419,7 +427,9 @@ def _forward(params: Params, images: jax.Array, key: Optional[jax.Array],
   bn_train = train or not keep_stats  # scoring uses batch statistics
 
   def bn(x, p, s):
-    return batch_norm(x, p, s, train=bn_train)
+    # Without running statistics this is a scoring pass at initialisation:
+    # the one-pass variance is safe there (see batch_norm).
+    return batch_norm(x, p, s, train=bn_train, one_pass=not keep_stats)
 
   def stats_of(*path):
     node = batch_stats

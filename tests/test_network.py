@@ -209,3 +209,20 @@ def test_supernet_shared_lifs_report_each_edge_like_standalone():
         assert float(sup["probes"]["counts"][name + "0"]) == CFG.timesteps
       else:
         assert float(sup["probes"]["counts"][name + "0"]) == 0
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, 10.0, 1000.0])
+def test_batch_norm_variance_against_float64(ratio):
+  # |mean| / std = ratio. The two-pass variance (training) is exact at any
+  # ratio; the one-pass one (scoring at initialisation) where the ratio is
+  # small, which is what scored networks see.
+  rng = np.random.default_rng(0)
+  x = (rng.standard_normal((64, 8, 8, 4)) * 0.5 + 0.5 * ratio).astype(np.float32)
+  p = {"scale": jnp.ones(4), "bias": jnp.zeros(4)}
+  x64 = x.astype(np.float64)
+  ref = (x64 - x64.mean((0, 1, 2))) / np.sqrt(x64.var((0, 1, 2)) + network.BN_EPS)
+  two, _ = network.batch_norm(jnp.asarray(x), p)
+  np.testing.assert_allclose(np.asarray(two), ref, atol=5e-5)
+  one, _ = network.batch_norm(jnp.asarray(x), p, one_pass=True)
+  if ratio <= 10:
+    np.testing.assert_allclose(np.asarray(one), ref, atol=5e-5)
