@@ -245,7 +245,7 @@ def load_ref(ref: str):
 class JaxScorer:
   """One scorer (a ``score`` module and its config) prepared for timing."""
 
-  def __init__(self, name, score_mod, cfg, gs, images, args, batch, flops):
+  def __init__(self, name, score_mod, cfg, gs, images, args, flops):
     self.name, self.score, self.cfg, self.gs = name, score_mod, cfg, gs
     self.flops = flops  # [N, 2] useful, executed
     self.key = jax.random.key(args.seed)
@@ -296,20 +296,19 @@ class JaxScorer:
     }
 
 
-def bench_jax(gs, images, cfg, args, batch, ref=None):
+def bench_jax(gs, images, cfg, args, flops, ref=None):
   """Times ``score.score_candidates`` on canonical genotypes ``gs`` (and the
-  ``ref`` revision's, interleaved run by run so both see the same load)."""
+  ``ref`` revision's, interleaved run by run so both see the same load).
+  ``flops``: [N, 2] useful and executed FLOPs of ``gs``."""
   scorers = []
-  counts = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch, args.repeats)
-  flops = np.stack([counts.useful, counts.executed], 1)
   if ref is not None:
     ref_network, ref_score = ref
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "lif"}
     fields["ops"] = ",".join(cfg.ops.names)
     ref_cfg = ref_network.network_config(None, **fields)
     scorers.append(JaxScorer(f"ref {args.compare_ref}", ref_score, ref_cfg, gs, images,
-                             args, batch, flops))
-  scorers.append(JaxScorer("this tree", score, cfg, gs, images, args, batch, flops))
+                             args, flops))
+  scorers.append(JaxScorer("this tree", score, cfg, gs, images, args, flops))
   for _ in range(args.reps):
     for s in scorers:
       s.timed()
@@ -520,7 +519,8 @@ def main(args):
                       "timesteps": cfg.timesteps, "repeats": int(images.shape[0]),
                       "hidden": cfg.hidden, "s2": cfg.second_pool,
                       "backward": cfg.backward}}
-    runs = bench_jax(gs, images, cfg, args, batch, ref)
+    counts = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch, images.shape[0])
+    runs = bench_jax(gs, images, cfg, args, np.stack([counts.useful, counts.executed], 1), ref)
     if ref is not None:
       res["jax_ref"] = runs[0]
     res["jax"] = j = runs[-1]
@@ -542,8 +542,7 @@ def main(args):
              if "max_abs_score_diff_vs_this_tree" in r else ""))
     if ref is not None:
       print(f"speedup: this tree / ref = {j['cand_per_s'] / runs[0]['cand_per_s']:.2f}x")
-    flops_each = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch,
-                                           images.shape[0]).useful
+    flops_each = counts.useful
     print(f"        FLOPs per candidate: mean {flops_each.mean() / 1e9:.2f} G, min "
           f"{flops_each.min() / 1e9:.2f} G, max {flops_each.max() / 1e9:.2f} G; at a sustained "
           f"{args.accel_tflops:g} TFLOP/s (an assumption, not a measurement): "

@@ -121,8 +121,7 @@ def main(argv):
   arch = score.arch_of(genotypes, cfg)
   # Costliest first, then strided shares: processes get equal work and each
   # chunk's devices finish together. Scores do not depend on the order.
-  cost = flops.candidate_flops(arch, cfg, FLAGS.batch_size, FLAGS.repeats).executed
-  by_cost = np.argsort(-cost, kind="stable")
+  by_cost = flops.costliest_first(arch, cfg, FLAGS.batch_size, FLAGS.repeats)
   mine = [int(i) for i in by_cost[distributed.process_share(len(texts))] if int(i) not in done]
   logging.info("process %d/%d: %d candidates to score (%d already done), %s", pid, nproc,
                len(mine), len(done), cfg)

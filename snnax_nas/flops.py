@@ -96,3 +96,15 @@ def candidate_flops(arch, cfg: network_lib.NetworkConfig, batch: int,
   t = cfg.timesteps
   return FlopCount(useful=repeats * (stem + t * (fixed_t + convs + useful_grams)),
                    executed=repeats * (stem + t * (fixed_t + convs + executed_grams)))
+
+
+def costliest_first(arch, cfg: network_lib.NetworkConfig, batch: int,
+                    repeats: int = 1) -> np.ndarray:
+  """Indices of the candidates of ``arch`` by executed FLOPs, costliest first.
+
+  The scheduling order of every scorer loop (:func:`snnax_nas.score.balanced_slots`,
+  the search's store scorer, ``launch.score``): cut into chunks, it gives
+  chunks of similar cost. Stable, so every process computes the same order.
+  """
+  cost = candidate_flops(arch, cfg, batch, repeats).executed
+  return np.argsort(-cost, kind="stable")

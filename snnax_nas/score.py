@@ -324,19 +324,20 @@ def arch_of(genotypes: np.ndarray, cfg: network_lib.NetworkConfig) -> np.ndarray
   return genotype_lib.arch_weights(genotypes, cfg.ops)[..., :cfg.num_edges, :]
 
 
-def balanced_slots(cost, chunk_size: int, num_devices: int) -> tuple[np.ndarray, np.ndarray]:
+def balanced_slots(order, chunk_size: int, num_devices: int) -> tuple[np.ndarray, np.ndarray]:
   """Chunk layout that gives every device about the same work.
 
   A chunk runs as long as its slowest device, and each device scores its
   ``chunk_size / num_devices`` candidates one after another, so candidates
   of very different cost (8.9 to 38 GFLOP in the 5-op space at width 16)
-  leave devices idle when laid out in their given order. Candidates are
-  sorted by cost (descending), cut into chunks of similar cost, and inside a
-  chunk dealt to the devices in snake order (0, 1, .., D-1, D-1, .., 0, ..).
-  The last chunk is padded with its cheapest candidate.
+  leave devices idle when laid out in their given order. Taken in ``order``
+  (costliest first), candidates are cut into chunks of similar cost and,
+  inside a chunk, dealt to the devices in snake order (0, 1, .., D-1, D-1,
+  .., 0, ..). The last chunk is padded with its cheapest candidate.
 
   Args:
-    cost: float [N], e.g. executed FLOPs (:mod:`snnax_nas.flops`).
+    order: int [N], candidate indices by cost, descending
+      (:func:`snnax_nas.flops.costliest_first`).
     chunk_size: candidates per chunk, a multiple of ``num_devices``.
     num_devices: devices a chunk is sharded over (contiguous blocks).
 
@@ -344,10 +345,10 @@ def balanced_slots(cost, chunk_size: int, num_devices: int) -> tuple[np.ndarray,
     ``(slots, real)``: int [C * chunk_size] candidate indices, chunk after
     chunk, and bool [C * chunk_size], False on padding slots.
   """
-  cost = np.asarray(cost, np.float64)
+  order = np.asarray(order, np.int64)
   if chunk_size % num_devices:
     raise ValueError(f"chunk_size {chunk_size} is not a multiple of {num_devices} devices")
-  n = cost.shape[0]
+  n = order.shape[0]
   per = chunk_size // num_devices
   # deal[p] = cost rank (within the chunk) of the candidate at chunk position p.
   rank = np.arange(chunk_size)
@@ -359,7 +360,6 @@ def balanced_slots(cost, chunk_size: int, num_devices: int) -> tuple[np.ndarray,
   ranks = (np.arange(num_chunks)[:, None] * chunk_size + deal).reshape(-1)
   real = ranks < n
   # Padding slots repeat the last chunk's cheapest candidate (rank n - 1).
-  order = np.argsort(-cost, kind="stable")
   return order[np.minimum(ranks, n - 1)], real
 
 
@@ -374,7 +374,7 @@ def score_candidates(genotypes, images, key: jax.Array,
 
   All candidates run through one compiled function in fixed-size chunks,
   with the candidate axis sharded over local devices. Chunks are composed by
-  cost (:func:`balanced_slots` on the executed FLOPs) so devices finish
+  cost (:func:`balanced_slots`) so devices finish
   together; the order does not change any score.
 
   Args:
@@ -430,8 +430,8 @@ def score_candidates(genotypes, images, key: jax.Array,
   compile_s = run_s = 0.0
   if n == 0:
     return ScoreResult(scores, singular, compile_s, run_s)
-  cost = flops_lib.candidate_flops(arch, cfg, images.shape[1], images.shape[0]).executed
-  slots, real = balanced_slots(cost, chunk_size, num_devices)
+  order = flops_lib.costliest_first(arch, cfg, images.shape[1], images.shape[0])
+  slots, real = balanced_slots(order, chunk_size, num_devices)
   done = 0
   for start in range(0, len(slots), chunk_size):
     idx, keep = slots[start:start + chunk_size], real[start:start + chunk_size]

@@ -421,9 +421,8 @@ class _StoreScorer:
     missing = np.array([k for k, c in enumerate(ids.tolist()) if c not in rows], np.int64)
     # Costliest first, so each chunk holds candidates of similar cost and its
     # devices (and processes) finish together; no score depends on the order.
-    cost = flops.candidate_flops(arch[missing], self.cfg, self.images.shape[1],
-                                 self.images.shape[0]).executed
-    missing = missing[np.argsort(-cost, kind="stable")]
+    missing = missing[flops.costliest_first(arch[missing], self.cfg, self.images.shape[1],
+                                            self.images.shape[0])]
     # Several processes: each scores its share of a group (one chunk each).
     per_group = self.chunk_size * jax.process_count()
     if one_call:

@@ -84,7 +84,8 @@ def test_flops_reject_bad_arguments():
 def test_balanced_slots_cover_every_candidate_and_even_out_devices():
   rng = np.random.default_rng(0)
   cost = rng.choice([1.0, 2.0, 3.0, 4.0], size=37)
-  slots, real = score.balanced_slots(cost, chunk_size=8, num_devices=2)
+  order = np.argsort(-cost, kind="stable")
+  slots, real = score.balanced_slots(order, chunk_size=8, num_devices=2)
   assert slots.shape == real.shape == (40,)
   assert sorted(slots[real]) == list(range(37))  # each real candidate once
   assert (cost[slots[~real]] == cost.min()).all()  # padding: the cheapest
@@ -93,7 +94,7 @@ def test_balanced_slots_cover_every_candidate_and_even_out_devices():
   assert np.abs(per_device[:, 0] - per_device[:, 1]).max() <= 1.0
   assert np.abs(per_device[:, 0] - per_device[:, 1]).sum() < np.abs(naive[:, 0] - naive[:, 1]).sum()
   with pytest.raises(ValueError, match="multiple"):
-    score.balanced_slots(cost, chunk_size=7, num_devices=2)
+    score.balanced_slots(order, chunk_size=7, num_devices=2)
 
 
 def test_search_space_cost_spread_is_what_the_balancing_is_for():
@@ -102,3 +103,5 @@ def test_search_space_cost_spread_is_what_the_balancing_is_for():
   gs = score.as_genotypes(genotype_lib.sample_genotypes(np.random.default_rng(0), 64, cfg.ops), cfg)
   ex = flops.candidate_flops(score.arch_of(gs, cfg), cfg, batch=64, repeats=2).executed
   assert 3.0 < ex.max() / ex.min() < 6.0
+  order = flops.costliest_first(score.arch_of(gs, cfg), cfg, batch=64, repeats=2)
+  assert sorted(order) == list(range(64)) and (np.diff(ex[order]) <= 0).all()
