@@ -1,0 +1,124 @@
+"""Tests of snnax_nas.data.npz and snnax_nas.data.source: the bundled sample
+(provenance by checksum), ``npz:`` specs, and the refusal of NaN/inf pixels,
+bad labels and single-file train/test specs."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+import pytest
+
+from snnax_nas import data
+
+# sha256 of the bundled sample's raw arrays (``image`` uint8 [1024, 32, 32, 3]
+# and ``label`` uint8 [1024], C order). They equal the checksums of the first
+# 1,024 images and labels of the project's CIFAR-10 train10k.npz (a seed-0
+# subset of the CIFAR-10 training split), checked when the sample was made.
+SAMPLE_IMAGE_SHA256 = "a052620b5e3849f9ba52471ee1e6d1c426582f423eb03ef66fa14ccef1a290db"
+SAMPLE_LABEL_SHA256 = "ac4b58209dd148cd1a4551e3a62d8e692001efad1ce9dbbe72bbf39fad707c4c"
+# Per-class counts stated in snnax_nas/data/README.md.
+SAMPLE_CLASS_COUNTS = [97, 104, 103, 107, 102, 133, 90, 86, 107, 95]
+
+
+def test_bundled_sample():
+  assert data.SAMPLE_PATH.stat().st_size <= 4 * 2**20
+  images, labels = data.load_arrays("cifar10_sample", "train")
+  assert images.shape == (1024, 32, 32, 3) and images.dtype == np.uint8
+  assert labels.shape == (1024,) and labels.dtype == np.int32
+  assert labels.min() == 0 and labels.max() == 9
+  assert len(np.unique(labels)) == 10
+  assert 60 < images.mean() < 200  # real images, not blank
+  assert np.bincount(labels).tolist() == SAMPLE_CLASS_COUNTS
+  with pytest.raises(ValueError, match="train"):
+    data.load_arrays("cifar10_sample", "test")
+
+
+def test_bundled_sample_provenance():
+  with np.load(data.SAMPLE_PATH) as f:
+    image, label = f["image"], f["label"]
+  assert image.dtype == np.uint8 and label.dtype == np.uint8
+  assert hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest() == SAMPLE_IMAGE_SHA256
+  assert hashlib.sha256(np.ascontiguousarray(label).tobytes()).hexdigest() == SAMPLE_LABEL_SHA256
+
+
+def test_npz_loader(tmp_path):
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 6), ("test", 4)):
+    np.savez(tmp_path / f"{split}.npz",
+             image=rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8),
+             label=np.arange(n) % 3)
+  spec = f"npz:{tmp_path}/{{split}}.npz"
+  x, y = data.load_arrays(spec, "train")
+  assert x.shape == (6, 8, 8, 3) and x.dtype == np.uint8
+  assert y.dtype == np.int32 and y.tolist() == [0, 1, 2, 0, 1, 2]
+  assert data.load_arrays(spec, "test")[0].shape == (4, 8, 8, 3)
+  info = data.get_info(spec)
+  assert info.image_shape == (8, 8, 3) and info.num_classes == 3
+  np.testing.assert_allclose(info.mean, (x / 255.0).reshape(-1, 3).mean(0),
+                             rtol=1e-6)
+  np.testing.assert_allclose(info.std, (x / 255.0).reshape(-1, 3).std(0),
+                             rtol=1e-5)
+  with pytest.raises(FileNotFoundError, match="savez"):
+    data.load_arrays(f"npz:{tmp_path}/nope.npz", "train")
+  np.savez(tmp_path / "bad.npz", x=np.zeros(3))
+  with pytest.raises(ValueError, match="missing keys"):
+    data.load_arrays(f"npz:{tmp_path}/bad.npz", "train")
+  np.savez(tmp_path / "rank.npz", image=np.zeros((2, 8, 8), np.uint8), label=np.zeros(2))
+  with pytest.raises(ValueError, match=r"\[N,H,W,C\]"):
+    data.load_arrays(f"npz:{tmp_path}/rank.npz", "train")
+  np.savez(tmp_path / "len.npz", image=np.zeros((3, 2, 2, 1), np.uint8), label=np.zeros(2))
+  with pytest.raises(ValueError, match="3 images but 2 labels"):
+    data.load_arrays(f"npz:{tmp_path}/len.npz", "train")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_npz_non_finite_pixels(tmp_path, bad):
+  frames = np.ones((3, 2, 4, 4, 2), np.float32)
+  frames[1, 0, 2, 3, 1] = bad
+  frames[2, 1, 0, 0, 0] = bad
+  path = tmp_path / "frames.npz"
+  np.savez(path, image=frames, label=np.array([0, 1, 0]))
+  with pytest.raises(ValueError) as err:
+    data.load_arrays(f"npz:{path}", "train")
+  msg = str(err.value)
+  assert str(path) in msg and "2 non-finite" in msg
+  assert "(1, 0, 2, 3, 1)" in msg  # the first bad value
+  with pytest.raises(ValueError, match="non-finite"):  # score batches load the same way
+    data.score_batches(f"npz:{path}", 1, 2, seed=0)
+
+
+@pytest.mark.parametrize("labels,match", [
+    (np.array([0.0, np.nan, 1.0]), "1 non-finite"),
+    (np.array([0.0, 1.5, 1.0]), "not a whole number"),
+    (np.array([0, -1, 1]), "negative"),
+    (np.array([[0], [1], [1]]), "labels must be"),
+])
+def test_npz_bad_labels(tmp_path, labels, match):
+  path = tmp_path / "lab.npz"
+  np.savez(path, image=np.zeros((3, 2, 2, 1), np.uint8), label=labels)
+  with pytest.raises(ValueError, match=match) as err:
+    data.load_arrays(f"npz:{path}", "train")
+  assert str(path) in str(err.value)
+
+
+def test_whole_float_labels_accepted(tmp_path):
+  path = tmp_path / "lab.npz"
+  np.savez(path, image=np.zeros((3, 2, 2, 1), np.uint8), label=np.array([0.0, 2.0, 1.0]))
+  _, y = data.load_arrays(f"npz:{path}", "train")
+  assert y.dtype == np.int32 and y.tolist() == [0, 2, 1]
+
+
+def test_single_file_spec_warns(tmp_path, caplog):
+  path = tmp_path / "one.npz"
+  np.savez(path, image=np.zeros((2, 2, 2, 1), np.uint8), label=np.array([0, 1]))
+  spec = f"npz:{path}"
+  assert not data.has_separate_splits(spec)
+  with caplog.at_level(logging.WARNING):
+    data.load_arrays(spec, "train")
+    assert "same file" not in caplog.text  # reading train is fine
+    x, _ = data.load_arrays(spec, "test")  # still returns the one file ...
+  assert len(x) == 2
+  assert "train and test are the same file" in caplog.text  # ... but says so
+  assert str(path) in caplog.text
