@@ -1,11 +1,14 @@
+"""Analytic memory model (checked against real parameter trees) and the budget rule."""
+
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory
-from snnax_nas import network
+from snnax_nas import memory, network
 
 
 def _real_count(cfg, g):
@@ -80,3 +83,49 @@ def test_neuron_count_equals_lifs_seen_by_the_network():
     _, aux = network.standalone_forward(params, g, jnp.zeros((2, 16, 16, 3)), jax.random.key(0),
                                         cfg, probe=lambda s: jnp.float32(s[0].size))
     assert memory.neuron_count(g, cfg) == sum(float(v) for v in aux["probes"]["values"].values())
+
+
+def test_op_params_is_the_one_per_op_formula():
+  cfg = network.network_config(None, width=6, ops="zero,skip,conv1x1,conv3x3@0.5,maxpool3x3")
+  by_name = {op.name: memory.op_params(op, 10) for op in cfg.ops.ops}
+  assert by_name == {"zero": 0, "skip": 0, "conv1x1": 1 * 10 * 10 + 20,
+                     "conv3x3@0.5": 9 * 10 * 10 + 20, "maxpool3x3": 0}
+
+
+@pytest.mark.parametrize("limit", ["budget_params", "budget_bytes"])
+def test_infinite_budget_is_no_budget(limit):
+  cfg = network.network_config("cifar100")
+  gs = genotype_lib.sample_genotypes(np.random.default_rng(3), 20, cfg.ops)
+  assert memory.within_budget(gs, cfg, **{limit: float("inf")}).all()
+  assert memory.within_budget(gs, cfg, **{limit: np.inf}, weight_bits=4).all()
+  assert memory.normalize_budget(**{limit: float("inf")}) == (None, None)
+  assert memory.normalize_budget(budget_params=10, budget_bytes=np.inf) == (10, None)
+
+
+@pytest.mark.parametrize("value, words", [
+    (float("nan"), "is NaN"), (0, "must be > 0, got 0"), (-5, "must be > 0, got -5"),
+    (-float("inf"), "must be > 0, got -inf"), ("1e6", "a positive number or None, got '1e6'"),
+    (True, "got True")])
+@pytest.mark.parametrize("limit", ["budget_params", "budget_bytes"])
+def test_bad_budgets_are_refused_naming_the_value(limit, value, words):
+  cfg = network.network_config("cifar100")
+  g = genotype_lib.parse_genotype("0303/0030/2002/0200", cfg.ops)
+  with pytest.raises(ValueError, match=re.escape(words)) as err:
+    memory.within_budget(g, cfg, **{limit: value})
+  assert str(err.value).startswith(limit)
+  with pytest.raises(ValueError, match=limit):
+    memory.normalize_budget(**{limit: value})
+
+
+def test_budget_in_megabytes():
+  assert memory.budget_bytes_from_mb(None) is None
+  assert memory.budget_bytes_from_mb(float("inf")) is None  # no limit, not an OverflowError
+  assert memory.budget_bytes_from_mb(0.8) == 800_000
+  assert memory.budget_bytes_from_mb(1e-6) == 1
+  for value, words in ((float("nan"), "budget_mb is NaN"), (0.0, "budget_mb must be > 0"),
+                       (-1.0, "budget_mb must be > 0, got -1.0"),
+                       (1e-7, "budget_mb=1e-07 is below one byte")):
+    with pytest.raises(ValueError, match=words):
+      memory.budget_bytes_from_mb(value)
+  with pytest.raises(ValueError, match="weight_bits"):
+    memory.normalize_budget(budget_bytes=100, weight_bits=12)

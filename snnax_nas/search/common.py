@@ -1,0 +1,423 @@
+"""What the three search methods share: the result type, the search spaces,
+the memory-budget checks, and scoring through a results store.
+
+Every method scores candidates with the batched SAHD scorer
+(:func:`snnax_nas.score.score_candidates`), never one candidate per Python
+call, and always through a :class:`snnax_nas.results.ResultsStore`
+(:class:`StoreScorer`), so a killed search resumes where it stopped and ends
+with exactly the result an uninterrupted run gives. The budget rule itself is
+the analytic memory model's (:func:`snnax_nas.memory.within_budget`); this
+module only adds the search-space minimum (:func:`check_budget`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import math
+import time
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from snnax_nas import configs, distributed, flops, memory, results, score
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import ops as ops_lib
+
+METHODS = ("random", "spikenas", "lightsnn")
+MAX_ID = (1 << 31) - 1  # candidate ids are int32 in the scorer
+
+# progress(label, done, total): done=0 before a step's first scorer call, then
+# after every call; label names the step. Counts exclude rows already stored.
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclasses.dataclass
+class SearchResult:
+  """Outcome of a search (the same fields for every method).
+
+  Attributes:
+    method: ``"random"``, ``"spikenas"`` or ``"lightsnn"``.
+    genotype: the chosen architecture; per-cell genotypes joined with ``|``
+      when cells differ, e.g. ``"0303/0030/2002/0200"`` or ``"0122/..|0222/.."``.
+    score: its SAHD score (mean log|det K| over the R batches; ``-inf`` if
+      singular).
+    singular: its kernel was singular.
+    params: its parameter count (:func:`snnax_nas.memory.param_count`).
+    weight_bytes: bytes of its weights at ``weight_bits``.
+    weight_bits: weight precision of the memory model (32/16/8/4).
+    budget_params: parameter budget, or None (no limit).
+    budget_bytes: weight-memory budget in bytes, or None (no limit).
+    candidates_scored: candidates (LightSNN: pruning evaluations) the method
+      scored to decide, loaded from the store or scored in this run.
+    candidates_skipped: candidates the budget removed before scoring.
+    evaluations: score evaluations the method used to decide (equal to
+      ``candidates_scored``; 60 for LightSNN's 3 ops x 12 edges).
+    extra_evaluations: evaluations made only to report a score (LightSNN:
+      1, the pruned network; 0 otherwise).
+    steps: per-step summaries (SpikeNAS cell steps, LightSNN rounds).
+    records: one :class:`snnax_nas.results.Row` per scored candidate.
+    notes: remarks about the result (e.g. an invalid pruned cell).
+    compile_seconds: wall time of the first scorer call of this run (it
+      includes compilation).
+    run_seconds: wall time of the other scorer calls of this run.
+    wall_seconds: wall time of the whole search call.
+    scored_this_run: evaluations computed in this run.
+    loaded_from_store: evaluations loaded from the results store.
+  """
+
+  method: str
+  genotype: str
+  score: float
+  singular: bool
+  params: int
+  weight_bytes: int
+  weight_bits: int
+  budget_params: Optional[int]
+  budget_bytes: Optional[int]
+  candidates_scored: int
+  candidates_skipped: int
+  evaluations: int
+  extra_evaluations: int = 0
+  steps: list = dataclasses.field(default_factory=list)
+  records: list = dataclasses.field(default_factory=list)
+  notes: list = dataclasses.field(default_factory=list)
+  compile_seconds: float = 0.0
+  run_seconds: float = 0.0
+  wall_seconds: float = 0.0
+  scored_this_run: int = 0
+  loaded_from_store: int = 0
+
+  TIMING_FIELDS = ("compile_seconds", "run_seconds", "wall_seconds", "scored_this_run",
+                   "loaded_from_store")
+
+  def summary(self) -> dict:
+    """JSON-ready summary: the result fields, and ``timing`` (the fields that
+    differ between an uninterrupted and a resumed run). Records are left out
+    (they go to ``scores.csv``); a non-finite score is written as None."""
+    out = {}
+    for f in dataclasses.fields(self):
+      if f.name == "records" or f.name in self.TIMING_FIELDS:
+        continue
+      out[f.name] = getattr(self, f.name)
+    out["score"] = json_float(self.score)
+    out["timing"] = {k: getattr(self, k) for k in self.TIMING_FIELDS}
+    return out
+
+
+def json_float(x: float) -> Optional[float]:
+  """``float(x)``, or None when it is not finite (JSON has no inf or NaN)."""
+  x = float(x)
+  return x if math.isfinite(x) else None
+
+
+# ----------------------------------------------------------------------------
+# Spaces and strings.
+
+@functools.lru_cache(maxsize=16)
+def search_space(ops: ops_lib.OpSet, backward: bool) -> np.ndarray:
+  """Every distinct canonical valid cell of an op set.
+
+  Args:
+    ops: the op set (an :class:`snnax_nas.ops.OpSet`; hashable, so cached).
+    backward: the backward (feedback) space instead of the forward one.
+
+  Returns:
+    Read-only ``int8 [M, 4, 4]`` in enumeration order (e.g. M = 7,556 for
+    ``snasnet`` forward, 104,708 backward; 64 for ``spikenas`` forward).
+  """
+  raw = (genotype_lib.enumerate_backward if backward else genotype_lib.enumerate_forward)(ops)
+  out = genotype_lib.unique_canonical(raw[genotype_lib.is_valid(raw)])
+  out.setflags(write=False)
+  return out
+
+
+def candidate_pool(ops, backward: bool, num_candidates: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+  """The candidate cells of one SpikeNAS step.
+
+  Args:
+    ops: the op set (anything :func:`snnax_nas.ops.op_set` accepts).
+    backward: backward space instead of forward.
+    num_candidates: the most distinct cells to return, >= 1.
+    rng: generator for the sampled case (unused when the space is small).
+
+  Returns:
+    ``(pool int8 [M, 4, 4], enumerated)``: the whole space (``enumerated``
+    True) when it has at most ``num_candidates`` distinct canonical valid
+    cells, else ``num_candidates`` distinct cells drawn with the reference
+    sampler, deduplicated by canonical form, in order of first draw.
+  """
+  ops = ops_lib.op_set(ops)
+  space = search_space(ops, bool(backward))
+  if len(space) <= num_candidates:
+    return np.array(space), True
+  got = np.zeros((0, 4, 4), genotype_lib.GENOTYPE_DTYPE)
+  while len(got) < num_candidates:
+    need = num_candidates - len(got)
+    draw = genotype_lib.sample_genotypes(rng, 2 * need + 16, ops, backward=backward)
+    got = genotype_lib.unique_canonical(np.concatenate([got, draw]))
+  return got[:num_candidates], False
+
+
+def arch_strings(cells) -> list[str]:
+  """Strings of per-cell architectures.
+
+  Args:
+    cells: int ``[N, L, 4, 4]`` genotypes.
+
+  Returns:
+    ``N`` strings: one genotype string when all cells agree, else the cells'
+    strings joined with ``|`` (the form :func:`snnax_nas.score.as_genotypes`
+    parses).
+  """
+  cells = np.asarray(cells)
+  n, num_cells = cells.shape[:2]
+  flat = genotype_lib.format_genotypes(cells.reshape(-1, 4, 4))
+  out = []
+  for i in range(n):
+    row = flat[i * num_cells:(i + 1) * num_cells]
+    out.append(row[0] if all(r == row[0] for r in row) else "|".join(row))
+  return out
+
+
+# ----------------------------------------------------------------------------
+# The memory budget against the search space.
+
+def budget_text(budget_params, budget_bytes, weight_bits: int) -> str:
+  """A budget in words for error messages, e.g. ``"1,000 params and 4,000
+  bytes (0.004 MB) at 32-bit weights"`` (limits already normalised)."""
+  parts = []
+  if budget_params is not None:
+    parts.append(f"{budget_params:,} params")
+  if budget_bytes is not None:
+    parts.append(f"{budget_bytes:,} bytes ({budget_bytes / 1e6:.6g} MB) at {weight_bits}-bit "
+                 "weights")
+  return " and ".join(parts)
+
+
+def smallest_network(cfg: configs.NetworkConfig) -> tuple[str, int]:
+  """The cheapest network of the search space of ``cfg``.
+
+  Per-cell search cannot go lower than one cell shared by all cells: a cell's
+  cost is a sum of per-edge op costs whose order does not depend on the width,
+  so the cheapest cell is the same in every cell.
+
+  Returns:
+    ``(genotype string, parameter count)``.
+  """
+  space = search_space(cfg.ops, cfg.backward)
+  params = memory.param_count(space, cfg)
+  i = int(np.argmin(params))
+  return genotype_lib.format_genotype(space[i]), int(params[i])
+
+
+def check_budget(cfg: configs.NetworkConfig, *, budget_params=None, budget_bytes=None,
+                 weight_bits: int = 32) -> None:
+  """Checks that a budget admits at least the smallest network of the space.
+
+  Args:
+    cfg: the network config (``ops`` and ``backward`` define the space).
+    budget_params: most parameters of the whole network, or None / inf (no
+      limit; see :func:`snnax_nas.memory.normalize_budget`).
+    budget_bytes: most weight bytes at ``weight_bits``, or None / inf.
+    weight_bits: weight precision: 32, 16, 8 or 4.
+
+  Raises:
+    ValueError: bad budget arguments (NaN, zero, negative, not a number, bad
+      ``weight_bits``), or a budget below the minimum; the message states the
+      minimum in params and bytes.
+  """
+  budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
+  if budget_params is None and budget_bytes is None:
+    return
+  budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
+  if memory.within_budget(search_space(cfg.ops, cfg.backward), cfg, **budget).any():
+    return
+  g, p = smallest_network(cfg)
+  space = "backward" if cfg.backward else "forward"
+  raise ValueError(
+      f"memory budget of {budget_text(budget_params, budget_bytes, weight_bits)} is below "
+      f"the smallest network of the search space: minimum {p:,} params = "
+      f"{int(memory.weight_bytes(p, weight_bits)):,} bytes at {weight_bits}-bit weights "
+      f"(cell {g} in all {cfg.num_cells} cells, op set {cfg.ops}, {space} space, "
+      f"width {cfg.width})")
+
+
+# ----------------------------------------------------------------------------
+# Scoring through the store.
+
+def _key_data(key) -> list:
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  return np.asarray(key).ravel().tolist()
+
+
+def fingerprint(method: str, cfg, images, key, kernel: str, **args) -> dict:
+  """Everything that determines a search's results, for
+  :meth:`snnax_nas.results.ResultsStore.bind`.
+
+  Chunking is left out: a score does not depend on it, so a resumed run may
+  change ``chunk_size``.
+
+  Args:
+    method: the method name.
+    cfg: the network config (its repr is stored).
+    images: score batches [R, B, H, W, C] (their shape and SHA-256 are stored).
+    key: the weights' PRNG key (typed or raw; its data is stored).
+    kernel: the scorer kernel.
+    **args: the method's own arguments (JSON-ready values).
+
+  Returns:
+    A JSON-ready dict.
+  """
+  images = np.ascontiguousarray(np.asarray(images, np.float32))
+  return dict(method=method, cfg=repr(cfg), kernel=kernel,
+              images=f"{list(images.shape)}:{hashlib.sha256(images.tobytes()).hexdigest()}",
+              key=_key_data(key), **args)
+
+
+class StoreScorer:
+  """Scores candidates through a results store.
+
+  Rows already stored are loaded; the others are scored by
+  :func:`snnax_nas.score.score_candidates`, chunk by chunk (or in one call),
+  and each call's rows are committed in one transaction before the next.
+  """
+
+  def __init__(self, images, key, cfg, store: results.ResultsStore, *, kernel: str,
+               chunk_size: int, map_batch_size: int, weight_bits: int,
+               progress: Optional[ProgressFn]):
+    if int(chunk_size) < 1:
+      raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    self.images = jnp.asarray(images, jnp.float32)
+    self.key, self.cfg, self.store = key, cfg, store
+    self.kernel, self.chunk_size, self.map_batch_size = kernel, int(chunk_size), map_batch_size
+    self.weight_bits, self.progress = weight_bits, progress
+    self.calls = 0
+    self.compile_seconds = self.run_seconds = 0.0
+    self.scored = self.loaded = 0
+    self.records: list[results.Row] = []
+
+  def run(self, step: int, ids, texts: Sequence[str], arch: np.ndarray, params, label: str,
+          *, one_call: bool = False, scorer_ids=None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of candidates ``ids`` of ``step`` (from the store or computed).
+
+    Args:
+      step: search step of the rows.
+      ids: int [M] record ids, unique within the step.
+      texts: [M] architecture strings (stored, and checked on reload).
+      arch: float32 [M, L, E, O] op weights.
+      params: int [M] parameter counts.
+      label: progress label.
+      one_call: score all missing candidates in ONE scorer call (LightSNN
+        rounds) instead of one call per chunk.
+      scorer_ids: int [M] ids for the weight keys (default ``ids``).
+
+    Returns:
+      ``(scores float64 [M], singular bool [M])`` in the order of ``ids``.
+    """
+    ids = np.asarray(ids, np.int64)
+    scorer_ids = ids if scorer_ids is None else np.asarray(scorer_ids, np.int64)
+    if ids.size and (ids.min() < 0 or scorer_ids.max() > MAX_ID):
+      raise ValueError(f"candidate ids out of the int32 range: {ids.min()}..{ids.max()}")
+    params = np.asarray(params, np.int64)
+    wbytes = memory.weight_bytes(params, self.weight_bits)
+    rows = self._stored_rows(step, ids, texts, params, wbytes)
+    self.loaded += len(rows)
+    missing = np.array([k for k, c in enumerate(ids.tolist()) if c not in rows], np.int64)
+    # Costliest first, so each chunk holds candidates of similar cost and its
+    # devices (and processes) finish together; no score depends on the order.
+    missing = missing[flops.costliest_first(arch[missing], self.cfg, self.images.shape[1],
+                                            self.images.shape[0])]
+    # Several processes: each scores its share of a group (one chunk each).
+    per_group = self.chunk_size * jax.process_count()
+    if one_call:
+      groups = [missing] if len(missing) else []
+    else:
+      groups = [missing[s:s + per_group] for s in range(0, len(missing), per_group)]
+    done = 0
+    if self.progress is not None and len(missing):
+      self.progress(label, 0, len(missing))
+    for group in groups:
+      mine = group[distributed.process_share(len(group))]
+      res = score.score_candidates(
+          None, self.images, self.key, self.cfg, kernel=self.kernel,
+          chunk_size=self.chunk_size, map_batch_size=self.map_batch_size,
+          candidate_ids=scorer_ids[mine].astype(np.int32), arch=arch[mine])
+      # Each call here is one chunk (or one round); only the process's first
+      # call compiles, so it alone counts as compile time.
+      if self.calls == 0:
+        self.compile_seconds += res.compile_seconds
+        self.run_seconds += res.run_seconds
+      else:
+        self.run_seconds += res.compile_seconds + res.run_seconds
+      self.calls += 1
+      group_scores = distributed.gather_shares(res.scores, len(group))
+      group_singular = distributed.gather_shares(res.singular, len(group))
+      new = [results.Row(step, int(ids[k]), texts[k], float(group_scores[j]),
+                         bool(group_singular[j]), int(params[k]), int(wbytes[k]))
+             for j, k in enumerate(group)]
+      self.store.add(new)  # committed: a kill after this line loses nothing
+      rows.update((r.candidate_id, r) for r in new)
+      self.scored += len(group)
+      done += len(group)
+      if self.progress is not None:
+        self.progress(label, done, len(missing))
+    ordered = [rows[int(c)] for c in ids]
+    self.records.extend(ordered)
+    return (np.array([r.score for r in ordered], np.float64),
+            np.array([r.singular for r in ordered], bool))
+
+  def _stored_rows(self, step, ids, texts, params, wbytes) -> dict:
+    """Stored rows of ``ids``: ``{candidate_id: Row}``.
+
+    With several processes, process 0's store is the record (the others run
+    with a throwaway one): its rows are broadcast, so every process skips and
+    scores exactly the same candidates.
+    """
+    rows = self.store.lookup(step, ids.tolist(), texts)
+    if jax.process_count() == 1:
+      return rows
+    found = np.array([int(c) in rows for c in ids], bool)
+    stored_scores = np.array([rows[int(c)].score if f else 0.0 for c, f in zip(ids, found)],
+                             np.float64)
+    stored_singular = np.array([rows[int(c)].singular if f else False
+                                for c, f in zip(ids, found)], bool)
+    found, stored_scores, stored_singular = distributed.broadcast_from_first(
+        (found, stored_scores, stored_singular))
+    return {int(ids[k]): results.Row(step, int(ids[k]), texts[k], float(stored_scores[k]),
+                                     bool(stored_singular[k]), int(params[k]), int(wbytes[k]))
+            for k in np.flatnonzero(found)}
+
+  def finish(self, result: SearchResult, t0: float) -> SearchResult:
+    """Fills ``result``'s records and timing from this scorer; ``t0`` is the
+    ``time.perf_counter()`` at the start of the search call."""
+    result.records = list(self.records)
+    result.compile_seconds = self.compile_seconds
+    result.run_seconds = self.run_seconds
+    result.scored_this_run = self.scored
+    result.loaded_from_store = self.loaded
+    result.wall_seconds = time.perf_counter() - t0
+    return result
+
+
+def best_index(scores: np.ndarray) -> int:
+  """First index of the highest of float scores [M] (-inf scores lose to any
+  finite one; NaN counts as -inf)."""
+  return int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))
+
+
+def check_common_args(cfg, kernel: str, chunk_size: int) -> None:
+  """Raises ValueError unless ``cfg`` is a NetworkConfig, ``kernel`` a known
+  scorer kernel and ``chunk_size`` >= 1."""
+  if not isinstance(cfg, configs.NetworkConfig):
+    raise ValueError(f"cfg must be a NetworkConfig, got {type(cfg).__name__}")
+  if kernel not in score.KERNELS:
+    raise ValueError(f"unknown kernel {kernel!r}; choose from {score.KERNELS}")
+  if int(chunk_size) < 1:
+    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

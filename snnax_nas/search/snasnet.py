@@ -1,0 +1,109 @@
+"""SNASNet random search (spec §5).
+
+Sample N valid genotypes with the reference sampler
+(:func:`snnax_nas.genotype.sample_genotypes`, forward or backward space as
+``cfg.backward``), one genotype shared by every cell, score each with its own
+fresh weights and take the argmax. Duplicates are kept, as the reference keeps
+them: the reference draws 5000 times with replacement and initialises a fresh
+network for each draw, so a genotype drawn twice is scored twice with
+different random weights (and may win on the luckier draw). Candidate ``i`` is
+the i-th draw and has candidate id ``i``. An optional memory budget is applied
+BEFORE scoring: over-budget draws are never scored, only counted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import jax
+import numpy as np
+
+from snnax_nas import configs, memory, results, score
+from snnax_nas import genotype as genotype_lib
+from snnax_nas.search import common
+
+
+def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
+                  num_candidates: int = 5000, seed: int = 0, genotypes=None,
+                  budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
+                  weight_bits: int = 32, kernel: str = "sahd", chunk_size: int = 8,
+                  map_batch_size: int = 1, store: Optional[results.ResultsStore] = None,
+                  progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
+  """SNASNet: score N sampled genotypes (optionally budget-filtered), argmax.
+
+  Args:
+    images: normalised score batches [R, B, H, W, C].
+    key: PRNG key of the weights and dropout (candidate ``i`` uses
+      ``fold_in(key, i)``).
+    cfg: the network config; ``cfg.ops`` and ``cfg.backward`` define the space.
+    num_candidates: draws N (reference: 5000); ignored with ``genotypes``.
+    seed: seed of the numpy sampler.
+    genotypes: optional explicit candidates instead of sampling (anything
+      :func:`snnax_nas.score.as_genotypes` accepts: strings, [N, 4, 4] or
+      [N, L, 4, 4]).
+    budget_params: parameter budget (candidates above it are never scored);
+      None or inf for no limit.
+    budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
+      inf for no limit.
+    weight_bits: weight precision of the memory model: 32, 16, 8 or 4.
+    kernel: ``"sahd"`` or ``"hamming"``.
+    chunk_size: candidates per scorer call (= per store commit).
+    map_batch_size: candidates vmapped together inside a chunk.
+    store: results store for resuming (default: a throwaway in-memory one).
+    progress: ``progress(label, done, total)`` after each chunk.
+
+  Returns:
+    A :class:`SearchResult` (step 0 only; duplicates scored separately).
+
+  Raises:
+    ValueError: bad arguments (including a NaN, zero or negative budget), a
+      budget below the smallest network (the message states it), no
+      candidate within the budget, or a store holding another search.
+  """
+  t0 = time.perf_counter()
+  common.check_common_args(cfg, kernel, chunk_size)
+  budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
+  budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
+  if genotypes is None:
+    if int(num_candidates) != num_candidates or num_candidates < 1:
+      raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}")
+    common.check_budget(cfg, **budget)
+    drawn = genotype_lib.sample_genotypes(np.random.default_rng(seed), int(num_candidates),
+                                          cfg.ops, backward=cfg.backward)
+    cells = score.as_genotypes(drawn, cfg)
+  else:
+    cells = score.as_genotypes(genotypes, cfg)
+    if len(cells) == 0:
+      raise ValueError("no candidate genotypes given")
+  n = len(cells)
+  params = memory.param_count(cells, cfg)
+  ok = memory.within_budget(cells, cfg, **budget)
+  if not ok.any():
+    cheapest = int(np.argmin(params))
+    raise ValueError(
+        f"none of the {n} candidates fits the memory budget of "
+        f"{common.budget_text(budget_params, budget_bytes, weight_bits)}; the cheapest needs "
+        f"{int(params[cheapest]):,} params = "
+        f"{int(memory.weight_bytes(params[cheapest], weight_bits)):,} bytes")
+  texts = common.arch_strings(cells)
+  store = store if store is not None else results.ResultsStore()
+  store.bind(common.fingerprint(
+      "random", cfg, images, key, kernel, num_candidates=int(num_candidates), seed=int(seed),
+      genotypes=None if genotypes is None else texts, **budget))
+  scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
+                              map_batch_size=map_batch_size, weight_bits=weight_bits,
+                              progress=progress)
+  idx = np.flatnonzero(ok)
+  scores, singular = scorer.run(0, idx, [texts[i] for i in idx], score.arch_of(cells[idx], cfg),
+                                params[idx], "random")
+  b = common.best_index(scores)
+  best = int(idx[b])
+  result = common.SearchResult(
+      method="random", genotype=texts[best], score=float(scores[b]), singular=bool(singular[b]),
+      params=int(params[best]), weight_bytes=int(memory.weight_bytes(params[best], weight_bits)),
+      weight_bits=weight_bits, budget_params=budget_params, budget_bytes=budget_bytes,
+      candidates_scored=len(idx), candidates_skipped=int(n - len(idx)), evaluations=len(idx),
+      steps=[dict(step=0, candidates=n, scored=len(idx), skipped=int(n - len(idx)),
+                  best_id=best, genotype=texts[best], score=common.json_float(scores[b]))])
+  return scorer.finish(result, t0)
