@@ -1,33 +1,49 @@
-"""Analytic memory model: parameters, weight bytes and neuron-state memory.
+"""Analytic memory model: parameters, weight bytes, neuron-state memory and
+the memory budget rule.
 
 Counts follow the standalone network exactly (conv kernels, BN affines,
 linear weights and bias; running BN statistics are buffers and excluded, as in
 the reference's parameter table). Nothing is initialised: the count is a
 table lookup per edge digit, vectorised over a batch of genotypes.
 
-  params = fixed(cfg) + sum_cells sum_edges conv_params(op(edge), C_cell)
-  conv_params(conv kxk, C) = k*k*C*C + 2*C      (kernel + BN scale/bias)
+  params = fixed(cfg) + sum_cells sum_edges op_params(op(edge), C_cell)
+  op_params(conv kxk, C) = k*k*C*C + 2*C      (kernel + BN scale/bias)
+  op_params(anything else, C) = 0
+
+:func:`op_params` is the one per-op formula: the genotype counts here and the
+supernet counts of LightSNN (:func:`snnax_nas.search.supernet_param_count`)
+both derive from it.
 
 Weight memory at ``b`` bits is ``params * b / 8`` bytes. Neuron-state memory
 (membrane potentials of every LIF, float32 by default) is reported apart: it
 is per input sample and does not depend on the weight precision.
+
+The budget rule (:func:`within_budget`, the one every search applies): a
+network fits when ``params <= budget_params`` and ``weight_bytes <=
+budget_bytes``, each limit optional; an infinite limit means no limit
+(:func:`normalize_budget`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Optional, Union
 
 import numpy as np
 
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import network as network_lib
+from snnax_nas import ops as ops_lib
+from snnax_nas import quant
 
-WEIGHT_BITS = (32, 16, 8, 4)
+WEIGHT_BITS = quant.WEIGHT_BITS  # one definition, shared with the quantiser
 
 
 def fixed_params(cfg: network_lib.NetworkConfig) -> int:
-  """Parameters outside the cells: stem, reduction block and classifier."""
+  """Parameters outside the cells (stem, reduction block and classifier), a
+  count of scalars that does not depend on the genotype."""
   c, cin = cfg.width, cfg.input_shape[2]
   stem = 9 * cin * c + 2 * c
   reduction = 2 * c + 9 * c * 2 * c + 2 * 2 * c
@@ -35,13 +51,29 @@ def fixed_params(cfg: network_lib.NetworkConfig) -> int:
   return stem + reduction + head
 
 
+def op_params(op: ops_lib.OpSpec, width: int) -> int:
+  """Parameters one op adds on one edge of a cell ``width`` channels wide.
+
+  Args:
+    op: the op.
+    width: the cell's channel count C (input = output channels).
+
+  Returns:
+    ``k*k*C*C + 2*C`` for a ``k x k`` conv (kernel, then BN scale and bias);
+    0 for every other op (skip, pooling and zero hold no weights).
+  """
+  if op.kind != "conv":
+    return 0
+  return op.kernel * op.kernel * width * width + 2 * width
+
+
 def _digit_table(cfg: network_lib.NetworkConfig, width: int, per: str) -> np.ndarray:
-  """[num_digits] cost of each genotype digit on one edge of a cell of ``width``."""
+  """[num_digits] cost of each genotype digit on one edge of a cell of ``width``:
+  ``per="params"``: :func:`op_params`; ``per="lifs"``: LIF layers (1 per conv)."""
   table = np.zeros(cfg.ops.num_digits, np.int64)
   for d in range(1, cfg.ops.num_digits):
     op = cfg.ops.op_of_digit(d)
-    if op.has_lif:
-      table[d] = op.kernel * op.kernel * width * width + 2 * width if per == "params" else 1
+    table[d] = op_params(op, width) if per == "params" else int(op.has_lif)
   return table
 
 
@@ -52,19 +84,13 @@ def _edge_digits(genotypes: np.ndarray) -> np.ndarray:
 
 
 def _cell_genotypes(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
-  g = np.asarray(genotypes)
-  if g.ndim < 2 or g.shape[-2:] != (4, 4):
-    raise ValueError(f"genotypes must have shape [..., 4, 4], got {g.shape}")
-  if g.ndim == 4:
-    if g.shape[1] != cfg.num_cells:
-      raise ValueError(f"per-cell genotypes of shape {g.shape}; expected [N, {cfg.num_cells}, 4, 4]")
-    cells = g
-  elif g.ndim > 4:
-    raise ValueError(f"genotypes must be [4, 4], [N, 4, 4] or [N, L, 4, 4], got {g.shape}")
-  else:
-    cells = np.broadcast_to(g[..., None, :, :], g.shape[:-2] + (cfg.num_cells, 4, 4))
-  genotype_lib.check_genotypes(cells, cfg.ops)
-  return genotype_lib.canonical(cells.astype(np.int32))
+  """Canonical per-cell genotypes [N, L, 4, 4] (:func:`snnax_nas.genotype.cell_genotypes`;
+  backward edges are counted whatever ``cfg.backward`` says); a single [4, 4]
+  gives [L, 4, 4], so counts come out 0-d."""
+  single = not isinstance(genotypes, str) and np.ndim(genotypes) == 2
+  cells = genotype_lib.cell_genotypes(np.asarray(genotypes)[None] if single else genotypes,
+                                      cfg.ops, cfg.num_cells, allow_backward=True)
+  return cells[0] if single else cells
 
 
 def param_count(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
@@ -87,15 +113,78 @@ def param_count(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
   return total
 
 
-def weight_bytes(params: Union[int, np.ndarray], weight_bits: int = 32) -> np.ndarray:
-  """Bytes to store ``params`` weights at ``weight_bits`` bits each."""
+def check_weight_bits(weight_bits: int) -> None:
+  """Raises ValueError unless ``weight_bits`` is one of :data:`WEIGHT_BITS`."""
   if weight_bits not in WEIGHT_BITS:
-    raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}, got {weight_bits}")
+    raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}, got {weight_bits!r}")
+
+
+def weight_bytes(params: Union[int, np.ndarray], weight_bits: int = 32) -> np.ndarray:
+  """Bytes to store weights at ``weight_bits`` bits each.
+
+  Args:
+    params: int parameter counts, any shape.
+    weight_bits: 32, 16, 8 or 4.
+
+  Returns:
+    int64 bytes, the shape of ``params`` (``params * weight_bits // 8``).
+  """
+  check_weight_bits(weight_bits)
   return np.asarray(params, np.int64) * weight_bits // 8
 
 
+def quantized_weight_bytes(genotypes, cfg: network_lib.NetworkConfig,
+                           weight_bits: int = 32) -> np.ndarray:
+  """Exact bytes of each standalone network quantised by :mod:`snnax_nas.quant`.
+
+  Equals ``quant.quantized_bytes(quant.quantize_params(params, weight_bits))``
+  for the network's parameters, computed from the genotype alone: every conv
+  or dense kernel costs ``ceil(n * b / 8)`` bytes of packed codes plus a
+  float32 scale per output channel, every 1-D leaf (BN scale/bias, the
+  classifier bias) 4 bytes per element. At 32 bits it is ``4 * params``.
+  (:func:`weight_bytes` is the plainer ``params * b / 8``: it prices BN
+  affines and biases at ``b`` bits too and omits the scales.)
+
+  Args:
+    genotypes: int [N, 4, 4], [N, L, 4, 4] or one [4, 4] (as
+      :func:`param_count`).
+    cfg: the network config.
+    weight_bits: 32, 16, 8 or 4.
+
+  Returns:
+    int64 [N] bytes (a 0-d array for a single genotype).
+  """
+  leaf = lambda n, c: quant.leaf_bytes(n, c, weight_bits)
+  c, cin = cfg.width, cfg.input_shape[2]
+  fixed = (leaf(9 * cin * c, c) + leaf(9 * c * 2 * c, 2 * c)            # stem, reduction convs
+           + leaf(cfg.classifier_in * cfg.hidden, cfg.hidden)           # fc1
+           + leaf(cfg.hidden * cfg.num_outputs, cfg.num_outputs)        # fc2 kernel
+           + quant.FLOAT_BYTES * (2 * c + 2 * c + 4 * c + 4 * c         # BN affines
+                                  + cfg.num_outputs))                   # fc2 bias
+  cells = _cell_genotypes(genotypes, cfg)
+  digits = _edge_digits(cells)  # [..., L, 12]
+  total = np.full(digits.shape[:-2], fixed, np.int64)
+  for l, (_, _, width) in enumerate(cfg.cell_shapes):
+    table = np.zeros(cfg.ops.num_digits, np.int64)  # bytes of each digit on one edge
+    for d in range(1, cfg.ops.num_digits):
+      op = cfg.ops.op_of_digit(d)
+      if op.has_lif:  # a conv kxk [k, k, C, C] and its BN scale/bias [C]
+        table[d] = (leaf(op.kernel * op.kernel * width * width, width)
+                    + quant.FLOAT_BYTES * 2 * width)
+    total = total + table[digits[..., l, :]].sum(-1)
+  return total
+
+
 def neuron_count(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
-  """LIF neurons (membrane potentials) per input sample, int64 [N]."""
+  """LIF neurons (membrane potentials) per input sample of each network.
+
+  Args:
+    genotypes: as :func:`param_count`.
+    cfg: the network config.
+
+  Returns:
+    int64 [N] (a 0-d array for a single genotype).
+  """
   cells = _cell_genotypes(genotypes, cfg)
   digits = _edge_digits(cells)
   (h1, w1, c1), (h2, w2, c2) = cfg.stage_shapes
@@ -125,35 +214,116 @@ class MemoryReport:
 
 
 def memory_report(genotypes, cfg: network_lib.NetworkConfig, weight_bits: int = 32) -> MemoryReport:
-  """Parameters, weight bytes and neuron-state bytes of each genotype."""
+  """Parameters, weight bytes and neuron-state bytes of each genotype.
+
+  Args:
+    genotypes: as :func:`param_count` (N networks).
+    cfg: the network config.
+    weight_bits: weight precision: 32, 16, 8 or 4.
+
+  Returns:
+    A :class:`MemoryReport` of int64 [N] arrays (bytes for the memories).
+  """
   params = param_count(genotypes, cfg)
   return MemoryReport(params, weight_bytes(params, weight_bits),
                       neuron_count(genotypes, cfg) * 4, weight_bits)
 
 
-def within_budget(genotypes, cfg: network_lib.NetworkConfig, *,
-                  budget_params: Optional[int] = None,
-                  budget_bytes: Optional[int] = None,
-                  weight_bits: int = 32) -> np.ndarray:
-  """bool [N]: which candidates fit the budget (params and/or weight bytes).
+def normalize_budget(budget_params: Optional[float] = None,
+                     budget_bytes: Optional[float] = None,
+                     weight_bits: int = 32) -> tuple[Optional[float], Optional[float]]:
+  """A validated memory budget, with infinite limits written as None.
+
+  An infinite limit (``math.inf``) means NO limit, exactly as None: every
+  network fits it, and it is reported (and fingerprinted) as None.
+
+  Args:
+    budget_params: most parameters of the whole network, or None / inf.
+    budget_bytes: most weight bytes at ``weight_bits``, or None / inf.
+    weight_bits: weight precision: 32, 16, 8 or 4.
+
+  Returns:
+    ``(budget_params, budget_bytes)``: each finite limit unchanged, each
+    infinite one None.
 
   Raises:
-    ValueError: a non-positive budget.
+    ValueError: ``weight_bits`` not in :data:`WEIGHT_BITS`, or a limit that
+      is not a number, NaN, zero or negative (the message names it).
   """
+  check_weight_bits(weight_bits)
+  return _budget_limit("budget_params", budget_params), _budget_limit("budget_bytes", budget_bytes)
+
+
+def _budget_limit(name: str, value) -> Optional[float]:
+  """One budget limit checked: None for None or inf, else ``value`` (> 0)."""
+  if value is None:
+    return None
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+  if math.isnan(value):
+    raise ValueError(f"{name} is NaN; give a positive number, or None (or inf) for no limit")
+  if not value > 0:
+    raise ValueError(f"{name} must be > 0, got {value!r}; give None (or inf) for no limit")
+  return None if math.isinf(value) else value
+
+
+def budget_bytes_from_mb(mb: Optional[float]) -> Optional[int]:
+  """A weight-memory budget in MB (10^6 bytes) as whole bytes (``budget_bytes``).
+
+  Args:
+    mb: megabytes, or None / inf for no limit.
+
+  Returns:
+    ``round(mb * 1e6)`` bytes, or None for no limit.
+
+  Raises:
+    ValueError: ``mb`` is not a number, NaN, zero, negative, or rounds to
+      zero bytes (the message names it).
+  """
+  limit = _budget_limit("budget_mb", mb)
+  if limit is None:
+    return None
+  out = int(round(limit * 1e6))
+  if out == 0:
+    raise ValueError(f"budget_mb={mb!r} is below one byte; give at least 1e-06 MB")
+  return out
+
+
+def within_budget(genotypes, cfg: network_lib.NetworkConfig, *,
+                  budget_params: Optional[float] = None,
+                  budget_bytes: Optional[float] = None,
+                  weight_bits: int = 32) -> np.ndarray:
+  """Which networks fit a memory budget: the one budget rule of the package.
+
+  A network fits when ``param_count <= budget_params`` and ``weight_bytes(
+  param_count, weight_bits) <= budget_bytes``; a None or infinite limit is no
+  limit (:func:`normalize_budget`).
+
+  Args:
+    genotypes: as :func:`param_count` (N networks).
+    cfg: the network config.
+    budget_params: most parameters, or None / inf.
+    budget_bytes: most weight bytes at ``weight_bits``, or None / inf.
+    weight_bits: weight precision: 32, 16, 8 or 4.
+
+  Returns:
+    bool [N] (a 0-d array for a single genotype).
+
+  Raises:
+    ValueError: a bad budget (see :func:`normalize_budget`).
+  """
+  budget_params, budget_bytes = normalize_budget(budget_params, budget_bytes, weight_bits)
   params = param_count(genotypes, cfg)
   ok = np.ones(params.shape, bool)
   if budget_params is not None:
-    if budget_params <= 0:
-      raise ValueError(f"budget_params must be > 0, got {budget_params}")
     ok &= params <= budget_params
   if budget_bytes is not None:
-    if budget_bytes <= 0:
-      raise ValueError(f"budget_bytes must be > 0, got {budget_bytes}")
     ok &= weight_bytes(params, weight_bits) <= budget_bytes
   return ok
 
 
 def tree_param_count(tree) -> int:
-  """Number of parameters in a pytree of arrays or ShapeDtypeStructs."""
+  """Number of scalars in a pytree of arrays or ShapeDtypeStructs (a real
+  parameter tree, to check the analytic counts against)."""
   import jax
   return int(sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree)))
