@@ -1,0 +1,354 @@
+"""Train and eval steps: state, optimiser, loss, spike probes, data parallelism.
+
+The reference recipe (spec §6): SGD lr 0.1, momentum 0.9, cosine annealing to
+``eta_min = 0.001`` (1 % of 0.1), 300 epochs, batch 64, cross-entropy on the
+time-averaged vote output, random crop + flip. Gradients flow through the
+``lax.scan`` over timesteps of :func:`snnax_nas.network.standalone_forward`
+(backpropagation through time) with the ATan surrogate derivative of the spike
+(:mod:`snnax_nas.neurons`). The train step traces that scan unrolled
+(``unroll_time``): XLA:CPU runs convolution kernel gradients inside a
+loop body 20-40x slower than outside one.
+
+The network enters the steps through ONE function, a :data:`ForwardFn`
+(``forward(params, batch_stats, images, key, *, train, probe) -> (logits,
+aux)``); :func:`standalone_forward_fn` builds it from a genotype. Another
+model (a flax Module, say) trains with these steps by passing its own
+``forward`` to :func:`make_steps`.
+
+Data parallelism. One ``jax.sharding.Mesh`` with a single ``"data"`` axis over
+all devices; the batch is sharded along it and the :class:`TrainState` is
+replicated. The step is written for the *global* batch and compiled with those
+shardings, so XLA inserts the cross-device reductions: batch-norm statistics
+and gradients are those of the global batch and a step on N devices computes
+the same function as on one device (up to float summation order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
+import optax
+
+from snnax_nas import data as data_lib
+from snnax_nas import network as network_lib
+
+LOSSES = ("ce", "mse")
+DATA_AXIS = "data"
+
+# forward(params, batch_stats, images, key, *, train, probe) -> (logits, aux):
+# images float32 [B, ...] (preprocessed), key the dropout key (None in eval),
+# logits [B, num_classes]; aux["batch_stats"] the updated running statistics
+# and aux["probes"] the probe sums ``{"values": {lif: ...}, "counts": ...}``.
+ForwardFn = Callable[..., tuple[jax.Array, dict]]
+
+
+# ----------------------------------------------------------------------------
+# State and optimiser.
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a training run carries from step to step (a pytree).
+
+  Attributes:
+    params: network parameters (:func:`snnax_nas.network.init_standalone_params`).
+    batch_stats: running BN statistics (:func:`snnax_nas.network.init_batch_stats`).
+    opt_state: optax state.
+    step: int32 scalar, optimiser steps taken.
+    epoch: int32 scalar, epochs completed.
+    rng: uint32 [2] raw PRNG key; step ``s`` uses ``fold_in(rng, s)`` so a
+      resumed run draws the same dropout masks and crops.
+  """
+
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  step: jax.Array
+  epoch: jax.Array
+  rng: jax.Array
+
+
+def lr_schedule(lr: float, epochs: int, steps_per_epoch: int, *,
+                final_fraction: float = 0.01, per_epoch: bool = False) -> optax.Schedule:
+  """Cosine decay from ``lr`` to ``final_fraction * lr`` over the run.
+
+  Args:
+    lr: initial learning rate.
+    epochs: epochs of the run (> 0).
+    steps_per_epoch: optimiser steps per epoch (> 0).
+    final_fraction: end value as a fraction of ``lr`` (reference: 0.001 / 0.1).
+    per_epoch: hold the rate constant within an epoch, as the reference's
+      ``CosineAnnealingLR(T_max=epochs)`` stepped once per epoch; the default
+      decays every step (smoother, same endpoints).
+
+  Returns:
+    ``schedule(step) -> lr``; ``schedule(epochs * steps_per_epoch) ==
+    final_fraction * lr``.
+  """
+  if epochs < 1 or steps_per_epoch < 1:
+    raise ValueError(f"epochs ({epochs}) and steps_per_epoch ({steps_per_epoch}) must be >= 1")
+  if per_epoch:
+    base = optax.cosine_decay_schedule(lr, epochs, alpha=final_fraction)
+    return lambda count: base(count // steps_per_epoch)
+  return optax.cosine_decay_schedule(lr, epochs * steps_per_epoch, alpha=final_fraction)
+
+
+def make_optimizer(lr: float, epochs: int, steps_per_epoch: int, momentum: float = 0.9,
+                   weight_decay: float = 5e-4, *, final_fraction: float = 0.01,
+                   per_epoch_schedule: bool = False) -> optax.GradientTransformation:
+  """SGD with momentum, cosine schedule and (real) weight decay.
+
+  ``g <- g + weight_decay * p`` (``optax.add_decayed_weights``) BEFORE the
+  momentum SGD, which is PyTorch's ``SGD(weight_decay=...)`` (decay enters
+  the momentum buffer, every parameter including BN affines). With momentum
+  0 a parameter with zero gradient shrinks by the factor
+  ``1 - lr_t * weight_decay`` per step.
+
+  Note: both references (SNASNet ``search_snn.py:87``, LightSNN
+  ``search_snn.py:116``) call ``torch.optim.SGD(params, lr, momentum,
+  weight_decay)`` positionally; the 4th positional argument of SGD is
+  *dampening*, so they trained with weight decay 0 and dampening 5e-4 (spec
+  §6). We apply the intended 5e-4 as weight decay, with no dampening.
+
+  Args:
+    lr: initial learning rate (reference 0.1).
+    epochs: epochs of the run.
+    steps_per_epoch: steps per epoch.
+    momentum: SGD momentum (reference 0.9; 0 = plain SGD).
+    weight_decay: L2 decay coefficient (0 disables it).
+    final_fraction: the cosine ends at ``final_fraction * lr`` (1 %).
+    per_epoch_schedule: see :func:`lr_schedule`.
+  """
+  schedule = lr_schedule(lr, epochs, steps_per_epoch, final_fraction=final_fraction,
+                         per_epoch=per_epoch_schedule)
+  parts = []
+  if weight_decay:
+    parts.append(optax.add_decayed_weights(weight_decay))
+  parts.append(optax.sgd(schedule, momentum=momentum or None))
+  return optax.chain(*parts)
+
+
+def create_train_state(key: jax.Array, cfg: network_lib.NetworkConfig, genotypes,
+                       optimizer: optax.GradientTransformation) -> TrainState:
+  """Fresh state: parameters from ``key``, BN stats (0, 1), optimiser state.
+
+  Args:
+    key: a raw uint32 [2] key (``jax.random.PRNGKey``) or a typed key.
+    cfg: network config.
+    genotypes: [4, 4] or [L, 4, 4] genotype digits.
+    optimizer: from :func:`make_optimizer`.
+  """
+  key = _raw_key(key)
+  k_init, k_run = jax.random.split(key)
+  params = network_lib.init_standalone_params(k_init, cfg, genotypes)
+  return TrainState(params=params, batch_stats=network_lib.init_batch_stats(params),
+                    opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
+                    epoch=jnp.zeros((), jnp.int32), rng=k_run)
+
+
+def _raw_key(key) -> jax.Array:
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  return key.astype(jnp.uint32)
+
+
+# ----------------------------------------------------------------------------
+# Losses and probes.
+
+def loss_value(logits: jax.Array, labels: jax.Array, kind: str = "ce") -> jax.Array:
+  """Per-example loss [B] of the time-averaged vote output.
+
+  Args:
+    logits: [B, K] mean over T of the vote-pooled outputs.
+    labels: int [B].
+    kind: ``"ce"`` softmax cross-entropy (SNASNet), or ``"mse"``: mean over
+      classes of ``(logits - one_hot)^2`` (LightSNN's DVS128 loss,
+      ``nn.MSELoss`` against one-hot).
+  """
+  if kind == "ce":
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  if kind == "mse":
+    onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    return jnp.mean(jnp.square(logits - onehot), axis=-1)
+  raise ValueError(f"unknown loss {kind!r}; choose from {LOSSES}")
+
+
+def spike_probe(mask: Optional[jax.Array] = None) -> Callable[[jax.Array], dict]:
+  """A LIF probe counting spikes and neuron-samples of one LIF call.
+
+  Args:
+    mask: optional float [B] weights of the batch rows (0 for padding).
+
+  Returns:
+    ``probe(spikes [B, ...]) -> {"spikes": scalar, "neurons": scalar}``:
+    spikes emitted by the (unmasked) rows, and rows x neurons per row. Summed
+    over T by the network, ``neurons`` becomes rows x neurons x T. The
+    forward returns them as ``aux["probes"]["values"][lif]``, which
+    :func:`snnax_nas.train.metrics.firing_rates` reads.
+  """
+  def probe(s):
+    per_row = s.size // s.shape[0]
+    if mask is None:
+      # int32 sum: exact for any realistic layer (float32 is not past 2^24).
+      return {"spikes": s.astype(jnp.int32).sum().astype(jnp.float32),
+              "neurons": jnp.float32(s.size)}
+    w = mask.reshape((-1,) + (1,) * (s.ndim - 1))
+    return {"spikes": (s * w).sum(), "neurons": mask.sum() * per_row}
+  return probe
+
+
+# ----------------------------------------------------------------------------
+# Steps.
+
+def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A 1-D ``("data",)`` mesh over ``devices`` (default: all devices)."""
+  devices = list(jax.devices() if devices is None else devices)
+  return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def make_preprocess(info: data_lib.DatasetInfo, augment: bool) -> Callable:
+  """``preprocess(raw_images, key, train) -> float32`` network input.
+
+  Static images (uint8 NHWC): the reference random crop (``info.crop_pad``)
+  and flip on raw pixels in training when ``augment``, then
+  :func:`snnax_nas.data.normalize`. Event frames: cast to float32 only.
+  """
+  def preprocess(images, key, train):
+    if not info.is_event and augment and train:
+      # crop_pad 0 still flips.
+      images = data_lib.augment_batch_jax(key, images, pad=info.crop_pad)
+    return data_lib.normalize(images, info)
+  return preprocess
+
+
+def standalone_forward_fn(cfg: network_lib.NetworkConfig, genotypes, *,
+                          unroll_time: bool = True) -> ForwardFn:
+  """The :data:`ForwardFn` of one searched architecture.
+
+  Args:
+    cfg: network config.
+    genotypes: [4, 4] or [L, 4, 4] digits (static: the network is built from
+      them in Python).
+    unroll_time: trace the time loop unrolled in training (see
+      :func:`snnax_nas.network.standalone_forward`); evaluation keeps the
+      rolled loop (no backward pass, faster to compile).
+
+  Returns:
+    ``forward(params, batch_stats, images, key, *, train, probe) -> (logits
+    [B, num_classes], aux)`` with per-LIF probe sums in ``aux["probes"]``.
+  """
+  genotypes = np.asarray(genotypes)
+
+  def forward(params, batch_stats, images, key, *, train: bool, probe):
+    return network_lib.standalone_forward(
+        params, genotypes, images, key, cfg, train=train, batch_stats=batch_stats,
+        probe=probe, per_layer=True, unroll_time=unroll_time and train)
+  return forward
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+  """Compiled train and eval steps with their shardings.
+
+  Attributes:
+    train: ``train(state, batch) -> (state, metrics)``; ``batch`` holds
+      ``image`` [B, ...] raw and ``label`` int32 [B]; metrics are sums over
+      the batch: ``loss``, ``correct``, ``count`` and per-LIF ``probes``
+      (``{lif: {"spikes", "neurons"}}``).
+    eval: ``eval(state, batch) -> metrics`` with ``mask`` float [B] in the
+      batch (0 = padding); BN running statistics, no dropout.
+    mesh: the device mesh.
+    batch_sharding: sharding of the batch arrays (leading axis over data).
+    state_sharding: replicated sharding of the state.
+  """
+
+  train: Callable
+  eval: Callable
+  mesh: Mesh
+  batch_sharding: NamedSharding
+  state_sharding: NamedSharding
+
+
+def make_steps(cfg: network_lib.NetworkConfig, genotypes,
+               optimizer: optax.GradientTransformation, info: data_lib.DatasetInfo, *,
+               loss: str = "ce", augment: bool = True, mesh: Optional[Mesh] = None,
+               donate: bool = True, unroll_time: bool = True,
+               forward: Optional[ForwardFn] = None) -> Steps:
+  """Jitted, data-parallel train and eval steps for one architecture.
+
+  Args:
+    cfg: network config.
+    genotypes: [4, 4] or [L, 4, 4] digits (static: the network is built from
+      them).
+    optimizer: the optax transformation.
+    info: dataset info (normalisation, crop padding, event or not).
+    loss: ``"ce"`` or ``"mse"`` (see :func:`loss_value`).
+    augment: random crop + flip of static images during training.
+    mesh: device mesh (default: all devices); the global batch size must be a
+      multiple of its size.
+    donate: donate the input state buffers of the train step.
+    unroll_time: trace the network's time loop unrolled in training (see
+      :func:`standalone_forward_fn`).
+    forward: the network (a :data:`ForwardFn`); default
+      ``standalone_forward_fn(cfg, genotypes, unroll_time=unroll_time)``.
+  """
+  if loss not in LOSSES:
+    raise ValueError(f"unknown loss {loss!r}; choose from {LOSSES}")
+  if forward is None:
+    forward = standalone_forward_fn(cfg, genotypes, unroll_time=unroll_time)
+  mesh = mesh or make_mesh()
+  preprocess = make_preprocess(info, augment)
+
+  def train_step(state: TrainState, batch):
+    key = jax.random.fold_in(state.rng, state.step)
+    k_drop, k_aug = jax.random.split(key)
+    x = preprocess(batch["image"], k_aug, True)
+    labels = batch["label"]
+
+    def objective(params):
+      logits, aux = forward(params, state.batch_stats, x, k_drop, train=True,
+                            probe=spike_probe())
+      per_example = loss_value(logits, labels, loss)
+      return per_example.mean(), (per_example, logits, aux)
+
+    (_, (per_example, logits, aux)), grads = jax.value_and_grad(objective, has_aux=True)(
+        state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(params=params, batch_stats=aux["batch_stats"],
+                              opt_state=opt_state, step=state.step + 1)
+    metrics = {"loss": per_example.sum(),
+               "correct": (logits.argmax(-1) == labels).sum().astype(jnp.float32),
+               "count": jnp.float32(labels.shape[0]),
+               "probes": aux["probes"]["values"]}
+    return new_state, metrics
+
+  def eval_step(state: TrainState, batch):
+    x = preprocess(batch["image"], None, False)
+    labels, mask = batch["label"], batch["mask"]
+    logits, aux = forward(state.params, state.batch_stats, x, None, train=False,
+                          probe=spike_probe(mask))
+    per_example = loss_value(logits, labels, loss)
+    return {"loss": (per_example * mask).sum(),
+            "correct": ((logits.argmax(-1) == labels) * mask).sum(),
+            "count": mask.sum(), "probes": aux["probes"]["values"]}
+
+  repl = NamedSharding(mesh, P())
+  data = NamedSharding(mesh, P(DATA_AXIS))
+  train = jax.jit(train_step, in_shardings=(repl, data), out_shardings=(repl, repl),
+                  donate_argnums=(0,) if donate else ())
+  evaluate = jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl)
+  return Steps(train, evaluate, mesh, data, repl)
+
+
+def put_batch(batch: dict, sharding: NamedSharding) -> dict:
+  """Global device arrays from this process's slice of a batch (numpy)."""
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in batch.items()}

@@ -1,0 +1,56 @@
+"""Shared settings of the training tests (tests/test_train_*.py).
+
+Tiny settings throughout (width 4, hidden 32, T 2, 16x16 images): compile
+time dominates, so in-process tests share one config and subprocess tests
+share a persistent JAX compilation cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from snnax_nas import data as data_lib
+from snnax_nas import network
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+# Small architectures compile fast: one conv3x3 edge (0->3) per cell for the
+# training tests, four (0->1, 0->3, 1->2, 2->3) for the spike-count check.
+GENOTYPE = "0003/0000/0000/0000"
+G = np.array([[0, 0, 0, 3], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+G4 = np.array([[0, 3, 0, 3], [0, 0, 3, 0], [0, 0, 0, 3], [0, 0, 0, 0]])
+CFG = network.network_config(None, input_shape=(16, 16, 3), num_classes=2, width=4, hidden=32,
+                             timesteps=2, vote_group=2)
+CFG1 = dataclasses.replace(CFG, timesteps=1)  # compiles faster where T does not matter
+INFO = data_lib.DatasetInfo("synthetic", (16, 16, 3), 2, (0.5,) * 3, (0.25,) * 3, None, 2)
+TINY_FLAGS = ["--config.network.width=4", "--config.network.hidden=32", "--config.network.timesteps=2",
+              "--config.training.batch_size=16"]
+
+
+def separable(n: int, seed: int = 0):
+  """Two classes: dark vs bright noisy uint8 images [n, 16, 16, 3], balanced."""
+  rng = np.random.default_rng(seed)
+  labels = (np.arange(n) % 2).astype(np.int32)
+  base = np.where(labels == 1, 170, 70).astype(np.uint8)[:, None, None, None]
+  images = (base + rng.integers(0, 40, (n, 16, 16, 3))).astype(np.uint8)
+  return images, labels
+
+
+def run_script(script: str, env: dict, devices: int, *args, timeout: int = 300):
+  """Runs ``script`` (python source) in a subprocess with ``devices`` host CPU
+  devices; ``sys.path`` holds the repository root and tests/."""
+  e = dict(env, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+           PYTHONPATH=os.pathsep.join([ROOT, TESTS, env.get("PYTHONPATH", "")]))
+  return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
+                        text=True, timeout=timeout, env=e, cwd=ROOT)
+
+
+def launch(module, args, env, timeout=300):
+  """Runs ``python -m module args`` from the repository root."""
+  return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                        timeout=timeout, env=env, cwd=ROOT)
