@@ -1,47 +1,105 @@
-"""Flags and helpers shared by the launch scripts (thin absl front ends)."""
+"""Flags and helpers shared by the launch scripts (thin absl front ends).
+
+Each launcher takes ``--config`` (its job's ``configs/<job>.py``, a preset
+after a colon, any field overridden by its dotted name:
+``--config.network.width=32``) and ``--workdir``, a plain flag.
+"""
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import tempfile
-from typing import Iterable, Sequence
+from typing import Optional
 
-from absl import flags
-from absl import logging
+from absl import flags, logging
+from ml_collections import config_flags
 
-from snnax_nas import data as data_lib
-from snnax_nas import distributed
+import configs
+from snnax_nas import distributed, score
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import network
-from snnax_nas import score
+from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
 
-def define_network_flags():
-  """Flags that describe the network and the scoring batches."""
-  flags.DEFINE_string("dataset", "cifar10_sample",
-                      "Dataset name (cifar10_sample, cifar10, cifar100, tinyimagenet, "
-                      "npz:PATH, folder:PATH).")
-  flags.DEFINE_string("data_dir", None, "Where the dataset lives (tfds data_dir or folder).")
-  flags.DEFINE_string("ops", "snasnet", "Op set: a preset (snasnet, spikenas, spikenas3, "
-                      "lightsnn) or a comma list such as 'skip,conv3x3@0.5,conv3x3'.")
-  flags.DEFINE_integer("width", 16, "Stem / stage-1 width C (stage 2 runs at 2C). "
-                       "The reference uses 256 (CIFAR10) or 128.")
-  flags.DEFINE_integer("cells", 1, "Searched cells per stage.")
-  flags.DEFINE_integer("timesteps", 5, "Simulated timesteps T.")
-  flags.DEFINE_integer("hidden", 1024, "Classifier hidden width.")
-  flags.DEFINE_integer("second_pool", 2, "Avg-pool size s2 after the last LIF.")
-  flags.DEFINE_boolean("backward", False, "Cells with backward (feedback) edges.")
-  flags.DEFINE_integer("batch_size", 64, "Images per scoring batch B (reference: 256).")
-  flags.DEFINE_integer("repeats", 2, "Scoring batches R averaged per candidate.")
-  flags.DEFINE_integer("chunk_size", 8, "Candidates per compiled call.")
-  flags.DEFINE_integer("map_batch_size", 1, "Candidates vmapped together inside a chunk "
-                       "(1 = sequential lax.map, the fast choice on CPU).")
-  flags.DEFINE_integer("seed", 0, "Seed of the candidates, weights and batches.")
-  flags.DEFINE_string("workdir", None, "Output directory.")
+def define_config_flags(job: str, workdir_default: Optional[str] = None):
+  """``--config`` (default: the job's file in the installed ``configs``
+  package, so the launcher runs from any directory) and ``--workdir``."""
+  try:  # config_flags reads the overrides of sys.argv here
+    config_flags.DEFINE_config_file(
+        "config", configs.path(job),
+        f"Job config: a file with get_config(preset) (default configs/{job}.py), "
+        "':PRESET' after it picks a preset (small, reference); override any field with "
+        "--config.DOTTED.NAME=VALUE.")
+  except (AttributeError, KeyError) as e:  # an unknown --config.FIELD
+    _bad_override(e)
+  flags.DEFINE_string("workdir", workdir_default, "Output directory.")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """``app.run``'s flag parser: a bad flag or an unknown ``--config.FIELD``
+  exits with one line instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e))
+  except (AttributeError, KeyError) as e:  # config_flags on an unknown field
+    _bad_override(e)
+
+
+def _bad_override(e: Exception):
+  # ConfigDict nests the KeyError's repr: "'\\'widht\\'\\nDid you mean ...'".
+  text = str(e).replace("\\n", " ").replace("\\", "").replace("'", "")
+  fail(f"unknown --config field: {' '.join(text.split())}")
+
+
+def overridden() -> set[str]:
+  """Dotted names of the config fields given on the command line."""
+  return set(config_flags.get_override_values(FLAGS["config"]))
+
+
+def check_positive(config, *dotted: str):
+  """Exits with one line unless each named config field is >= 1."""
+  for name in dotted:
+    value = config
+    for part in name.split("."):
+      value = value[part]
+    if value is None or value < 1:
+      fail(f"--config.{name}={value} must be >= 1")
+
+
+def input_files(config) -> dict[str, str]:
+  """``{label: path}`` of the local input files of a job config (a genotype
+  file, an npz dataset): their sha256 goes into the workdir record."""
+  files = workdir_lib.dataset_files(config.dataset)
+  if config.get("genotypes"):
+    files["genotypes"] = config.genotypes
+  return files
+
+
+def ensure_workdir(path: str | None) -> str:
+  """Creates ``path`` (required) and checks it is writable (launchers that
+  keep no record; the others :func:`claim_workdir`)."""
+  if not path:
+    fail("--workdir is required")
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    fail(f"workdir {path!r} is not writable: {e.strerror}")
+  return path
+
+
+def claim_workdir(job: str, config, network, write: bool = True) -> bool:
+  """Claims ``--workdir`` for this run (:func:`snnax_nas.workdir.claim`);
+  exits with one line when it holds another run. Returns True when new."""
+  try:
+    record = workdir_lib.make_record(job, config, network, input_files(config))
+    return workdir_lib.claim(FLAGS.workdir, record, write=write)
+  except (ValueError, OSError) as e:
+    fail(str(e))
 
 
 def read_genotype_file(path: str, ops) -> list[str]:
@@ -56,14 +114,21 @@ def read_genotype_file(path: str, ops) -> list[str]:
     with open(path) as f:
       lines = [ln.split("#")[0].strip() for ln in f]
   except OSError as e:
-    raise ValueError(f"cannot read --genotypes {path!r}: {e.strerror}") from None
+    raise ValueError(f"cannot read --config.genotypes {path!r}: {e.strerror}") from None
   texts = [ln for ln in lines if ln]
   if not texts:
-    raise ValueError(f"--genotypes {path!r} holds no genotype")
+    raise ValueError(f"--config.genotypes {path!r} holds no genotype")
   for t in texts:
     for cell in t.split("|"):
       genotype_lib.parse_genotype(cell, ops)  # raises naming the bad string
   return texts
+
+
+def has_feedback(texts: list[str], ops) -> bool:
+  """Whether any genotype string (``|`` between cells) has a backward edge,
+  which implies backward cells."""
+  return any(genotype_lib.has_backward(genotype_lib.parse_genotype(c, ops)).any()
+             for t in texts for c in t.split("|"))
 
 
 def define_distributed_flags():
@@ -95,58 +160,22 @@ def use_cpu_cores():
     score.use_cpu_cores()
 
 
-def check_training_flags(*positive: str):
-  """Exits with one line unless the named integer flags are >= 1, ``--lr`` is
-  > 0 and ``--loss`` is a known loss."""
+def check_training(training, *positive: str):
+  """Exits with one line unless the named fields of a config's ``training``
+  section are >= 1, ``lr`` is > 0 and ``loss`` is a known loss."""
   from snnax_nas import train  # not every launcher needs the training stack
-  for name in positive:
-    if FLAGS[name].value < 1:
-      fail(f"--{name}={FLAGS[name].value} must be >= 1")
-  if not FLAGS.lr > 0:
-    fail(f"--lr={FLAGS.lr} must be > 0")
-  if FLAGS.loss not in train.LOSSES:
-    fail(f"unknown --loss {FLAGS.loss!r}; choose from {', '.join(train.LOSSES)}")
+  check_positive(training, *positive)
+  if not training.lr > 0:
+    fail(f"--config.training.lr={training.lr} must be > 0")
+  if training.loss not in train.LOSSES:
+    fail(f"unknown --config.training.loss {training.loss!r}; choose from "
+         f"{', '.join(train.LOSSES)}")
 
 
 def fail(message: str):
   """Exits with status 2 after one clear line on stderr."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
-
-
-def network_config_from_flags(backward: bool | None = None) -> network.NetworkConfig:
-  """The :class:`NetworkConfig` the flags describe (dataset gives shape/classes)."""
-  info = data_lib.get_info(FLAGS.dataset, FLAGS.data_dir)
-  vote = 5 if info.num_classes > 10 else 10
-  return network.network_config(
-      None, input_shape=info.image_shape, num_classes=info.num_classes,
-      width=FLAGS.width, cells_per_stage=FLAGS.cells, timesteps=FLAGS.timesteps,
-      hidden=FLAGS.hidden, vote_group=vote, second_pool=FLAGS.second_pool,
-      stem_stride=2 if info.image_shape[0] >= 64 else 1, ops=FLAGS.ops,
-      backward=FLAGS.backward if backward is None else backward)
-
-
-def ensure_workdir(path: str | None) -> str:
-  """Creates ``path`` (required) and checks it is writable."""
-  if not path:
-    fail("--workdir is required")
-  try:
-    os.makedirs(path, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path):
-      pass
-  except OSError as e:
-    fail(f"workdir {path!r} is not writable: {e.strerror}")
-  return path
-
-
-def write_csv_atomic(path: str, header: Sequence[str], rows: Iterable[Sequence]):
-  """Writes a CSV to ``path`` via a temporary file and rename (no half files)."""
-  tmp = path + ".tmp"
-  with open(tmp, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(header)
-    writer.writerows(rows)
-  os.replace(tmp, path)
 
 
 class Progress:

@@ -1,60 +1,47 @@
 r"""Scores candidate architectures with the SAHD kernel log-determinant.
 
   python -m launch.score --workdir=runs/score
-  python -m launch.score --genotypes=cells.txt --backward --workdir=runs/score
+  python -m launch.score --config.genotypes=cells.txt --config.network.backward \
+      --workdir=runs/score
 
-Writes ``scores.csv`` (genotype, score, singular, params, memory_bytes,
-neuron_state_bytes) to ``--workdir``.
+The config is ``configs/score.py`` (presets ``small``, the default, and
+``reference``). Writes ``config.json`` (the workdir record:
+:mod:`snnax_nas.workdir`) and ``scores.csv`` (genotype, score, singular,
+params, memory_bytes, neuron_state_bytes) to ``--workdir``; a workdir of
+another job or config (a search's, say) is refused, never overwritten.
 
 Large jobs: results are appended chunk by chunk to ``scores.part<P>.csv``
 (one file per process), so a crashed run resumes where it stopped when rerun
-with the same flags. Several processes split the candidates between them
+with the same config. Several processes split the candidates between them
 (``--num_processes``/``--process_id``/``--coordinator_address``, or
 ``--num_processes=0`` to let ``jax.distributed`` detect a managed cluster);
 process 0 merges the parts. A candidate's score depends only on the seed,
 its position in the list and its architecture, never on the process layout.
 
-  python -m launch.score --genotypes=big.txt --workdir=w --num_processes=2 \
+  python -m launch.score --config.genotypes=big.txt --workdir=w --num_processes=2 \
       --process_id=0 --coordinator_address=host0:1234   # and process_id=1 on host1
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 import jax
 import numpy as np
 
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import distributed
-from snnax_nas import flops
+from snnax_nas import distributed, flops, io, memory, score
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory
-from snnax_nas import score
+from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
-common.define_network_flags()
-flags.DEFINE_string("genotypes", None, "File of genotype strings, one per line "
-                    "(e.g. 0303/0030/2002/0200); default: a sample from the space.")
-flags.DEFINE_integer("num_candidates", 16, "Candidates sampled when --genotypes is absent.")
-flags.DEFINE_string("kernel", "sahd", "Kernel: sahd or hamming (NASWOT-style).")
-flags.DEFINE_integer("weight_bits", 32, "Weight precision for memory_bytes (32/16/8/4).")
+common.define_config_flags("score")
 common.define_distributed_flags()
 
 COLUMNS = ["genotype", "score", "singular", "params", "memory_bytes", "neuron_state_bytes"]
-
-
-def _fingerprint() -> str:
-  keys = ("dataset", "data_dir", "ops", "width", "cells", "timesteps", "hidden", "second_pool",
-          "backward", "batch_size", "repeats", "seed", "genotypes", "num_candidates", "kernel",
-          "weight_bits")
-  return json.dumps({k: getattr(FLAGS, k) for k in keys}, sort_keys=True)
 
 
 def _load_part(path: str) -> dict[int, list]:
@@ -66,7 +53,7 @@ def _load_part(path: str) -> dict[int, list]:
   with open(path, "rb") as f:
     raw = f.read()
   if raw and not raw.endswith(b"\n"):  # torn last line: cut it before appending
-    with open(path, "wb") as f:
+    with io.atomic_open(path, "wb") as f:
       f.write(raw[:raw.rfind(b"\n") + 1])
   with open(path, newline="") as f:
     for row in csv.reader(f):
@@ -76,65 +63,58 @@ def _load_part(path: str) -> dict[int, list]:
   return done
 
 
-def _check_meta(workdir: str):
-  path = os.path.join(workdir, "scores.meta.json")
-  fp = _fingerprint()
-  if os.path.exists(path):
-    with open(path) as f:
-      if f.read() != fp:
-        common.fail(f"workdir {workdir!r} holds a run with other flags; use a new --workdir")
-  elif jax.process_index() == 0:
-    with open(path + ".tmp", "w") as f:
-      f.write(fp)
-    os.replace(path + ".tmp", path)
-
-
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
   common.use_cpu_cores()
   common.start_processes()
-  workdir = common.ensure_workdir(FLAGS.workdir)
+  config = FLAGS.config
+  scoring = config.scoring
+  if scoring.kernel not in score.KERNELS:
+    common.fail(f"unknown --config.scoring.kernel {scoring.kernel!r}; choose from "
+                f"{', '.join(score.KERNELS)}")
+  common.check_positive(config, "num_candidates", "scoring.chunk_size", "scoring.batch_size",
+                        "scoring.repeats", "scoring.map_batch_size")
   try:
-    probe_cfg = common.network_config_from_flags()
-    if FLAGS.genotypes:
-      texts = common.read_genotype_file(FLAGS.genotypes, probe_cfg.ops)
-      backward = FLAGS.backward or any(
-          genotype_lib.has_backward(genotype_lib.parse_genotype(c, probe_cfg.ops)).any()
-          for t in texts for c in t.split("|"))
-      cfg = common.network_config_from_flags(backward=backward)
+    info = data_lib.get_info(config.dataset)
+    cfg = workdir_lib.network_from_job_config(config.network, info)
+    if config.genotypes:
+      texts = common.read_genotype_file(config.genotypes, cfg.ops)
+      if not cfg.backward and common.has_feedback(texts, cfg.ops):
+        cfg = workdir_lib.network_from_job_config(config.network, info, backward=True)
       genotypes = score.as_genotypes(texts, cfg)
     else:
-      cfg = probe_cfg
-      g = genotype_lib.sample_genotypes(np.random.default_rng(FLAGS.seed), FLAGS.num_candidates,
-                                        cfg.ops, backward=cfg.backward)
+      g = genotype_lib.sample_genotypes(np.random.default_rng(config.seed),
+                                        config.num_candidates, cfg.ops, backward=cfg.backward)
       genotypes = score.as_genotypes(g, cfg)
       texts = [genotype_lib.format_genotype(x[0]) for x in genotypes]
-    images = data_lib.score_batches(FLAGS.dataset, FLAGS.repeats, FLAGS.batch_size, FLAGS.seed,
-                                    FLAGS.data_dir)
-    report = memory.memory_report(genotypes, cfg, FLAGS.weight_bits)
+    images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
+                                    config.seed, config.data_dir)
+    report = memory.memory_report(genotypes, cfg, config.weight_bits)
   except (ValueError, FileNotFoundError) as e:
     common.fail(str(e))
-  _check_meta(workdir)
+  workdir = FLAGS.workdir
+  common.claim_workdir("score", config, cfg, write=jax.process_index() == 0)
   pid, nproc = jax.process_index(), jax.process_count()
   part_path = os.path.join(workdir, f"scores.part{pid}.csv")
   done = _load_part(part_path)
   arch = score.arch_of(genotypes, cfg)
   # Costliest first, then strided shares: processes get equal work and each
   # chunk's devices finish together. Scores do not depend on the order.
-  by_cost = flops.costliest_first(arch, cfg, FLAGS.batch_size, FLAGS.repeats)
+  by_cost = flops.costliest_first(arch, cfg, scoring.batch_size, scoring.repeats)
   mine = [int(i) for i in by_cost[distributed.process_share(len(texts))] if int(i) not in done]
   logging.info("process %d/%d: %d candidates to score (%d already done), %s", pid, nproc,
                len(mine), len(done), cfg)
   progress = common.Progress("score")
-  key = jax.random.key(FLAGS.seed)
+  key = jax.random.key(config.seed)
   compile_s = run_s = 0.0
   with open(part_path, "a", newline="") as f:
     writer = csv.writer(f)
-    for start in range(0, len(mine), FLAGS.chunk_size):
-      ids = np.asarray(mine[start:start + FLAGS.chunk_size])
-      res = score.score_candidates(None, images, key, cfg, kernel=FLAGS.kernel,
-                                   chunk_size=FLAGS.chunk_size,
-                                   map_batch_size=FLAGS.map_batch_size, candidate_ids=ids,
+    for start in range(0, len(mine), scoring.chunk_size):
+      ids = np.asarray(mine[start:start + scoring.chunk_size])
+      res = score.score_candidates(None, images, key, cfg, kernel=scoring.kernel,
+                                   chunk_size=scoring.chunk_size,
+                                   map_batch_size=scoring.map_batch_size, candidate_ids=ids,
                                    arch=arch[ids])
       compile_s, run_s = (compile_s + res.compile_seconds, run_s) if start == 0 else (
           compile_s, run_s + res.compile_seconds)
@@ -157,7 +137,7 @@ def main(argv):
   if missing:
     common.fail(f"{len(missing)} candidates have no score (first id {missing[0]}); rerun")
   path = os.path.join(workdir, "scores.csv")
-  common.write_csv_atomic(path, COLUMNS, (rows[i] for i in range(len(texts))))
+  io.write_csv(path, COLUMNS, (rows[i] for i in range(len(texts))))
   scores = np.array([float(rows[i][1]) for i in range(len(texts))])
   best = int(np.argmax(scores))
   print(f"scored {len(texts)} candidates ({len(mine)} in this run, compile {compile_s:.1f}s, "
@@ -166,4 +146,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

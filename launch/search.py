@@ -1,19 +1,25 @@
 r"""Training-free architecture search: SpikeNAS (default), SNASNet random, LightSNN.
 
-  python -m launch.search                                   # SpikeNAS, a few minutes on CPU
-  python -m launch.search --budget_mb=0.8 --weight_bits=8   # memory-aware
-  python -m launch.search --method=random --num_candidates=5000 --workdir=runs/random
-  python -m launch.search --method=lightsnn --workdir=runs/lightsnn
+  python -m launch.search --workdir=runs/search             # SpikeNAS, a few minutes on CPU
+  python -m launch.search --config.budget.mb=0.8 --config.budget.weight_bits=8   # memory-aware
+  python -m launch.search --config.method=random --config.num_candidates=5000 --workdir=runs/random
+  python -m launch.search --config.method=lightsnn --workdir=runs/lightsnn
+  python -m launch.search --config=configs/search.py:reference --workdir=runs/cifar10
 
-Method defaults when the flag is not given: ``--ops`` spikenas / snasnet /
-lightsnn, ``--num_candidates`` 64 (spikenas) / 5000 (random), ``--backward``
-True for lightsnn (as the paper). ``--budget_mb`` is in 10^6 bytes of weights
-at ``--weight_bits``.
+The config is ``configs/search.py`` (presets ``small``, the default, and
+``reference``); fields left None take the method's default
+(``configs.search.resolve``): ``network.ops`` spikenas / snasnet / lightsnn,
+``num_candidates`` 64 (spikenas) / 5000 (random), ``network.backward`` True
+for lightsnn (as the paper). ``budget.mb`` is in 10^6 bytes of weights at
+``budget.weight_bits``.
 
-Writes to ``--workdir``: ``results.sqlite`` (every scored candidate, committed
-per chunk), ``summary.json``, ``scores.csv`` (launch.score's columns plus
-step, candidate_id) and ``search.png`` (score vs weight memory, budget line,
-chosen one marked). All but the store are written via temp file + rename.
+Writes to ``--workdir``: ``config.json`` (job, resolved config, network,
+input file hashes: :mod:`snnax_nas.workdir`), ``results.sqlite`` (every
+scored candidate, committed per chunk), ``summary.json`` (the result, the
+resolved config and the network), ``scores.csv`` (launch.score's columns
+plus step, candidate_id) and ``search.png`` (score vs weight memory, budget
+line, chosen one marked). All but the store are written atomically.
+``snnax_nas.workdir.load_run(WORKDIR)`` reads the found network back.
 
 Several processes (``--num_processes``/``--process_id``/``--coordinator_address``,
 or ``--num_processes=0`` on a managed cluster) split every group of chunks
@@ -21,51 +27,33 @@ between them and all-gather the scores, so each takes the same decisions;
 process 0 keeps the store and writes the outputs. The result equals the
 single-process one.
 
-  python -m launch.search --method=random --num_processes=2 --process_id=0 \
+  python -m launch.search --config.method=random --num_processes=2 --process_id=0 \
       --coordinator_address=host0:1234 --workdir=w    # and --process_id=1 on host1
 
 Resumable: kill it at any point (even ``kill -9``) and rerun the same command.
 Stored candidates are loaded, not rescored, and the final result is exactly
-that of an uninterrupted run. A workdir holding another configuration is
-refused with an error naming it.
+that of an uninterrupted run. A workdir holding another job or config is
+refused with one line naming the fields that differ.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 import jax
 import numpy as np
 
+from configs import search as search_config
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory
-from snnax_nas import results
-from snnax_nas import score
-from snnax_nas import search
+from snnax_nas import io, memory, results, score, search
+from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
-common.define_network_flags()
-FLAGS.set_default("workdir", "runs/search")
-flags.DEFINE_string("method", "spikenas", "Search method: spikenas, random or lightsnn.")
-flags.DEFINE_integer("num_candidates", None, "spikenas: most distinct cells per step "
-                     "(default 64); random: draws (default 5000).")
-flags.DEFINE_integer("budget_params", None, "Parameter budget of the whole network.")
-flags.DEFINE_float("budget_mb", None, "Weight-memory budget in MB (10^6 bytes) at "
-                   "--weight_bits.")
-flags.DEFINE_integer("weight_bits", 32, "Weight precision of the memory model: 32, 16, 8, 4.")
-flags.DEFINE_string("kernel", "sahd", "Kernel: sahd or hamming (NASWOT-style).")
+common.define_config_flags("search", workdir_default="runs/search")
 common.define_distributed_flags()
-flags.DEFINE_string("genotypes", None, "random only: file of genotype strings to score "
-                    "instead of sampling (one per line, '|' between per-cell genotypes).")
 
-DEFAULT_OPS = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}
-DEFAULT_NUM_CANDIDATES = {"spikenas": 64, "random": 5000}
 # launch.score's columns first, so tools reading its CSV read this one too.
 COLUMNS = ["genotype", "score", "singular", "params", "memory_bytes", "neuron_state_bytes",
            "step", "candidate_id"]
@@ -87,13 +75,6 @@ class _StepProgress:
     self.bars[label](done, total)
 
 
-def _atomic_write_text(path: str, text: str):
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def _write_csv(path: str, result: search.SearchResult, cfg):
   records = result.records
   # Neuron-state memory is defined for genotypes; LightSNN's supernet masks
@@ -107,7 +88,7 @@ def _write_csv(path: str, result: search.SearchResult, cfg):
   rows = [[r.genotype, repr(float(r.score)), int(r.singular), r.params, r.weight_bytes,
            neuron.get(r.genotype, "") if g else "", r.step, r.candidate_id]
           for r, g in zip(records, is_geno)]
-  common.write_csv_atomic(path, COLUMNS, rows)
+  io.write_csv(path, COLUMNS, rows)
 
 
 def _plot(path: str, result: search.SearchResult):
@@ -138,10 +119,8 @@ def _plot(path: str, result: search.SearchResult):
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
-  tmp = path + ".tmp"
-  fig.savefig(tmp, dpi=100, format="png")
+  io.save_figure(fig, path, dpi=100)
   plt.close(fig)
-  os.replace(tmp, path)
 
 
 def _print_report(result: search.SearchResult, workdir: str):
@@ -168,116 +147,117 @@ def _print_report(result: search.SearchResult, workdir: str):
         f"{os.path.join(workdir, 'summary.json')}")
 
 
+def _check(config):
+  """Exits with one line on a config value the search cannot run."""
+  method, budget = config.method, config.budget
+  if method not in search.METHODS:
+    common.fail(f"unknown --config.method {method!r}; choose from {', '.join(search.METHODS)}")
+  if config.genotypes and method != "random":
+    common.fail(f"--config.genotypes is for --config.method=random, not {method!r}")
+  if method == "lightsnn" and (budget.params is not None or budget.mb is not None):
+    common.fail("--config.method=lightsnn prunes without a memory budget; drop "
+                "--config.budget.params/mb (or use --config.method=spikenas)")
+  if budget.weight_bits not in memory.WEIGHT_BITS:
+    common.fail(f"--config.budget.weight_bits={budget.weight_bits} is not one of "
+                f"{', '.join(map(str, memory.WEIGHT_BITS))}")
+  if budget.params is not None and budget.params <= 0:
+    common.fail(f"--config.budget.params={budget.params} must be > 0")
+  try:
+    memory.budget_bytes_from_mb(budget.mb)  # inf = no limit; NaN, <= 0 rejected
+  except ValueError as e:
+    common.fail(f"--config.budget.mb: {e}")
+  if config.num_candidates is not None:
+    common.check_positive(config, "num_candidates")
+  if config.scoring.kernel not in score.KERNELS:
+    common.fail(f"unknown --config.scoring.kernel {config.scoring.kernel!r}; choose from "
+                f"{', '.join(score.KERNELS)}")
+  common.check_positive(config, "scoring.chunk_size", "scoring.batch_size", "scoring.repeats",
+                        "scoring.map_batch_size")
+  if method == "spikenas" and config.num_candidates >= search.ID_STRIDE - 1:
+    common.fail(f"--config.num_candidates={config.num_candidates} must be < "
+                f"{search.ID_STRIDE - 1} for spikenas")
+
+
 def main(argv):
   if len(argv) > 1:
     common.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
   common.use_cpu_cores()
   common.start_processes()
-  method = FLAGS.method
-  if method not in search.METHODS:
-    common.fail(f"unknown --method {method!r}; choose from {', '.join(search.METHODS)}")
-  if not FLAGS["ops"].present:
-    FLAGS.ops = DEFAULT_OPS[method]
-  backward = FLAGS.backward if FLAGS["backward"].present or method != "lightsnn" else True
-  num_candidates = FLAGS.num_candidates
-  if num_candidates is None and method in DEFAULT_NUM_CANDIDATES:
-    num_candidates = DEFAULT_NUM_CANDIDATES[method]
-  if method == "lightsnn" and FLAGS.num_candidates is not None:
-    logging.warning("--num_candidates is not used by --method=lightsnn")
-  if FLAGS.genotypes and method != "random":
-    common.fail(f"--genotypes is for --method=random, not {method!r}")
-  if method == "lightsnn" and (FLAGS.budget_params is not None or FLAGS.budget_mb is not None):
-    common.fail("--method=lightsnn prunes without a memory budget; drop --budget_params/"
-                "--budget_mb (or use --method=spikenas)")
-  if FLAGS.weight_bits not in memory.WEIGHT_BITS:
-    common.fail(f"--weight_bits={FLAGS.weight_bits} is not one of "
-                f"{', '.join(map(str, memory.WEIGHT_BITS))}")
-  if FLAGS.budget_params is not None and FLAGS.budget_params <= 0:
-    common.fail(f"--budget_params={FLAGS.budget_params} must be > 0")
-  if FLAGS.budget_mb is not None and not FLAGS.budget_mb > 0:
-    common.fail(f"--budget_mb={FLAGS.budget_mb} must be > 0")
-  if num_candidates is not None and num_candidates < 1:
-    common.fail(f"--num_candidates={num_candidates} must be >= 1")
-  if FLAGS.kernel not in score.KERNELS:
-    common.fail(f"unknown --kernel {FLAGS.kernel!r}; choose from {', '.join(score.KERNELS)}")
-  if FLAGS.chunk_size < 1:
-    common.fail(f"--chunk_size={FLAGS.chunk_size} must be >= 1")
-  budget_bytes = None if FLAGS.budget_mb is None else int(round(FLAGS.budget_mb * 1e6))
-  if budget_bytes == 0:
-    common.fail(f"--budget_mb={FLAGS.budget_mb} is below one byte")
-  if method == "spikenas" and num_candidates >= search.ID_STRIDE - 1:
-    common.fail(f"--num_candidates={num_candidates} must be < {search.ID_STRIDE - 1} for spikenas")
-  budget = dict(budget_params=FLAGS.budget_params, budget_bytes=budget_bytes,
-                weight_bits=FLAGS.weight_bits)
+  config = FLAGS.config
+  search_config.resolve(config)
+  _check(config)
+  method, scoring = config.method, config.scoring
+  budget = dict(budget_params=config.budget.params,
+                budget_bytes=memory.budget_bytes_from_mb(config.budget.mb),
+                weight_bits=config.budget.weight_bits)
   try:
-    cfg = common.network_config_from_flags(backward=backward)
+    info = data_lib.get_info(config.dataset)
+    cfg = workdir_lib.network_from_job_config(config.network, info)
     genotypes = None
-    if FLAGS.genotypes:
-      genotypes = common.read_genotype_file(FLAGS.genotypes, cfg.ops)
+    if config.genotypes:
+      genotypes = common.read_genotype_file(config.genotypes, cfg.ops)
       # As launch.score: a file with feedback edges needs backward cells.
-      if not cfg.backward and any(
-          genotype_lib.has_backward(genotype_lib.parse_genotype(c, cfg.ops)).any()
-          for t in genotypes for c in t.split("|")):
-        cfg = common.network_config_from_flags(backward=True)
+      if not cfg.backward and common.has_feedback(genotypes, cfg.ops):
+        cfg = workdir_lib.network_from_job_config(config.network, info, backward=True)
       score.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
     if method != "lightsnn" and genotypes is None:
       search.check_budget(cfg, **budget)  # before anything touches the workdir
-    images = data_lib.score_batches(FLAGS.dataset, FLAGS.repeats, FLAGS.batch_size, FLAGS.seed,
-                                    FLAGS.data_dir)
+    images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
+                                    config.seed, config.data_dir)
   except (ValueError, FileNotFoundError) as e:
     common.fail(str(e))
-  workdir = common.ensure_workdir(FLAGS.workdir)
-  logging.info("%s search, %s, images %s, workdir %s", method, cfg, images.shape, workdir)
-  key = jax.random.key(FLAGS.seed)
-  args = dict(kernel=FLAGS.kernel, chunk_size=FLAGS.chunk_size,
-              map_batch_size=FLAGS.map_batch_size, progress=_StepProgress())
-  store_path = os.path.join(workdir, results.STORE_NAME)
-  fresh = not os.path.exists(store_path)
   lead = jax.process_index() == 0
+  workdir = FLAGS.workdir
+  fresh = common.claim_workdir("search", config, cfg, write=lead)
+  logging.info("%s search, %s, images %s, workdir %s", method, cfg, images.shape, workdir)
+  key = jax.random.key(config.seed)
+  args = dict(kernel=scoring.kernel, chunk_size=scoring.chunk_size,
+              map_batch_size=scoring.map_batch_size, progress=_StepProgress())
+  store_path = os.path.join(workdir, results.STORE_NAME)
+  fresh_store = not os.path.exists(store_path)
   try:
     # Several processes: process 0's store is the record; the search
-    # broadcasts what it holds (snnax_nas.search._StoreScorer).
+    # broadcasts what it holds (snnax_nas.search.common.StoreScorer).
     store = results.open_store(workdir) if lead else results.ResultsStore()
   except ValueError as e:
     common.fail(str(e))
   try:
     if method == "random":
-      result = search.random_search(images, key, cfg, num_candidates=num_candidates,
-                                    seed=FLAGS.seed, genotypes=genotypes, store=store,
+      result = search.random_search(images, key, cfg, num_candidates=config.num_candidates,
+                                    seed=config.seed, genotypes=genotypes, store=store,
                                     **budget, **args)
     elif method == "spikenas":
-      result = search.spikenas_search(images, key, cfg, num_candidates=num_candidates,
-                                      seed=FLAGS.seed, store=store, **budget, **args)
+      result = search.spikenas_search(images, key, cfg, num_candidates=config.num_candidates,
+                                      seed=config.seed, store=store, **budget, **args)
     else:
-      result = search.lightsnn_prune(images, key, cfg, weight_bits=FLAGS.weight_bits,
+      result = search.lightsnn_prune(images, key, cfg, weight_bits=budget["weight_bits"],
                                      store=store, **args)
   except ValueError as e:
     empty = store.count() == 0
     store.close()
-    if lead and fresh and empty:  # the search refused to start: leave no store behind
+    if lead and fresh_store and empty:  # the search refused to start: leave nothing behind
       for suffix in ("", "-wal", "-shm"):
         if os.path.exists(store_path + suffix):
           os.remove(store_path + suffix)
+      if fresh:
+        workdir_lib.release(workdir)
     common.fail(str(e))
   store.close()
   if not lead:
     return
 
   summary = result.summary()
-  summary["config"] = {
-      "dataset": FLAGS.dataset, "ops": str(cfg.ops), "backward": cfg.backward,
-      "cells_per_stage": cfg.cells_per_stage, "width": cfg.width, "timesteps": cfg.timesteps,
-      "hidden": cfg.hidden, "batch_size": FLAGS.batch_size, "repeats": FLAGS.repeats,
-      "num_candidates": num_candidates, "seed": FLAGS.seed, "kernel": FLAGS.kernel}
+  # Everything needed to rebuild the network (snnax_nas.workdir.load_run).
+  summary["config"] = config.to_dict()
+  summary["network"] = workdir_lib.network_to_json(cfg)
   _write_csv(os.path.join(workdir, "scores.csv"), result, cfg)
   _plot(os.path.join(workdir, "search.png"), result)
   # summary.json last: its presence means the run finished.
-  _atomic_write_text(os.path.join(workdir, "summary.json"),
-                     json.dumps(summary, indent=2) + "\n")
+  io.write_json(os.path.join(workdir, "summary.json"), summary)
   for s in result.steps:
     logging.info("step %s", s)
   _print_report(result, workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

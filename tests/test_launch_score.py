@@ -1,12 +1,21 @@
+"""launch.score end to end (subprocesses: marked slow)."""
+
 import csv
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-TINY = ["--width=4", "--hidden=32", "--timesteps=2", "--batch_size=8", "--repeats=1",
-        "--chunk_size=4"]
+from snnax_nas import network
+from snnax_nas import workdir as workdir_lib
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--config.network.width=4", "--config.network.hidden=32", "--config.network.timesteps=2",
+        "--config.scoring.batch_size=8", "--config.scoring.repeats=1",
+        "--config.scoring.chunk_size=4"]
 
 
 def _run(args):
@@ -17,8 +26,8 @@ def _run(args):
 def test_scores_a_genotype_file_with_backward_edges(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("# two cells\n0303/0030/2002/0200\n\n0302/0030/0003/0000\n")
-  out = _run([f"--dataset=npz:{random_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
-              *TINY])
+  out = _run([f"--config.dataset=npz:{random_npz}", f"--config.genotypes={gfile}",
+              f"--workdir={tmp_path}/w", *TINY])
   assert out.returncode == 0, out.stderr
   rows = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
   assert [r["genotype"] for r in rows] == ["0303/0030/2002/0200", "0302/0030/0003/0000"]
@@ -28,9 +37,9 @@ def test_scores_a_genotype_file_with_backward_edges(tmp_path, random_npz):
 
 
 @pytest.mark.parametrize("args, word", [
-    (["--genotypes=MISSING"], "missing.txt"),
-    (["--ops=skip,conv9x9"], "conv9x9"),
-    (["--dataset=nosuchdata"], "nosuchdata"),
+    (["--config.genotypes=MISSING"], "missing.txt"),
+    (["--config.network.ops=skip,conv9x9"], "conv9x9"),
+    (["--config.dataset=nosuchdata"], "nosuchdata"),
 ])
 def test_bad_input_exits_with_one_line(tmp_path, args, word):
   args = [a.replace("MISSING", str(tmp_path / "missing.txt")) for a in args]
@@ -43,13 +52,14 @@ def test_bad_input_exits_with_one_line(tmp_path, args, word):
 def test_malformed_genotype_in_file(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("0303/0030/2002/0200\n0303/003/2002/0200\n")
-  out = _run([f"--dataset=npz:{random_npz}", f"--genotypes={gfile}", f"--workdir={tmp_path}/w",
-              *TINY])
+  out = _run([f"--config.dataset=npz:{random_npz}", f"--config.genotypes={gfile}",
+              f"--workdir={tmp_path}/w", *TINY])
   assert out.returncode != 0 and "0303/003/2002/0200" in out.stderr
 
 
 def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz, free_port):
-  base = [f"--dataset=npz:{random_npz}", "--num_candidates=6", "--chunk_size=2", *TINY[:-1]]
+  base = [f"--config.dataset=npz:{random_npz}", "--config.num_candidates=6",
+          "--config.scoring.chunk_size=2", *TINY[:-1]]
   single = _run([*base, f"--workdir={tmp_path}/one"])
   assert single.returncode == 0, single.stderr
   ref = list(csv.DictReader(open(tmp_path / "one" / "scores.csv")))
@@ -74,8 +84,7 @@ def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz,
   # Rows are written costliest candidate first, not in id order.
   crash = tmp_path / "crash"
   crash.mkdir()
-  (crash / "scores.meta.json").write_text((tmp_path / "one" / "scores.meta.json").read_text()
-                                          .replace(str(tmp_path / "one"), str(crash)))
+  (crash / "config.json").write_text((tmp_path / "one" / "config.json").read_text())
   rows = [r for r in csv.reader(open(tmp_path / "one" / "scores.part0.csv"))]
   rows[0][2] = "123.0"
   with open(crash / "scores.part0.csv", "w", newline="") as f:
@@ -93,7 +102,24 @@ def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz,
 
 
 def test_resuming_with_other_flags_is_refused(tmp_path, random_npz):
-  base = [f"--dataset=npz:{random_npz}", "--num_candidates=2", f"--workdir={tmp_path}/w", *TINY]
+  base = [f"--config.dataset=npz:{random_npz}", "--config.num_candidates=2",
+          f"--workdir={tmp_path}/w", *TINY]
   assert _run(base).returncode == 0
-  out = _run([*base, "--seed=1"])
+  out = _run([*base, "--config.seed=1"])
   assert out.returncode != 0 and "other flags" in out.stderr
+  assert "config.seed 0 -> 1" in out.stderr.strip().splitlines()[-1]
+
+
+def test_a_search_workdir_is_refused_not_overwritten(tmp_path, random_npz):
+  work = tmp_path / "search"
+  cfg = network.network_config(None, width=4, hidden=32, timesteps=2, input_shape=(16, 16, 3))
+  workdir_lib.claim(str(work), workdir_lib.make_record(
+      "search", {"dataset": f"npz:{random_npz}", "network": {"width": 4}}, cfg, {}))
+  (work / "scores.csv").write_text("the search's scores\n")
+  out = _run([f"--config.dataset=npz:{random_npz}", "--config.num_candidates=2",
+              f"--workdir={work}", *TINY])
+  assert out.returncode != 0
+  last = out.stderr.strip().splitlines()[-1]
+  assert "search run" in last and "--workdir" in last
+  assert (work / "scores.csv").read_text() == "the search's scores\n"
+  assert json.load(open(work / "config.json"))["job"] == "search"

@@ -21,11 +21,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory
-from snnax_nas import network
-from snnax_nas import results
-from snnax_nas import score
-from snnax_nas import search
+from snnax_nas import memory, network, results, score, search
 
 TINY = dict(width=4, hidden=32, timesteps=2, vote_group=2, input_shape=(16, 16, 3))
 CFG = network.network_config(None, ops="snasnet", **TINY)  # the one real-scorer config
@@ -122,6 +118,33 @@ def test_too_small_budget_states_the_minimum(fake, method):
   assert not fake.calls
   # Exactly the minimum is admitted.
   search.check_budget(CFG, budget_params=minimum)
+
+
+@pytest.mark.parametrize("method", ["random", "spikenas"])
+def test_infinite_budget_is_no_budget(fake, method):
+  fn = search.random_search if method == "random" else search.spikenas_search
+  search.check_budget(CFG, budget_params=float("inf"), budget_bytes=np.inf)
+  plain = fn(IMAGES, KEY, CFG, num_candidates=6, chunk_size=CHUNK).summary()
+  for budget in (dict(budget_bytes=float("inf")), dict(budget_params=np.inf, weight_bits=32)):
+    res = fn(IMAGES, KEY, CFG, num_candidates=6, chunk_size=CHUNK, **budget)
+    assert res.budget_params is None and res.budget_bytes is None
+    assert res.candidates_skipped == 0
+    summary = res.summary()
+    assert {k: v for k, v in summary.items() if k != "timing"} == \
+        {k: v for k, v in plain.items() if k != "timing"}
+    json.dumps(summary, allow_nan=False)  # no Infinity in summary.json
+
+
+@pytest.mark.parametrize("value", [float("nan"), 0, -1.0, -float("inf")])
+@pytest.mark.parametrize("method", ["random", "spikenas", "check"])
+def test_nan_zero_and_negative_budgets_are_refused(fake, method, value):
+  fn = {"random": search.random_search, "spikenas": search.spikenas_search,
+        "check": lambda *a, num_candidates, **kw: search.check_budget(CFG, **kw)}[method]
+  for limit in ("budget_params", "budget_bytes"):
+    with pytest.raises(ValueError, match=limit) as err:
+      fn(IMAGES, KEY, CFG, num_candidates=4, **{limit: value})
+    assert ("NaN" if value != value else repr(value)) in str(err.value)
+  assert not fake.calls
 
 
 # ----------------------------------------------------------------------------
@@ -277,8 +300,11 @@ def test_store_resumes_without_rescoring_and_refuses_other_configs(fake, tmp_pat
 # ----------------------------------------------------------------------------
 # launch.search end to end.
 
-LAUNCH_TINY = ["--width=4", "--hidden=32", "--timesteps=2", "--batch_size=8", "--repeats=1",
-               "--chunk_size=2", "--method=spikenas", "--ops=snasnet", "--num_candidates=6"]
+LAUNCH_TINY = ["--config.network.width=4", "--config.network.hidden=32",
+               "--config.network.timesteps=2", "--config.scoring.batch_size=8",
+               "--config.scoring.repeats=1", "--config.scoring.chunk_size=2",
+               "--config.method=spikenas", "--config.network.ops=snasnet",
+               "--config.num_candidates=6"]
 
 
 def _launch(args, env):
@@ -313,7 +339,7 @@ _SLOW = textwrap.dedent("""
 
 
 def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, env):
-  args = [f"--dataset=npz:{random_npz}", *LAUNCH_TINY]
+  args = [f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY]
   ref = _launch([*args, f"--workdir={tmp_path}/ref"], env)
   assert ref.returncode == 0, ref.stderr
   assert "spikenas found" in ref.stdout
@@ -346,16 +372,17 @@ def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, 
     assert fa.read() == fb.read()
   assert os.path.getsize(os.path.join(work, "search.png")) > 0
 
-  other = _launch([*args, "--seed=1", f"--workdir={work}"], env)
+  other = _launch([*args, "--config.seed=1", f"--workdir={work}"], env)
   assert other.returncode != 0 and work in other.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("extra, word", [
-    (["--method=evolution"], "evolution"),
-    (["--ops=skip,conv9x9"], "conv9x9"),
-    (["--dataset=nosuchdata"], "nosuchdata"),
-    (["--method=random", "--genotypes=GFILE"], "0303/003/2002/0200"),
-    (["--budget_params=100"], "minimum"),
+    (["--config.method=evolution"], "evolution"),
+    (["--config.network.ops=skip,conv9x9"], "conv9x9"),
+    (["--config.dataset=nosuchdata"], "nosuchdata"),
+    (["--config.method=random", "--config.genotypes=GFILE"], "0303/003/2002/0200"),
+    (["--config.budget.params=100"], "minimum"),
+    (["--config.budget.mb=nan"], "budget_mb is NaN"),
     (["--workdir=FILE/sub"], "sub"),
 ])
 def test_bad_input_exits_with_one_line(tmp_path, random_npz, env, extra, word):
@@ -364,10 +391,10 @@ def test_bad_input_exits_with_one_line(tmp_path, random_npz, env, extra, word):
   extra = [a.replace("GFILE", str(tmp_path / "g.txt")).replace("FILE", str(tmp_path / "file"))
            for a in extra]
   workdir = f"--workdir={tmp_path}/w"
-  if any(a.startswith("--dataset") for a in extra):
+  if any(a.startswith("--config.dataset") for a in extra):
     base = LAUNCH_TINY
   else:
-    base = [f"--dataset=npz:{random_npz}", *LAUNCH_TINY]
+    base = [f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY]
   out = _launch([*base, workdir, *extra], env)
   assert out.returncode != 0
   lines = out.stderr.strip().splitlines()
@@ -386,10 +413,11 @@ def _launch_two_processes(args, env, port):
     assert p.returncode == 0, err
 
 
-@pytest.mark.parametrize("method", [["--method=spikenas"],
-                                    ["--method=lightsnn", "--ops=lightsnn", "--nobackward"]])
+@pytest.mark.parametrize("method", [["--config.method=spikenas"],
+                                    ["--config.method=lightsnn", "--config.network.ops=lightsnn",
+                                     "--config.network.backward=False"]])
 def test_two_processes_search_like_one(tmp_path, random_npz, env, free_port, method):
-  args = [f"--dataset=npz:{random_npz}", *LAUNCH_TINY, *method]
+  args = [f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY, *method]
   ref = _launch([*args, f"--workdir={tmp_path}/one"], env)
   assert ref.returncode == 0, ref.stderr
   _launch_two_processes([*args, f"--workdir={tmp_path}/two"], env, free_port)
@@ -409,3 +437,13 @@ def test_two_processes_search_like_one(tmp_path, random_npz, env, free_port, met
   assert again["timing"]["scored_this_run"] == 0
   assert again["genotype"] == one["genotype"]
   np.testing.assert_allclose(again["score"], one["score"], atol=1e-5)
+
+
+def test_launch_budget_mb_inf_is_no_budget(tmp_path, random_npz, env):
+  # inf MB once ended in an OverflowError; it means no limit, as None does.
+  out = _launch([f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY, "--config.budget.mb=inf",
+                 f"--workdir={tmp_path}/w"], env)
+  assert out.returncode == 0, out.stderr
+  with open(tmp_path / "w" / "summary.json") as f:
+    summary = json.load(f)
+  assert summary["budget_bytes"] is None and summary["candidates_skipped"] == 0

@@ -1,0 +1,51 @@
+"""Config of ``launch.train``: surrogate-gradient training (SNASNet recipe).
+
+Give ``genotype`` ('0303/0030/2002/0200', or per-cell genotypes joined with
+'|') or ``from_search`` (a ``launch.search`` workdir: its genotype, its
+network section and its dataset — ``cifar10_sample`` becomes ``cifar10`` —
+for every field not overridden on the command line).
+
+Presets: ``small`` (default; width 16) and ``reference`` (CIFAR-10 network of
+the paper: width 256, ``second_pool`` 4, the cosine stepped per epoch).
+"""
+
+from __future__ import annotations
+
+from ml_collections import config_dict
+
+import configs
+
+PRESETS = {
+    "small": {},
+    "reference": {"network.width": 256, "network.second_pool": 4,
+                  "training.per_epoch_schedule": True},
+}
+
+
+def get_config(preset: str | None = None) -> config_dict.ConfigDict:
+  """The training config of ``preset`` (``small`` when None)."""
+  c = config_dict.ConfigDict()
+  c.genotype = config_dict.placeholder(str)
+  c.from_search = config_dict.placeholder(str)
+  # cifar10, cifar100, tinyimagenet, dvs128_gesture, npz:PATH ('{split}' ->
+  # train/test) or folder:PATH.
+  c.dataset = "cifar10"
+  c.data_dir = config_dict.placeholder(str)
+  c.seed = 0  # weights, data order, dropout and augmentation
+  c.network = configs.network()  # backward is implied by feedback edges
+  c.training = config_dict.ConfigDict(dict(
+      batch_size=64,              # global; a multiple of the device count
+      epochs=300,
+      lr=0.1,                     # cosine decay to 1% of it
+      momentum=0.9,
+      weight_decay=5e-4,          # applied as decay (snnax_nas.train.make_optimizer)
+      per_epoch_schedule=False,   # step the cosine once per epoch, as the reference
+      loss="ce",                  # ce (SNASNet) or mse to one-hot (LightSNN DVS)
+      augment=True,               # random crop + flip
+      eval_every=1,               # epochs between test evaluations (and the last)
+      max_train_examples=config_dict.placeholder(int),
+      max_test_examples=config_dict.placeholder(int),
+      keep_checkpoints=3,
+      log_every=50))              # progress line every N steps (0: per epoch)
+  c.dvs = config_dict.ConfigDict(dict(frames=16, size=32))  # dvs128_gesture only
+  return configs.apply_preset(c, PRESETS, preset)
