@@ -17,6 +17,13 @@ from snnax_nas import neurons
 from snnax_nas import ops as ops_lib
 
 
+LINEAR_INITS = ("reference", "fan_in")
+# Gain of the "fan_in" classifier init: with spike inputs (0/1, rate r) the
+# hidden pre-activation std is gain·sqrt(r); 4 makes a threshold-1 LIF fire at
+# rates of a few percent from the first step.
+LINEAR_FAN_IN_GAIN = 4.0
+
+
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
   """Static description of a network (hashable; a ``jit`` static argument).
@@ -35,6 +42,12 @@ class NetworkConfig:
     ops: the op set of the cells.
     backward: whether cells have backward (in-time feedback) edges.
     lif: neuron constants (a conv op may override the threshold).
+    linear_init: initialisation of the classifier's two Linear layers.
+      ``"reference"`` (default, faithful): N(0, 0.01²) weights as SNASNet. At
+      small widths the hidden LIF layer then never fires at initialisation and
+      training stays at chance. ``"fan_in"``: N(0, 1/fan_in)·``LINEAR_FAN_IN_GAIN``²
+      weights, so the hidden layer's input current has a standard deviation of
+      order one and it fires from the first step at any width.
   """
 
   input_shape: tuple[int, int, int] = (32, 32, 3)
@@ -51,6 +64,7 @@ class NetworkConfig:
       default_factory=lambda: ops_lib.op_set("snasnet"))
   backward: bool = False
   lif: neurons.LIFConfig = neurons.LIFConfig()
+  linear_init: str = "reference"
 
   def __post_init__(self):
     object.__setattr__(self, "ops", ops_lib.op_set(self.ops))
@@ -62,6 +76,8 @@ class NetworkConfig:
         raise ValueError(f"NetworkConfig.{name} must be a positive int, got {value!r}")
     if len(self.input_shape) != 3 or min(self.input_shape) < 1:
       raise ValueError(f"input_shape must be (H, W, C), got {self.input_shape}")
+    if self.linear_init not in LINEAR_INITS:
+      raise ValueError(f"linear_init must be one of {LINEAR_INITS}, got {self.linear_init!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
     h, w, _ = self.input_shape
