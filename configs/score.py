@@ -23,7 +23,7 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.dataset = "cifar10_sample"
   c.data_dir = config_dict.placeholder(str)
   c.seed = 0
-  c.network = configs.network()  # backward is implied by a file with feedback edges
+  c.network = configs.network()  # a file with feedback edges needs network.backward
   c.scoring = configs.scoring()
   # A file of genotype strings, one per line ('|' between per-cell
   # genotypes); None: num_candidates sampled from the space.

@@ -91,7 +91,7 @@ def _read_json(path):
 
 def _write_json(path, obj):
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  io.write_json(path, obj)
+  io.write_json(path, workdir_lib.json_ready(obj))  # a -inf score: null
 
 
 def plot(rows: list[dict], path: str, title: str):
@@ -116,9 +116,11 @@ def plot(rows: list[dict], path: str, title: str):
   plt.close(fig)
 
 
+@common.exits_cleanly_on_interrupt
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
+    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}; every input is a flag "
+                "(--config.FIELD=VALUE)")
   common.use_cpu_cores()
   config = FLAGS.config
   tr, scoring = config.training, config.scoring
@@ -131,19 +133,29 @@ def main(argv):
     if info.is_event:
       raise ValueError("analyze_ops supports static-image datasets")
     full_cfg = workdir_lib.network_from_job_config(config.network, info)  # validates it
+    for split in ("train", "test"):
+      n = tr[f"max_{split}_examples"]
+      try:
+        data_lib.first_examples([], [], n)  # checks n before any loading
+      except ValueError as e:
+        raise ValueError(f"--config.training.max_{split}_examples={n}: {e}") from None
     images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
                                     config.seed, config.data_dir)
-    train_x, train_y = data_lib.load_arrays(config.dataset, "train", config.data_dir)
-    test_x, test_y = data_lib.load_arrays(config.dataset,
-                                          train.default_test_split(config.dataset),
-                                          config.data_dir)
+    train_x, train_y = data_lib.first_examples(
+        *data_lib.load_arrays(config.dataset, "train", config.data_dir),
+        tr.max_train_examples)
+    test_x, test_y = data_lib.first_examples(
+        *data_lib.load_arrays(config.dataset, train.default_test_split(config.dataset),
+                              config.data_dir), tr.max_test_examples)
   except (ValueError, FileNotFoundError) as e:
     common.fail(str(e))
-  train_x, train_y = train_x[:tr.max_train_examples], train_y[:tr.max_train_examples]
-  test_x, test_y = test_x[:tr.max_test_examples], test_y[:tr.max_test_examples]
   if len(train_y) < tr.batch_size or not len(test_y):
     common.fail(f"{len(train_y)} train / {len(test_y)} test examples: need at least one "
                 f"batch of {tr.batch_size} and one test example")
+  if not data_lib.has_separate_splits(config.dataset):
+    common.warn(f"--config.dataset={config.dataset} is one file for every split: the "
+                "accuracies are measured on the TRAINING data (put '{split}' in the path for "
+                "separate train/test files)")
   train_data = (train_x, np.asarray(train_y, np.int32))
   test_data = (test_x, np.asarray(test_y, np.int32))
   workdir = FLAGS.workdir

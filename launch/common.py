@@ -7,6 +7,7 @@ after a colon, any field overridden by its dotted name:
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -102,33 +103,98 @@ def claim_workdir(job: str, config, network, write: bool = True) -> bool:
     fail(str(e))
 
 
-def read_genotype_file(path: str, ops) -> list[str]:
+def read_genotype_file(path: str, ops, backward: bool) -> list[str]:
   """Genotype strings of a file, one per line (``|`` between per-cell
   genotypes; blank lines and ``#`` comments skipped).
 
+  Args:
+    path: the file (``--config.genotypes``).
+    ops: the op set the digits index.
+    backward: whether the network has backward cells
+      (``--config.network.backward``).
+
   Raises:
-    ValueError: the file cannot be read, holds no genotype, or holds a
-      malformed genotype (the message names it).
+    ValueError: the file cannot be read, holds no genotype, holds a malformed
+      genotype, or (``backward`` False) a genotype with a backward edge: the
+      message names the line.
   """
   try:
     with open(path) as f:
       lines = [ln.split("#")[0].strip() for ln in f]
   except OSError as e:
     raise ValueError(f"cannot read --config.genotypes {path!r}: {e.strerror}") from None
-  texts = [ln for ln in lines if ln]
-  if not texts:
+  numbered = [(n, ln) for n, ln in enumerate(lines, 1) if ln]
+  if not numbered:
     raise ValueError(f"--config.genotypes {path!r} holds no genotype")
-  for t in texts:
-    for cell in t.split("|"):
-      genotype_lib.parse_genotype(cell, ops)  # raises naming the bad string
-  return texts
+  # Malformed lines first: they are wrong whatever the network.
+  for allow_backward in (True, backward):
+    for n, text in numbered:
+      try:
+        check_direction(text, ops, allow_backward)
+      except ValueError as e:
+        raise ValueError(f"--config.genotypes {path!r} line {n}: {e}") from None
+  return [text for _, text in numbered]
 
 
-def has_feedback(texts: list[str], ops) -> bool:
-  """Whether any genotype string (``|`` between cells) has a backward edge,
-  which implies backward cells."""
-  return any(genotype_lib.has_backward(genotype_lib.parse_genotype(c, ops)).any()
-             for t in texts for c in t.split("|"))
+def check_direction(text: str, ops, backward: bool) -> None:
+  """Checks a genotype string (``|`` between per-cell genotypes): each cell
+  parses, and without backward cells none has a backward edge.
+
+  A backward edge needs backward cells, and backward cells change the
+  network (and the score) of every genotype, so they are never switched on
+  behind the user's back: ``--config.network.backward=true`` says so.
+
+  Raises:
+    ValueError: a malformed cell, or a backward edge while ``backward`` is
+      False; the message names the genotype and the way out.
+  """
+  for cell in text.split("|"):
+    g = genotype_lib.parse_genotype(cell, ops)  # raises naming the bad string
+    if not backward and genotype_lib.has_backward(g).any():
+      raise ValueError(
+          f"{text!r} has a backward edge (a non-zero digit below the diagonal), which needs "
+          "backward cells; add --config.network.backward=true (every genotype is then built "
+          "with backward cells) or remove it")
+
+
+def dataset_options(config, timesteps: int) -> dict:
+  """Dataset options of a job config: for ``dvs128_gesture``, the events are
+  binned into ``n_time_bins`` frames (the config's ``dvs.frames`` when it has
+  a ``dvs`` section, else ``timesteps``, the network's T) at ``dvs.size``;
+  no options for other datasets.
+
+  A network of T timesteps is fed exactly T frames: frames loaded at another
+  count are summed into T groups (:func:`snnax_nas.data.bin_frames`), never
+  cut.
+  """
+  if config.dataset != "dvs128_gesture":
+    return {}
+  dvs = config.get("dvs")
+  if dvs is None:
+    return {"n_time_bins": int(timesteps)}
+  return {"n_time_bins": dvs.frames, "size": dvs.size}
+
+
+def warn(message: str):
+  """One ``warning:`` line on stderr (a fact the user must see, e.g. a test
+  accuracy measured on training data)."""
+  print(f"warning: {message}", file=sys.stderr)
+
+
+def exits_cleanly_on_interrupt(main):
+  """Wraps a launcher's ``main``: Ctrl-C (``KeyboardInterrupt``) prints one
+  line instead of a traceback and exits with status 130. Every launcher
+  resumes when rerun with the same command."""
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except KeyboardInterrupt:
+      print("interrupted; rerun the same command to resume", file=sys.stderr)
+      sys.exit(130)
+
+  return wrapped
 
 
 def define_distributed_flags():
@@ -164,7 +230,10 @@ def check_training(training, *positive: str):
   """Exits with one line unless the named fields of a config's ``training``
   section are >= 1, ``lr`` is > 0 and ``loss`` is a known loss."""
   from snnax_nas import train  # not every launcher needs the training stack
-  check_positive(training, *positive)
+  for name in positive:
+    value = training[name]
+    if value is None or value < 1:
+      fail(f"--config.training.{name}={value} must be >= 1")
   if not training.lr > 0:
     fail(f"--config.training.lr={training.lr} must be > 0")
   if training.loss not in train.LOSSES:

@@ -63,9 +63,11 @@ def _load_part(path: str) -> dict[int, list]:
   return done
 
 
+@common.exits_cleanly_on_interrupt
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}; every input is a flag (a "
+                "genotype file: --config.genotypes=FILE)")
   common.use_cpu_cores()
   common.start_processes()
   config = FLAGS.config
@@ -75,13 +77,16 @@ def main(argv):
                 f"{', '.join(score.KERNELS)}")
   common.check_positive(config, "num_candidates", "scoring.chunk_size", "scoring.batch_size",
                         "scoring.repeats", "scoring.map_batch_size")
+  if config.weight_bits not in memory.WEIGHT_BITS:
+    common.fail(f"--config.weight_bits={config.weight_bits} is not one of "
+                f"{', '.join(map(str, memory.WEIGHT_BITS))}")
   try:
-    info = data_lib.get_info(config.dataset)
+    # Event data: binned into exactly the network's T frames.
+    options = common.dataset_options(config, config.network.timesteps)
+    info = data_lib.get_info(config.dataset, **options)
     cfg = workdir_lib.network_from_job_config(config.network, info)
     if config.genotypes:
-      texts = common.read_genotype_file(config.genotypes, cfg.ops)
-      if not cfg.backward and common.has_feedback(texts, cfg.ops):
-        cfg = workdir_lib.network_from_job_config(config.network, info, backward=True)
+      texts = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
       genotypes = score.as_genotypes(texts, cfg)
     else:
       g = genotype_lib.sample_genotypes(np.random.default_rng(config.seed),
@@ -89,7 +94,7 @@ def main(argv):
       genotypes = score.as_genotypes(g, cfg)
       texts = [genotype_lib.format_genotype(x[0]) for x in genotypes]
     images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
-                                    config.seed, config.data_dir)
+                                    config.seed, config.data_dir, **options)
     report = memory.memory_report(genotypes, cfg, config.weight_bits)
   except (ValueError, FileNotFoundError) as e:
     common.fail(str(e))

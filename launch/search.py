@@ -178,9 +178,11 @@ def _check(config):
                 f"{search.ID_STRIDE - 1} for spikenas")
 
 
+@common.exits_cleanly_on_interrupt
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}")
+    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}; every input is a flag (a "
+                "genotype file: --config.genotypes=FILE)")
   common.use_cpu_cores()
   common.start_processes()
   config = FLAGS.config
@@ -191,19 +193,18 @@ def main(argv):
                 budget_bytes=memory.budget_bytes_from_mb(config.budget.mb),
                 weight_bits=config.budget.weight_bits)
   try:
-    info = data_lib.get_info(config.dataset)
+    # Event data: binned into exactly the network's T frames.
+    options = common.dataset_options(config, config.network.timesteps)
+    info = data_lib.get_info(config.dataset, **options)
     cfg = workdir_lib.network_from_job_config(config.network, info)
     genotypes = None
     if config.genotypes:
-      genotypes = common.read_genotype_file(config.genotypes, cfg.ops)
-      # As launch.score: a file with feedback edges needs backward cells.
-      if not cfg.backward and common.has_feedback(genotypes, cfg.ops):
-        cfg = workdir_lib.network_from_job_config(config.network, info, backward=True)
+      genotypes = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
       score.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
     if method != "lightsnn" and genotypes is None:
       search.check_budget(cfg, **budget)  # before anything touches the workdir
     images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
-                                    config.seed, config.data_dir)
+                                    config.seed, config.data_dir, **options)
   except (ValueError, FileNotFoundError) as e:
     common.fail(str(e))
   lead = jax.process_index() == 0
@@ -247,9 +248,11 @@ def main(argv):
     return
 
   summary = result.summary()
-  # Everything needed to rebuild the network (snnax_nas.workdir.load_run).
+  # Everything needed to rebuild the network (snnax_nas.workdir.load_run);
+  # standard JSON (an infinite budget is written as null: no budget).
   summary["config"] = config.to_dict()
   summary["network"] = workdir_lib.network_to_json(cfg)
+  summary = workdir_lib.json_ready(summary)
   _write_csv(os.path.join(workdir, "scores.csv"), result, cfg)
   _plot(os.path.join(workdir, "search.png"), result)
   # summary.json last: its presence means the run finished.

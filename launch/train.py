@@ -77,30 +77,41 @@ def apply_search(config, given: set[str]):
     config.dataset = "cifar10" if dataset == "cifar10_sample" else dataset
 
 
-def dataset_options(config) -> dict:
-  return ({"n_time_bins": config.dvs.frames, "size": config.dvs.size}
-          if config.dataset == "dvs128_gesture" else {})
-
-
 def parse_architecture(config, info) -> tuple[network.NetworkConfig, np.ndarray]:
-  """``(cfg, genotypes [L, 4, 4])`` of ``config.genotype``; backward cells
-  when the genotype has feedback edges."""
-  text, ops = config.genotype, config.network.ops
-  overrides = {"backward": True} if common.has_feedback([text], ops) else {}
-  cfg = workdir_lib.network_from_job_config(config.network, info, **overrides)
-  return cfg, score.as_genotypes([text], cfg)[0]
+  """``(cfg, genotypes [L, 4, 4])`` of ``config.genotype``.
+
+  Raises:
+    ValueError: a malformed genotype, or a backward edge without
+      ``network.backward`` (the message names the genotype).
+  """
+  cfg = workdir_lib.network_from_job_config(config.network, info)
+  common.check_direction(config.genotype, cfg.ops, cfg.backward)
+  return cfg, score.as_genotypes([config.genotype], cfg)[0]
 
 
-def load_data(name: str, data_dir, info, training, **options):
-  """Train and test arrays, cut to ``training.max_*_examples``."""
-  train_x, train_y = data_lib.load_arrays(name, "train", data_dir, **options)
-  test_x, test_y = data_lib.load_arrays(name, train.default_test_split(name), data_dir, **options)
-  if training.max_train_examples:
-    n = training.max_train_examples
-    train_x, train_y = train_x[:n], train_y[:n]
-  if training.max_test_examples:
-    n = training.max_test_examples
-    test_x, test_y = test_x[:n], test_y[:n]
+def load_data(name: str, data_dir, info, training, timesteps: int, **options):
+  """Train and test arrays, cut to ``training.max_*_examples``; event frames
+  are summed into ``timesteps`` frames (:func:`snnax_nas.data.bin_frames`:
+  all frames used, none cut).
+
+  Raises:
+    ValueError: a limit below 1, an empty split, labels outside the classes,
+      fewer frames than timesteps, and the loaders' errors.
+  """
+  for split in ("train", "test"):
+    n = training[f"max_{split}_examples"]
+    try:
+      data_lib.first_examples([], [], n)  # checks n before any loading
+    except ValueError as e:
+      raise ValueError(f"--config.training.max_{split}_examples={n}: {e}") from None
+  train_x, train_y = data_lib.first_examples(
+      *data_lib.load_arrays(name, "train", data_dir, **options), training.max_train_examples)
+  test_x, test_y = data_lib.first_examples(
+      *data_lib.load_arrays(name, train.default_test_split(name), data_dir, **options),
+      training.max_test_examples)
+  if info.is_event:
+    train_x, test_x = data_lib.bin_frames(train_x, timesteps), data_lib.bin_frames(test_x,
+                                                                                   timesteps)
   for split, y in (("train", train_y), ("test", test_y)):
     if not len(y):
       raise ValueError(f"{name}: the {split} split is empty")
@@ -109,9 +120,11 @@ def load_data(name: str, data_dir, info, training, **options):
   return (train_x, np.asarray(train_y, np.int32)), (test_x, np.asarray(test_y, np.int32))
 
 
+@common.exits_cleanly_on_interrupt
 def main(argv):
   if len(argv) > 1:
-    common.fail(f"unexpected arguments {argv[1:]}")
+    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}; every input is a flag "
+                "(--config.genotype=GENOTYPE)")
   t0 = time.perf_counter()
   common.use_cpu_cores()
   config = FLAGS.config
@@ -123,12 +136,13 @@ def main(argv):
     if config.from_search:
       apply_search(config, common.overridden())
     text = config.genotype
-    options = dataset_options(config)
+    options = common.dataset_options(config, config.network.timesteps)
     info = data_lib.get_info(config.dataset, **options)
     cfg, genotypes = parse_architecture(config, info)
     if config.dataset == "cifar10_sample":
       raise ValueError("cifar10_sample has no test split; use cifar10 or npz:PATH")
-    train_data, test_data = load_data(config.dataset, config.data_dir, info, tr, **options)
+    train_data, test_data = load_data(config.dataset, config.data_dir, info, tr, cfg.timesteps,
+                                      **options)
     if tr.batch_size % jax.device_count():
       raise ValueError(f"--config.training.batch_size={tr.batch_size} is not a multiple of "
                        f"the {jax.device_count()} devices")
@@ -137,6 +151,14 @@ def main(argv):
                        f"{tr.batch_size}")
   except (ValueError, FileNotFoundError) as e:
     common.fail(str(e))
+  # One file for every split (npz:FILE without {split}): the "test" accuracy
+  # is measured on training data. Allowed (a quick check that a network can
+  # fit), but said up front and recorded in summary.json.
+  test_is_train = not data_lib.has_separate_splits(config.dataset)
+  if test_is_train:
+    common.warn(f"--config.dataset={config.dataset} is one file for every split: the test "
+                "accuracy is measured on the TRAINING data (put '{split}' in the path for "
+                "separate train/test files)")
   workdir = FLAGS.workdir
   common.claim_workdir("train", config, cfg, write=jax.process_index() == 0)
   fingerprint = {"dataset": config.dataset, "genotype": text, "cfg": repr(cfg),
@@ -165,12 +187,13 @@ def main(argv):
       genotype=text, dataset=config.dataset, train_examples=len(train_data[1]),
       test_examples=len(test_data[1]), batch_size=tr.batch_size, lr=tr.lr,
       loss=tr.loss, seed=config.seed, wall_time_s=time.perf_counter() - t0,
-      config=workdir_lib.network_to_json(cfg),
+      test_is_train=test_is_train, config=workdir_lib.network_to_json(cfg),
       command=" ".join([os.path.basename(sys.executable), "-m", "launch.train"] + sys.argv[1:]))
   path = os.path.join(workdir, "summary.json")
-  io.write_json(path, summary)
+  io.write_json(path, workdir_lib.json_ready(summary))
   acc = summary["final_test_accuracy"]
-  print(f"trained {text}: {summary['epochs']} epochs, test accuracy "
+  measured = "accuracy on the TRAINING data" if test_is_train else "test accuracy"
+  print(f"trained {text}: {summary['epochs']} epochs, {measured} "
         f"{100 * acc:.2f}%, SAR {summary['sar']:.4f}, {summary['params']:,} params "
         f"({summary['weight_bytes'] / 1e6:.2f} MB), {summary['images_per_sec']:.1f} img/s; "
         f"wrote {path}")

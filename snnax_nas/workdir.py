@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from typing import Any, Mapping, Optional
 
@@ -131,6 +132,21 @@ def dataset_files(name: str) -> dict[str, str]:
   return out
 
 
+def json_ready(obj: Any) -> Any:
+  """``obj`` with every non-finite float (inf, NaN) replaced by None, so it
+  is standard JSON (Python's ``json`` would write ``Infinity``, which other
+  readers reject). A None budget means no budget, as an infinite one does,
+  and a non-finite score is no score. Mappings and sequences are copied
+  (tuples become lists)."""
+  if isinstance(obj, float):
+    return obj if math.isfinite(obj) else None
+  if isinstance(obj, Mapping):
+    return {k: json_ready(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [json_ready(v) for v in obj]
+  return obj
+
+
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
   if isinstance(obj, Mapping):
     out = {}
@@ -156,9 +172,10 @@ def make_record(job: str, config: Any, network: configs.NetworkConfig,
     raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
   config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
   # Through JSON, so that a record read back compares equal (tuples -> lists).
-  return json.loads(json.dumps({
+  return json.loads(json.dumps(json_ready({
       "job": job, "config": config, "network": network_to_json(network),
-      "inputs": {label: sha256_of(path) for label, path in sorted(inputs.items())}}))
+      "inputs": {label: sha256_of(path) for label, path in sorted(inputs.items())}}),
+      allow_nan=False))
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -293,7 +310,7 @@ def load_run(workdir: str) -> Run:
                      "--workdir of a launcher")
   genotypes: tuple[str, ...] = ()
   if job == "search" and summary is not None:
-    text = summary.get("best_genotype") or summary.get("genotype")
+    text = summary.get("genotype")
     if isinstance(text, str):
       genotypes = (text,)
   elif job == "train" and config.get("genotype"):

@@ -27,7 +27,7 @@ def test_scores_a_genotype_file_with_backward_edges(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("# two cells\n0303/0030/2002/0200\n\n0302/0030/0003/0000\n")
   out = _run([f"--config.dataset=npz:{random_npz}", f"--config.genotypes={gfile}",
-              f"--workdir={tmp_path}/w", *TINY])
+              "--config.network.backward=true", f"--workdir={tmp_path}/w", *TINY])
   assert out.returncode == 0, out.stderr
   rows = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
   assert [r["genotype"] for r in rows] == ["0303/0030/2002/0200", "0302/0030/0003/0000"]
