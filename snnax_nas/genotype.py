@@ -18,11 +18,13 @@ leading batch axes, so the whole 9^6 backward space is handled in one go.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Sequence
+from typing import Union
 
 import numpy as np
 
-from snnax_nas.ops import OpSet, op_set
+from snnax_nas.ops import OpSet
+from snnax_nas.ops import op_set
 
 OpsLike = Union[str, Sequence[str], OpSet]
 
@@ -357,6 +359,62 @@ def unique_canonical(gs) -> np.ndarray:
   _, first = np.unique(genotype_key(can), return_index=True)
   first.sort()
   return can[first]
+
+
+def cell_genotypes(genotypes, ops: OpsLike, num_cells: int, *,
+                   allow_backward: bool) -> np.ndarray:
+  """The one genotype normaliser: one canonical genotype per cell of each network.
+
+  Args:
+    genotypes: a batch of networks, as
+      * a sequence of genotype strings, one per network: one genotype for all
+        cells (``"0303/0030/2002/0200"``) or ``num_cells`` genotypes joined by
+        ``|`` (``"0303/..|0302/.."``), or
+      * an integer array ``[N, 4, 4]`` (one genotype for all cells of each
+        network) or ``[N, num_cells, 4, 4]`` (one per cell).
+    ops: the op set the digits refer to (anything ``op_set`` accepts).
+    num_cells: cells per network.
+    allow_backward: whether backward (feedback) edges are allowed.
+
+  Returns:
+    ``int8`` array ``[N, num_cells, 4, 4]`` of canonical (pruned) genotypes;
+    a one-genotype network is broadcast to all its cells.
+
+  Raises:
+    ValueError: a bare string (pass a list), a bad shape, a wrong number of
+      cells, a digit out of range for ``ops``, a non-zero diagonal, or a
+      backward edge when ``allow_backward`` is False; the message names it.
+  """
+  ops = op_set(ops)
+  if isinstance(genotypes, str):
+    raise ValueError(f"expected a list of genotypes, got the string {genotypes!r}; "
+                     "wrap one network's genotype in a list")
+  if len(genotypes) and isinstance(genotypes[0], str):
+    rows = []
+    for text in genotypes:
+      cells = [parse_genotype(t, ops) for t in text.split("|")]
+      if len(cells) not in (1, num_cells):
+        raise ValueError(f"genotype {text!r} has {len(cells)} cells; expected 1 or "
+                         f"{num_cells}")
+      rows.append(np.broadcast_to(np.stack(cells), (num_cells, NUM_NODES, NUM_NODES)))
+    g = (np.stack(rows) if rows
+         else np.zeros((0, num_cells, NUM_NODES, NUM_NODES), GENOTYPE_DTYPE))
+  else:
+    g = np.asarray(genotypes)
+    if g.size == 0 and g.ndim < 3:  # an empty list
+      g = np.zeros((0, num_cells, NUM_NODES, NUM_NODES), GENOTYPE_DTYPE)
+    if g.ndim == 3:
+      g = np.broadcast_to(g[:, None], (g.shape[0], num_cells) + g.shape[1:])
+    if g.ndim != 4 or g.shape[1:] != (num_cells, NUM_NODES, NUM_NODES):
+      raise ValueError(f"genotypes of shape {g.shape}; expected [N, 4, 4] or "
+                       f"[N, {num_cells}, 4, 4]")
+    check_genotypes(g, ops)
+  g = canonical(np.ascontiguousarray(g, GENOTYPE_DTYPE))
+  if not allow_backward and has_backward(g).any():
+    n = int(np.argwhere(has_backward(g))[0][0])
+    raise ValueError(f"genotype {n} ({'|'.join(format_genotypes(g[n]))}) has backward "
+                     "edges; use a config with backward=True")
+  return g
 
 
 def _product(num_choices: int, positions: int) -> np.ndarray:

@@ -98,6 +98,12 @@ def _spike_fn_jvp(alpha, primals, tangents):
   return spike_fn(u, alpha), atan_surrogate_grad(u, alpha) * du
 
 
+def lif_charge(v: jax.Array, x: jax.Array, cfg: LIFConfig = LIFConfig()) -> jax.Array:
+  """The charged membrane ``v + (x - (v - v_reset)) / tau`` a step compares
+  with the threshold (before fire and reset); same shapes as :func:`lif_step`."""
+  return v + (x - (v - cfg.v_reset)) / cfg.tau
+
+
 def lif_step(v: jax.Array, x: jax.Array, cfg: LIFConfig = LIFConfig()):
   """One timestep of a LIF neuron.
 
@@ -109,7 +115,7 @@ def lif_step(v: jax.Array, x: jax.Array, cfg: LIFConfig = LIFConfig()):
   Returns:
     ``(v_next, spike)``: the membrane after fire-and-reset and the {0,1} spikes.
   """
-  v = v + (x - (v - cfg.v_reset)) / cfg.tau
+  v = lif_charge(v, x, cfg)
   spike = spike_fn(v - cfg.threshold, cfg.alpha)
   s_reset = jax.lax.stop_gradient(spike) if cfg.detach_reset else spike
   if cfg.reset == "hard":

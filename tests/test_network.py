@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import score
 
@@ -168,7 +169,7 @@ def test_event_frames_run_the_stem_per_timestep():
   probe = lambda s: s.sum()
   # Identical frames at every step = the static-image network.
   y_frames, aux_f = network.standalone_forward(
-      params, g, jnp.repeat(frame[:, None], 5, axis=1), None, cfg, batch_stats=stats, probe=probe)
+      params, g, jnp.repeat(frame[:, None], 3, axis=1), None, cfg, batch_stats=stats, probe=probe)
   y_static, aux_s = network.standalone_forward(params, g, frame, None, cfg, batch_stats=stats,
                                                probe=probe)
   np.testing.assert_allclose(y_frames, y_static, atol=1e-6)
@@ -211,18 +212,56 @@ def test_supernet_shared_lifs_report_each_edge_like_standalone():
         assert float(sup["probes"]["counts"][name + "0"]) == 0
 
 
-@pytest.mark.parametrize("ratio", [0.0, 1.0, 10.0, 1000.0])
-def test_batch_norm_variance_against_float64(ratio):
-  # |mean| / std = ratio. The two-pass variance (training) is exact at any
-  # ratio; the one-pass one (scoring at initialisation) where the ratio is
-  # small, which is what scored networks see.
-  rng = np.random.default_rng(0)
-  x = (rng.standard_normal((64, 8, 8, 4)) * 0.5 + 0.5 * ratio).astype(np.float32)
-  p = {"scale": jnp.ones(4), "bias": jnp.zeros(4)}
-  x64 = x.astype(np.float64)
-  ref = (x64 - x64.mean((0, 1, 2))) / np.sqrt(x64.var((0, 1, 2)) + network.BN_EPS)
-  two, _ = network.batch_norm(jnp.asarray(x), p)
-  np.testing.assert_allclose(np.asarray(two), ref, atol=5e-5)
-  one, _ = network.batch_norm(jnp.asarray(x), p, one_pass=True)
-  if ratio <= 10:
-    np.testing.assert_allclose(np.asarray(one), ref, atol=5e-5)
+def test_one_genotype_normaliser_serves_network_score_and_memory():
+  text, per_cell = "0303/0030/2002/0200", "0303/0030/2002/0200|0302/0030/3003/0000"
+  g = genotype_lib.parse_genotype(text, CFG.ops)
+  g2 = genotype_lib.parse_genotype(per_cell.split("|")[1], CFG.ops)
+  batch = genotype_lib.cell_genotypes([text, per_cell], CFG.ops, CFG.num_cells,
+                                      allow_backward=True)
+  assert batch.shape == (2, 2, 4, 4) and batch.dtype == np.int8
+  np.testing.assert_array_equal(batch[0], [g, g])
+  np.testing.assert_array_equal(batch[1], [g, g2])
+  # Arrays [N, 4, 4] broadcast to every cell; [N, L, 4, 4] are per cell.
+  np.testing.assert_array_equal(genotype_lib.cell_genotypes(
+      np.stack([g, g2]), CFG.ops, 2, allow_backward=True)[1], [g2, g2])
+  np.testing.assert_array_equal(score.as_genotypes([text, per_cell], CFG), batch)
+  np.testing.assert_array_equal(network.network_genotypes(per_cell, CFG), batch[1])
+  np.testing.assert_array_equal(network.network_genotypes(tuple(per_cell.split("|")), CFG),
+                                batch[1])
+  np.testing.assert_array_equal(network.network_genotypes(g, CFG), batch[0])
+  np.testing.assert_array_equal(memory.param_count(batch, CFG),
+                                [memory.param_count(g, CFG), memory.param_count([per_cell], CFG)[0]])
+  # Dead edges are pruned: node 2 feeds nothing reaching node 3.
+  dead = genotype_lib.cell_genotypes(["0023/0000/0000/0000"], CFG.ops, 1, allow_backward=False)
+  np.testing.assert_array_equal(dead[0, 0], genotype_lib.parse_genotype("0003/0000/0000/0000",
+                                                                         CFG.ops))
+  assert genotype_lib.cell_genotypes([], CFG.ops, 2, allow_backward=False).shape == (0, 2, 4, 4)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("0303/0030/2002/0200", "list"),
+    (["0303/0030/2002/0200|0303/0030/2002/0200|0303/0030/2002/0200"], "3 cells"),
+    (np.zeros((2, 3, 4, 4), np.int8), "shape"),
+    (np.full((1, 4, 4), 7, np.int8), "digit 7"),
+    (np.eye(4, dtype=np.int8)[None], "diagonal"),
+    (["0303/0030/2002/0200"], "backward"),
+])
+def test_normaliser_names_bad_input(bad, match):
+  with pytest.raises(ValueError, match=match):
+    genotype_lib.cell_genotypes(bad, CFG.ops, 2, allow_backward=False)
+
+
+def test_traced_genotype_raises_a_type_error_asking_for_a_static_one():
+  cfg = network.network_config(None, width=4, hidden=32, timesteps=1, vote_group=2,
+                               input_shape=(16, 16, 3))
+  text = "0303/0030/0003/0000"
+  g = genotype_lib.parse_genotype(text, cfg.ops)
+  params = network.init_standalone_params(jax.random.key(0), cfg, g)
+  x = _images(2)
+  with pytest.raises(TypeError, match="static_argnames"):
+    jax.jit(lambda g: network.standalone_forward(params, g, x, jax.random.key(1), cfg)[0])(g)
+  # The static form works.
+  f = jax.jit(lambda p, genotypes: network.standalone_forward(p, genotypes, x, jax.random.key(1),
+                                                              cfg)[0],
+              static_argnames="genotypes")
+  assert f(params, genotypes=text).shape == (2, cfg.num_classes)

@@ -1,0 +1,275 @@
+"""The SNASNet macro skeleton, shared by the supernet and the standalone cells.
+
+Per input batch (reference ``model_snn.py``; spec §1)::
+
+  static_x = BN(conv3x3(images, stride))            # stem, once, no LIF
+  for t in range(T):                                 # lax.scan
+    (event frames [B, T', H, W, C]: the stem runs on frame t instead)
+    x = cells of stage 1 (width C)                   # k cells, same genotype, own weights
+    x = avgpool2(BN(conv3x3(LIF(BN(x)))))            # fixed reduction block, C -> 2C
+    x = cells of stage 2 (width 2C)
+    s = LIF(BN(x)); s = avgpool_{s2}(s); flatten (H, W, C order)
+    h = LIF(dropout(s) @ fc1)                        # dropout mask fixed over T
+    out_t = vote(h @ fc2 + b)                        # mean over groups of `vote_group`
+  return mean_t out_t
+
+:func:`forward` runs this around a cell implementation
+(:mod:`snnax_nas.network.supernet`, :mod:`snnax_nas.network.standalone`);
+:func:`cell_wiring` is the node graph both cell implementations share.
+
+Layouts: images NHWC float32; conv kernels HWIO; dense kernels [in, out].
+Cell ``l`` of ``L = 2 * cells_per_stage`` (stage-1 cells first).
+Edge slots ``e`` follow :data:`snnax_nas.genotype.EDGES` (6 forward edges,
+then 6 backward edges when ``cfg.backward``).
+
+LIF "probes": every LIF call (one LIF at one timestep) is reported to a
+``probe(spikes) -> pytree`` function; the forward pass returns the per-LIF sum
+over time of ``active * probe(spikes)`` and of ``active`` (the call count).
+The SAHD score and the spike-rate metrics are both probes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Callable
+from typing import Optional
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import neurons
+from snnax_nas.configs import NetworkConfig
+from snnax_nas.layers import ParamSpec
+from snnax_nas.layers import avg_pool
+from snnax_nas.layers import batch_norm
+from snnax_nas.layers import bn_spec
+from snnax_nas.layers import conv2d
+from snnax_nas.layers import dropout_mask
+
+Params = Any
+Probe = Callable[[jax.Array], Any]
+
+
+def fixed_param_specs(cfg: NetworkConfig):
+  """:class:`ParamSpec` tree of everything but the cells: stem, reduction, head."""
+  c, cin = cfg.width, cfg.input_shape[2]
+  return {
+      "stem": {"conv": {"kernel": ParamSpec((3, 3, cin, c), "conv")}, "bn": bn_spec(c)},
+      "reduction": {"bn_in": bn_spec(c),
+                    "conv": {"kernel": ParamSpec((3, 3, c, 2 * c), "conv")},
+                    "bn_out": bn_spec(2 * c)},
+      "head": {"bn": bn_spec(2 * c),
+               "fc1": {"kernel": ParamSpec((cfg.classifier_in, cfg.hidden), "dense")},
+               "fc2": {"kernel": ParamSpec((cfg.hidden, cfg.num_outputs), "dense"),
+                       "bias": ParamSpec((cfg.num_outputs,), "zeros")}},
+  }
+
+
+def call_probe(probe: Probe, spikes: jax.Array, membrane: jax.Array):
+  """``probe(spikes)``, or ``probe(spikes, membrane)`` for a probe with a true
+  ``takes_membrane`` attribute; ``membrane`` is the LIF's charged potential
+  before fire and reset (:func:`snnax_nas.neurons.lif_charge`), shaped as
+  ``spikes``. Unused membranes cost nothing (XLA drops them)."""
+  if getattr(probe, "takes_membrane", False):
+    return probe(spikes, membrane)
+  return probe(spikes)
+
+
+class _Recorder:
+  """Collects ``(active * probe(spikes), active)`` of each LIF in one step."""
+
+  def __init__(self, probe: Optional[Probe]):
+    self.probe = probe
+    self.values, self.counts = {}, {}
+
+  def zeros(self, spikes_shape) -> Any:
+    out = jax.eval_shape(lambda s: call_probe(self.probe, s, s),
+                         jax.ShapeDtypeStruct(spikes_shape, jnp.float32))
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out)
+
+  def add(self, name: str, value: Any, active=1.0):
+    active = jnp.asarray(active, jnp.float32)
+    self.values[name] = jax.tree.map(lambda v: active * v, value)
+    self.counts[name] = active
+
+  def record(self, name: str, spikes: jax.Array, membrane: jax.Array):
+    if self.probe is not None:
+      self.add(name, call_probe(self.probe, spikes, membrane))
+
+
+def cell_wiring(x0: jax.Array, feedback: Optional[Sequence[jax.Array]],
+                edge_fn: Callable[[int, jax.Array], Optional[jax.Array]],
+                backward: bool):
+  """The node graph of a cell (spec §2), shared by both cell implementations.
+
+  Nodes 1..3 sum their incoming forward edges. With backward edges, the
+  feedback state ``s_i`` computed at t-1 is added to node ``i`` (i < 3) for
+  every edge that reads it, and new states are the sums of the backward edges
+  into each node.
+
+  Args:
+    x0: the cell input [B, H, W, C].
+    feedback: (s0, s1, s2) from the previous timestep, or None (forward cell).
+    edge_fn: ``edge_fn(e, u)`` applies edge slot ``e`` to its input ``u``;
+      returns None for an absent edge.
+    backward: whether to compute the backward edges.
+
+  Returns:
+    ``(x3, new_feedback)``; ``new_feedback`` is None for a forward cell.
+  """
+  fb = feedback if feedback is not None else (None, None, None)
+
+  def total(terms):
+    terms = [t for t in terms if t is not None]
+    return sum(terms[1:], terms[0]) if terms else jnp.zeros_like(x0)
+
+  nodes = [x0]
+
+  def read(i):
+    return nodes[i] if i == 3 or fb[i] is None else nodes[i] + fb[i]
+
+  edges = genotype_lib.EDGES
+  for j in (1, 2, 3):
+    nodes.append(total([edge_fn(e, read(i)) for e, (i, jj) in enumerate(edges[:6]) if jj == j]))
+  if not backward:
+    return nodes[3], None
+  new_fb = tuple(
+      total([edge_fn(6 + e, read(j)) for e, (j, ii) in enumerate(edges[6:]) if ii == i])
+      for i in (0, 1, 2))
+  return nodes[3], new_fb
+
+
+def forward(params: Params, images: jax.Array, key: Optional[jax.Array],
+            cfg: NetworkConfig, cell_fn, cell_state0, *, train: bool,
+            batch_stats: Optional[Params], probe: Optional[Probe],
+            per_layer: bool, unroll_time: bool = False):
+  """The skeleton of the module docstring around a cell implementation.
+
+  Args:
+    params: ``{"stem", "reduction", "head", "cells"}`` (see
+      :func:`fixed_param_specs`; ``cells`` is the cell implementation's).
+    images: [B, H, W, C_in], or event frames [B, T' >= T, H, W, C_in].
+    key: dropout key, or None (no dropout).
+    cfg: the network config.
+    cell_fn: ``cell_fn(l, x, state_l, stats_l, rec, bn) -> (y, state_l,
+      stats_l)`` computes cell ``l`` on ``x`` [B, H_l, W_l, C_l] at one step.
+    cell_state0: ``cell_state0[l]`` is cell ``l``'s initial state.
+    train, batch_stats, probe, per_layer, unroll_time: see
+      :func:`snnax_nas.network.standalone.standalone_forward`.
+
+  Returns:
+    ``(logits [B, num_classes], aux)`` with ``aux["batch_stats"]`` and
+    ``aux["probes"]``.
+  """
+  b = images.shape[0]
+  keep_stats = batch_stats is not None
+  bn_train = train or not keep_stats  # scoring uses batch statistics
+
+  def bn(x, p, s):
+    # Without running statistics this is a scoring pass at initialisation:
+    # the one-pass variance is safe there (see batch_norm).
+    return batch_norm(x, p, s, train=bn_train, one_pass=not keep_stats)
+
+  def stats_of(*path):
+    node = batch_stats
+    for k in path:
+      node = None if node is None else node[k]
+    return node
+
+  def stem(x, stats):
+    return bn(conv2d(x, params["stem"]["conv"]["kernel"], cfg.stem_stride),
+              params["stem"]["bn"], stats)
+
+  # Static images: the stem runs once and its analog output is fed at every
+  # timestep (direct encoding). Frames [B, T', H, W, C] (event data): the stem
+  # runs on frame t at timestep t, with per-timestep BN like the other layers.
+  framed = images.ndim == 5
+  frames = static_x = stem_stats = None
+  if framed:
+    if images.shape[1] != cfg.timesteps:  # never drop frames silently
+      raise ValueError(
+          f"{images.shape[1]} frames for {cfg.timesteps} timesteps: feed exactly T frames "
+          "(snnax_nas.data.bin_frames sums F frames into T, or load the events with "
+          "n_time_bins=T)")
+    frames = jnp.moveaxis(images, 1, 0)
+  else:
+    static_x, stem_stats = stem(images, stats_of("stem", "bn"))
+
+  drop_mask = None
+  if train and cfg.dropout > 0:
+    if key is None:
+      raise ValueError("train=True with dropout > 0 needs a PRNG key")
+    drop_mask = dropout_mask(key, cfg.dropout, (b, cfg.classifier_in))
+
+  (h1, w1, c1), (h2, w2, c2) = cfg.stage_shapes
+  v0 = {"reduction": zeros((b, h1, w1, c1)), "head": zeros((b, h2, w2, c2)),
+        "fc": zeros((b, cfg.hidden))}
+  stats0 = None
+  if keep_stats:
+    stats0 = {k: batch_stats[k] for k in ("reduction", "cells", "head")}
+    if framed:
+      stats0["stem"] = batch_stats["stem"]
+  lif = cfg.lif
+
+  def step(carry, frame):
+    v, cell_states, stats = carry
+    rec = _Recorder(probe)
+    new_v, new_states, new_cell_stats = {}, [], []
+    x = static_x
+    if framed:
+      x, s_stem = stem(frame, stats and stats["stem"]["bn"])
+    for l in range(cfg.num_cells):
+      if l == cfg.cells_per_stage:  # the fixed reduction block between stages
+        r = params["reduction"]
+        y, s_in = bn(x, r["bn_in"], stats and stats["reduction"]["bn_in"])
+        new_v["reduction"], spikes = neurons.lif_step(v["reduction"], y, lif)
+        rec.record("reduction/lif", spikes, neurons.lif_charge(v["reduction"], y, lif))
+        y, s_out = bn(conv2d(spikes, r["conv"]["kernel"]), r["bn_out"],
+                      stats and stats["reduction"]["bn_out"])
+        x = avg_pool(y, 2)
+      x, state, cstats = cell_fn(l, x, cell_states[l], stats and stats["cells"][l], rec, bn)
+      new_states.append(state)
+      new_cell_stats.append(cstats)
+    hd = params["head"]
+    y, s_head = bn(x, hd["bn"], stats and stats["head"]["bn"])
+    new_v["head"], spikes = neurons.lif_step(v["head"], y, lif)
+    rec.record("head/lif", spikes, neurons.lif_charge(v["head"], y, lif))
+    y = avg_pool(spikes, cfg.second_pool).reshape(b, -1)
+    if drop_mask is not None:
+      y = y * drop_mask
+    fc_in = y @ hd["fc1"]["kernel"]
+    new_v["fc"], spikes = neurons.lif_step(v["fc"], fc_in, lif)
+    rec.record("head/fc_lif", spikes, neurons.lif_charge(v["fc"], fc_in, lif))
+    out = spikes @ hd["fc2"]["kernel"] + hd["fc2"]["bias"]
+    out = out.reshape(b, cfg.num_classes, cfg.vote_group).mean(-1)
+    new_stats = None
+    if keep_stats:
+      new_stats = {"reduction": {"bn_in": s_in, "bn_out": s_out},
+                   "cells": new_cell_stats, "head": {"bn": s_head}}
+      if framed:
+        new_stats["stem"] = {"bn": s_stem}
+    recorded = None
+    if probe is not None:
+      recorded = (rec.values, rec.counts)
+      if not per_layer:
+        recorded = jax.tree.map(lambda *xs: sum(xs[1:], xs[0]),
+                                *[(rec.values[k], rec.counts[k]) for k in rec.values])
+    return (new_v, new_states, new_stats), (out, recorded)
+
+  (_, _, stats), (outs, recorded) = jax.lax.scan(
+      step, (v0, cell_state0, stats0), frames, length=cfg.timesteps, unroll=unroll_time)
+  logits = outs.mean(0)
+  aux = {"batch_stats": None, "probes": None}
+  if keep_stats:
+    aux["batch_stats"] = stats if framed else dict(stats, stem={"bn": stem_stats})
+  if probe is not None:
+    values, counts = jax.tree.map(lambda a: a.sum(0), recorded)
+    aux["probes"] = {"values": values, "counts": counts}
+  return logits, aux
+
+
+def zeros(shape) -> jax.Array:
+  """float32 zeros (an initial membrane or feedback state)."""
+  return jnp.zeros(shape, jnp.float32)
