@@ -1,13 +1,27 @@
 """Rank correlation between a zero-cost score and trained accuracy.
 
 Used to judge a training-free score against any benchmark table of trained
-architectures: Kendall's tau-b, Spearman's rho and top-k overlap, with the
-parameter count as the baseline every such table should show beside a score.
+architectures: Kendall's tau-b, Spearman's rho, top-k overlap and the
+percentile of the score's argmax, each with a bootstrap confidence interval,
+and the parameter count as the baseline every such table should show beside
+a score.
+
+Bootstrap: ``resamples`` (default 1000) resamples of the rows with
+replacement, drawn by ``numpy.random.default_rng(seed)`` (default seed 0); a
+statistic's interval is the 2.5th and 97.5th percentile of its resampled
+values (95 % percentile interval). The same seed draws the same resamples
+for every score of a table, so differences between two scores can be read
+pairwise off :func:`bootstrap_statistics`.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -32,52 +46,137 @@ def spearman_rho(x, y) -> float:
   return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
 
 
-def kendall_tau(x, y) -> float:
-  """Kendall's tau-b (tie-corrected), O(n^2) memory-light pairwise count.
+def kendall_tau(x, y, block: int = 256) -> float:
+  """Kendall's tau-b (tie-corrected) by pairwise sign counts.
 
-  Fine for the few-thousand-architecture tables this is used on.
+  Rows are compared ``block`` at a time against all others (memory
+  ``block * n``), each pair counted once (``j > i``).
   """
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   n = len(x)
   concordant = discordant = ties_x = ties_y = 0
-  for i in range(n - 1):
-    dx = np.sign(x[i + 1:] - x[i])
-    dy = np.sign(y[i + 1:] - y[i])
+  for s in range(0, n, block):
+    i = np.arange(s, min(s + block, n))
+    upper = np.arange(n)[None, :] > i[:, None]
+    dx = np.sign(x[None, :] - x[i, None])
+    dy = np.sign(y[None, :] - y[i, None])
     prod = dx * dy
-    concordant += int((prod > 0).sum())
-    discordant += int((prod < 0).sum())
-    ties_x += int(((dx == 0) & (dy != 0)).sum())
-    ties_y += int(((dy == 0) & (dx != 0)).sum())
+    concordant += int(((prod > 0) & upper).sum())
+    discordant += int(((prod < 0) & upper).sum())
+    ties_x += int(((dx == 0) & (dy != 0) & upper).sum())
+    ties_y += int(((dy == 0) & (dx != 0) & upper).sum())
   denom = np.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
   return float((concordant - discordant) / denom) if denom > 0 else float("nan")
 
 
 def top_k_overlap(score, truth, k: int) -> float:
   """Fraction of the true top-k (by ``truth``) also in the top-k by ``score``."""
-  k = int(min(k, len(score)))
   if k <= 0:
     raise ValueError(f"k must be >= 1, got {k}")
+  k = int(min(k, len(score)))
   top_score = set(np.argsort(-np.asarray(score, np.float64), kind="stable")[:k].tolist())
   top_truth = set(np.argsort(-np.asarray(truth, np.float64), kind="stable")[:k].tolist())
   return len(top_score & top_truth) / k
 
 
-def correlation_report(score, truth, ks=(10, 50)) -> dict:
-  """Kendall tau, Spearman rho and top-k overlaps of ``score`` vs ``truth``.
+def argmax_percentile(score, truth) -> float:
+  """Percentile (0 = worst, 100 = best) of the true accuracy of the row the
+  score ranks first: ``100 (rank(truth)[pick] - 1) / (n - 1)`` with average
+  ranks; rows tied for the top score share the mean of their percentiles."""
+  score, truth = np.asarray(score, np.float64), np.asarray(truth, np.float64)
+  picks = np.flatnonzero(score == score.max())
+  return float(100.0 * (rankdata(truth)[picks].mean() - 1.0) / max(len(truth) - 1, 1))
 
-  Non-finite scores (singular kernels) rank below every finite one.
-  """
+
+def _finite_ranks(score: np.ndarray) -> np.ndarray:
+  """``score`` with ``-inf`` (singular kernels) just below every finite value
+  and ``+inf`` just above, so they rank last / first."""
+  finite = np.isfinite(score)
+  lo = score[finite].min() - 1.0 if finite.any() else 0.0
+  hi = score[finite].max() + 1.0 if finite.any() else 0.0
+  return np.where(finite, score, np.where(score > 0, hi, lo))
+
+
+def _statistics(score: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict:
+  out = {"kendall_tau": kendall_tau(score, truth), "spearman_rho": spearman_rho(score, truth),
+         "argmax_percentile": argmax_percentile(score, truth)}
+  for k in ks:
+    out[f"top{k}_overlap"] = top_k_overlap(score, truth, k)
+  return out
+
+
+def _clean(score, truth) -> tuple[np.ndarray, np.ndarray, int]:
+  """Validated float64 ``(score, truth, excluded)``: rows with a NaN score or
+  accuracy dropped (and counted), infinite scores ranked at the ends."""
   score = np.asarray(score, np.float64)
   truth = np.asarray(truth, np.float64)
   if score.shape != truth.shape or score.ndim != 1:
     raise ValueError(f"score {score.shape} and truth {truth.shape} must be equal 1-D shapes")
+  keep = ~(np.isnan(score) | np.isnan(truth))
+  if not np.isfinite(truth[keep]).all():
+    raise ValueError("truth holds an infinite accuracy; fix the table")
+  score, truth = score[keep], truth[keep]
   if len(score) < 2:
-    raise ValueError(f"need at least 2 architectures, got {len(score)}")
-  finite = np.isfinite(score)
-  floor = score[finite].min() - 1.0 if finite.any() else 0.0
-  score = np.where(finite, score, floor)
-  report = {"n": int(len(score)), "kendall_tau": kendall_tau(score, truth),
-            "spearman_rho": spearman_rho(score, truth)}
+    raise ValueError(f"need at least 2 architectures with a score and an accuracy, "
+                     f"got {len(score)}")
+  return _finite_ranks(score), truth, int((~keep).sum())
+
+
+def bootstrap_statistics(score, truth, ks=(10, 50), resamples: int = BOOTSTRAP_RESAMPLES,
+                         seed: int = BOOTSTRAP_SEED) -> dict:
+  """Each statistic of :func:`correlation_report` over bootstrap resamples.
+
+  Args:
+    score, truth: float [n] (cleaned as in :func:`correlation_report`).
+    ks: top-k sizes.
+    resamples: number of resamples of the n rows, with replacement.
+    seed: seed of ``numpy.random.default_rng``; the same seed gives the same
+      resamples for any score of the same n rows (paired comparisons).
+
+  Returns:
+    ``{statistic: float64 [resamples]}``.
+  """
+  score, truth, _ = _clean(score, truth)
+  if resamples < 1:
+    raise ValueError(f"resamples must be >= 1, got {resamples}")
+  rng = np.random.default_rng(seed)
+  n = len(score)
+  out = {}
+  for r in range(resamples):
+    idx = rng.integers(0, n, n)
+    for name, v in _statistics(score[idx], truth[idx], ks).items():
+      out.setdefault(name, np.empty(resamples))[r] = v
+  return out
+
+
+def interval(samples: np.ndarray) -> list[float]:
+  """The 95 % percentile interval ``[q2.5, q97.5]`` of bootstrap samples
+  (NaN resamples, e.g. a constant resampled score, are ignored)."""
+  return [float(np.nanpercentile(samples, 2.5)), float(np.nanpercentile(samples, 97.5))]
+
+
+def correlation_report(score, truth, ks=(10, 50), resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> dict:
+  """Kendall tau, Spearman rho, top-k overlaps and argmax percentile of
+  ``score`` vs ``truth``, each with a 95 % bootstrap interval.
+
+  Rows with a NaN score or accuracy are excluded and counted
+  (``excluded_nan``); ``-inf`` scores (singular kernels) rank below every
+  finite one. ``resamples=0`` skips the intervals.
+
+  Returns:
+    ``{"n", "excluded_nan", statistic: value, statistic + "_ci": [lo, hi],
+    "resamples", "bootstrap_seed"}``.
+  """
   for k in ks:
-    report[f"top{k}_overlap"] = top_k_overlap(score, truth, k)
+    if k <= 0:
+      raise ValueError(f"top-k sizes must be >= 1, got {k}")
+  clean_score, clean_truth, excluded = _clean(score, truth)
+  report = {"n": int(len(clean_score)), "excluded_nan": excluded}
+  report.update(_statistics(clean_score, clean_truth, ks))
+  if resamples:
+    boot = bootstrap_statistics(clean_score, clean_truth, ks, resamples, seed)
+    for name, samples in boot.items():
+      report[f"{name}_ci"] = interval(samples)
+    report.update(resamples=int(resamples), bootstrap_seed=int(seed))
   return report

@@ -11,6 +11,16 @@ The score of one image batch is ``log|det mean_calls K|`` and a candidate's
 score is the mean over R batches. The plain Hamming (NASWOT-style) kernel
 ``K = N - H`` is available as ``kernel="hamming"``.
 
+Variants (``kernel=`` one name or a tuple of names, all computed from the
+same forward pass in one compiled call; see :data:`KERNELS` and each
+``*_terms`` function for its formula): ``sahd_norm`` (per-call normalised
+kernels, uninformative calls excluded), ``sahd_time`` (one kernel per LIF over
+its codes concatenated over the T timesteps), ``swap`` (count of distinct
+per-neuron activation patterns), ``membrane`` (sample correlation of the
+membrane potentials, no threshold). ``draws=D`` averages D fresh weight draws,
+each over all R batches. A rank ensemble needs the whole population and is
+computed after scoring, on the host (:func:`rank_ensemble`).
+
 Float32 on device: ``mean K = Nbar 11^T + M`` with ``M = -0.5 mean(H / (E +
 1e-3))`` has a condition number ~1e8, so the rank-one part is split off
 exactly. With an orthogonal Householder ``Q`` mapping ``1/sqrt(B)`` to ``e1``,
@@ -31,18 +41,25 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable
+from typing import Optional
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from snnax_nas import correlation
 from snnax_nas import flops as flops_lib
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import network as network_lib
 
-KERNELS = ("sahd", "hamming")
+# Hamming-family kernels of :func:`hamming_terms`; every kernel name below.
+HAMMING_KERNELS = ("sahd", "hamming")
+KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane")
 SAHD_ALPHA = 0.5
 SAHD_EPS = 1e-3
 
@@ -188,28 +205,252 @@ def score_from_probes(probes, kernel: str = "sahd"):
 
 
 # ----------------------------------------------------------------------------
+# Score variants: per-call terms (probes) and per-batch scores.
+
+def normalised_terms(spikes: jax.Array):
+  """Per-call terms of ``sahd_norm``: each call's kernel divided by its length.
+
+  With SAHD's ``d`` and ``N`` of one call (:func:`hamming_terms`), the
+  normalised kernel is ``K / N = 1 - d / N`` (ones on the diagonal whatever
+  the layer size, so wide layers no longer outweigh narrow ones). A call is
+  *live* when two samples' codes differ (``max H > 0``); a silent (or
+  saturated) call has ``d = 0`` and would only add the rank-one ``11^T``.
+  Over the live calls ``c`` of a batch::
+
+    K = 11^T - (sum_c live_c d_c / N_c) / (sum_c live_c)
+
+  Args:
+    spikes: LIF output [B, ...] with values in {0, 1}.
+
+  Returns:
+    ``(live * d / N [B, B], live)`` float32.
+  """
+  d, n = hamming_terms(spikes, "sahd")
+  live = jnp.any(d > 0).astype(jnp.float32)  # d > 0 exactly where H > 0
+  return live * d / n, live
+
+
+def time_terms(spikes: jax.Array):
+  """Per-call terms of ``sahd_time``: the code Gram and length of one call.
+
+  Summed over the T calls of one LIF they are the Gram ``X X^T`` and length
+  ``T N`` of the LIF's codes concatenated over time, ``X`` [B, T N]. Per LIF
+  ``l`` the SAHD kernel is then built once on those ``T N`` bits (counts
+  ``c = diag(X X^T)``, ``H = c_i + c_j - 2 X X^T``, ``r = c / (T N)``)::
+
+    K_l = T N - 0.5 H / (E + 1e-3),   E = T N (r_i (1 - r_j) + (1 - r_i) r_j)
+
+  and ``K = mean`` over the LIFs that ran (:func:`scores_from_probes`): two
+  samples that spike at different timesteps differ, and a rate that differs
+  only over time is no longer averaged away call by call.
+
+  Returns:
+    ``(X_t X_t^T [B, B], N)`` float32.
+  """
+  b = spikes.shape[0]
+  code = spikes.reshape(b, -1) > 0
+  return code_gram(code), jnp.float32(code.shape[1])
+
+
+def pattern_count(spikes: jax.Array) -> jax.Array:
+  """Per-call term of ``swap``: the number of distinct per-neuron patterns.
+
+  In the style of SWAP (sample-wise activation patterns): each of the N
+  neurons of a call has a pattern, its B-bit column of the code matrix
+  ``x`` [B, N] (which samples made it spike). The term is the number of
+  distinct columns, ``|{x[:, n] : n < N}|`` in ``1..min(N, 2^B)``. Columns are
+  packed into ``ceil(B / 32)`` uint32 words, sorted lexicographically and
+  counted by their changes, all of fixed shape. The batch score is
+  ``log sum_calls count``.
+
+  Returns:
+    float32 scalar.
+  """
+  b = spikes.shape[0]
+  code = (spikes.reshape(b, -1) > 0).astype(jnp.uint32)
+  words = -(-b // 32)
+  code = jnp.pad(code, ((0, 32 * words - b), (0, 0)))
+  shifts = jnp.arange(32, dtype=jnp.uint32)[None, :, None]
+  # Distinct powers of two: their sum is their OR and never overflows.
+  packed = jnp.sum(code.reshape(words, 32, -1) << shifts, axis=1, dtype=jnp.uint32)
+  cols = jax.lax.sort(tuple(packed), num_keys=words)
+  changed = functools.reduce(jnp.logical_or, [c[1:] != c[:-1] for c in cols])
+  return 1.0 + jnp.sum(changed, dtype=jnp.float32)
+
+
+def membrane_terms(membrane: jax.Array) -> jax.Array:
+  """Per-call term of ``membrane``: the sample correlation of the membranes.
+
+  With ``v`` [B, N] the charged membrane of the call (before threshold and
+  reset, :func:`snnax_nas.neurons.lif_charge`), each row centred and scaled
+  to unit norm, ``z_i = (v_i - mean v_i) / ||v_i - mean v_i||``, the term is
+  ``C = z z^T`` [B, B] (ones on the diagonal). No threshold is involved, so
+  a layer that never fires still tells samples apart. The batch score is
+  ``log|det mean_calls C|``.
+  """
+  b = membrane.shape[0]
+  v = membrane.reshape(b, -1).astype(jnp.float32)
+  v = v - jnp.mean(v, axis=1, keepdims=True)
+  z = v * jax.lax.rsqrt(jnp.sum(v * v, axis=1, keepdims=True) + 1e-30)
+  return jnp.dot(z, z.T, precision=jax.lax.Precision.HIGHEST)
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelProbe:
+  """A network LIF probe computing the per-call terms of several kernels.
+
+  ``probe(spikes [B, ...], membrane [B, ...]) -> {kernel: terms}``; the
+  membrane is passed by the network because ``takes_membrane`` is set.
+  """
+
+  kernels: tuple[str, ...]
+  takes_membrane = True
+
+  def __call__(self, spikes: jax.Array, membrane: jax.Array) -> dict:
+    out = {}
+    for k in self.kernels:
+      if k in HAMMING_KERNELS:
+        out[k] = hamming_terms(spikes, k)
+      elif k == "sahd_norm":
+        out[k] = normalised_terms(spikes)
+      elif k == "sahd_time":
+        out[k] = time_terms(spikes)
+      elif k == "swap":
+        out[k] = pattern_count(spikes)
+      else:
+        out[k] = membrane_terms(membrane)
+    return out
+
+
+def _time_kernel(per_lif_values, per_lif_counts):
+  """``(m, n_bar)`` of ``sahd_time`` from per-LIF sums of :func:`time_terms`."""
+  m_sum, n_sum, lifs = 0.0, 0.0, 0.0
+  for name, (gram, n) in per_lif_values.items():
+    ran = (per_lif_counts[name] > 0).astype(jnp.float32)
+    counts = jnp.diagonal(gram)
+    ham = counts[:, None] + counts[None, :] - 2.0 * gram
+    n_safe = jnp.maximum(n, 1.0)
+    expected = (counts[:, None] * (n_safe - counts[None, :])
+                + (n_safe - counts[:, None]) * counts[None, :]) / n_safe
+    m_sum = m_sum - ran * SAHD_ALPHA * ham / (expected + SAHD_EPS)
+    n_sum, lifs = n_sum + n, lifs + ran
+  return m_sum / lifs, n_sum / lifs
+
+
+def scores_from_probes(probes, kernels: Sequence[str], per_layer: bool = False):
+  """Per-kernel scores of one image batch from a :class:`KernelProbe` forward.
+
+  Args:
+    probes: ``{"values", "counts"}`` of a network forward with probe
+      ``KernelProbe(kernels)``; per LIF name when ``per_layer`` (required by
+      ``sahd_time``), else summed over LIFs.
+    kernels: the probe's kernels.
+    per_layer: how the forward reported the probes.
+
+  Returns:
+    ``(scores [K], singular [K])`` float32 / bool, in the order of ``kernels``.
+  """
+  values, counts = probes["values"], probes["counts"]
+  if per_layer:
+    per_lif_values, per_lif_counts = values, counts
+    names = list(values)
+    values = jax.tree.map(lambda *xs: sum(xs[1:], xs[0]), *[values[k] for k in names])
+    counts = sum((counts[k] for k in names[1:]), counts[names[0]])
+  scores, singular = [], []
+  for k in kernels:
+    if k in HAMMING_KERNELS:
+      s, bad = score_from_probes({"values": values[k], "counts": counts}, k)
+    elif k == "sahd_norm":
+      dn_sum, live = values[k]
+      s, bad = kernel_logdet(-dn_sum / jnp.maximum(live, 1.0), jnp.float32(1.0))
+      bad = bad | (live == 0)
+      s = jnp.where(bad, -jnp.inf, s)
+    elif k == "sahd_time":
+      if not per_layer:
+        raise ValueError("kernel 'sahd_time' needs per-layer probes (per_layer=True)")
+      s, bad = kernel_logdet(*_time_kernel({n: v[k] for n, v in per_lif_values.items()},
+                                           per_lif_counts))
+    elif k == "swap":
+      s, bad = jnp.log(values[k]), jnp.bool_(False)
+    else:
+      s, bad = kernel_logdet(values[k] / counts, jnp.float32(0.0))
+    scores.append(s)
+    singular.append(bad)
+  return jnp.stack(scores), jnp.stack(singular)
+
+
+def rank_ensemble(*scores) -> np.ndarray:
+  """Mean average-rank of several scores of one population (host, float64).
+
+  ``ensemble_i = mean_s rank(s)_i`` with 1-based average ranks
+  (:func:`snnax_nas.correlation.rankdata`); ``-inf`` (singular) and NaN
+  rank below every finite score. Needs the whole population, so it runs
+  after scoring, never inside the compiled scorer.
+
+  Args:
+    *scores: float arrays [N], one per member score.
+
+  Returns:
+    float64 [N], higher is better.
+  """
+  if not scores:
+    raise ValueError("rank_ensemble needs at least one score")
+  ranks = []
+  for s in scores:
+    s = np.asarray(s, np.float64)
+    ranks.append(correlation.rankdata(np.where(np.isnan(s), -np.inf, s)))
+  return np.mean(ranks, axis=0)
+
+
+# ----------------------------------------------------------------------------
 # Batched scoring.
 
-def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig, kernel: str):
-  """Score of one candidate with its own fresh weights (all R batches)."""
-  k_init, k_drop = jax.random.split(jax.random.fold_in(key, cid))
-  params = network_lib.init_supernet_params(k_init, cfg)
-  probe = functools.partial(hamming_terms, kernel=kernel)
+def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
+                     kernels: tuple[str, ...], draws: int = 1):
+  """Scores [K] and singular flags [K] of one candidate.
 
-  def one_batch(r):
-    _, aux = network_lib.supernet_forward(
-        params, arch, images[r], jax.random.fold_in(k_drop, r), cfg, probe=probe)
-    return score_from_probes(aux["probes"], kernel)
+  Draw ``d`` initialises fresh weights from ``fold_in(key, cid)`` (d = 0, as
+  a single-draw score always did) or ``fold_in(fold_in(key, cid), d)``; each
+  draw runs all R batches and the score is the mean over the D * R batches.
+  """
+  base = jax.random.fold_in(key, cid)
+  if kernels in (("sahd",), ("hamming",)):
+    probe, per_layer = functools.partial(hamming_terms, kernel=kernels[0]), False
+    batch_score = lambda p: tuple(x[None] for x in score_from_probes(p, kernels[0]))
+  else:
+    probe, per_layer = KernelProbe(kernels), "sahd_time" in kernels
+    batch_score = lambda p: scores_from_probes(p, kernels, per_layer)
 
-  logdets, singular = jax.lax.map(one_batch, jnp.arange(images.shape[0]))
-  return jnp.mean(logdets), jnp.any(singular)
+  def one_draw(d):
+    draw_key = base if draws == 1 else jax.lax.cond(
+        d == 0, lambda: base, lambda: jax.random.fold_in(base, d))
+    k_init, k_drop = jax.random.split(draw_key)
+    params = network_lib.init_supernet_params(k_init, cfg)
+
+    def one_batch(r):
+      _, aux = network_lib.supernet_forward(
+          params, arch, images[r], jax.random.fold_in(k_drop, r), cfg, probe=probe,
+          per_layer=per_layer)
+      return batch_score(aux["probes"])
+
+    return jax.lax.map(one_batch, jnp.arange(images.shape[0]))
+
+  if draws == 1:
+    logdets, singular = one_draw(0)
+  else:
+    logdets, singular = jax.lax.map(one_draw, jnp.arange(draws))
+    logdets, singular = logdets.reshape(-1, len(kernels)), singular.reshape(-1, len(kernels))
+  return jnp.mean(logdets, axis=0), jnp.any(singular, axis=0)
 
 
-def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh):
-  """Scores one chunk: candidates sharded over ``mesh``, mapped per device."""
+def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, draws=1):
+  """Scores one chunk: candidates sharded over ``mesh``, mapped per device.
+
+  ``kernel`` is a tuple of kernel names; outputs are [chunk, K].
+  """
 
   def per_device(arch, ids, images, key):
-    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel)
+    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel, draws)
     # lax.map(batch_size=1) is NOT a sequential map: it vmaps batches of one,
     # which turns every lax.cond into a select (all ops on all edges computed)
     # and per-candidate convs into batched ones; measured ~3x slower on CPU.
@@ -223,10 +464,11 @@ def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh):
 
 
 @functools.lru_cache(maxsize=16)
-def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: str, chunk_size: int,
-                 map_batch_size: int, images_shape: tuple, num_devices: int):
-  """A jitted ``(arch [chunk, L, E, O], ids [chunk], images, key) -> (scores,
-  singular)`` sharded over the first ``num_devices`` local devices.
+def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_size: int,
+                 map_batch_size: int, images_shape: tuple, num_devices: int, draws: int = 1):
+  """A jitted ``(arch [chunk, L, E, O], ids [chunk], images, key) -> (scores
+  [chunk, K], singular [chunk, K])`` for the K kernel names in ``kernel``,
+  sharded over the first ``num_devices`` local devices.
 
   Cached per static configuration (the arguments), so every chunk of a search
   reuses one compilation; tests prove it with ``chex.assert_max_traces``.
@@ -236,7 +478,7 @@ def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: str, chunk_size: int,
                      f"{num_devices} devices")
   mesh = Mesh(np.array(jax.local_devices()[:num_devices]), ("cand",))
   body = functools.partial(_chunk_body, cfg=cfg, kernel=kernel,
-                           map_batch_size=map_batch_size, mesh=mesh)
+                           map_batch_size=map_batch_size, mesh=mesh, draws=draws)
   cand = NamedSharding(mesh, P("cand"))
   rep = NamedSharding(mesh, P())
   return jax.jit(body, in_shardings=(cand, cand, rep, rep),
@@ -274,8 +516,9 @@ class ScoreResult:
   """Scores of a batch of candidates.
 
   Attributes:
-    scores: float64 [N], the mean log-determinant (``-inf`` if singular).
-    singular: bool [N], the kernel was singular in some batch.
+    scores: float64 [N], the mean log-determinant (``-inf`` if singular);
+      [N, K] when several kernels were asked for (columns in their order).
+    singular: bool [N] (or [N, K]), the kernel was singular in some batch.
     compile_seconds: wall time of the first (compiling) chunk call.
     run_seconds: wall time of all chunk calls after the first.
   """
@@ -287,36 +530,13 @@ class ScoreResult:
 
 
 def as_genotypes(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
-  """Canonical int32 genotypes [N, L, 4, 4] from strings or arrays.
-
-  Accepts a list of genotype strings (one genotype for all cells, or
-  ``|``-separated per-cell strings), an int array [N, 4, 4] or [N, L, 4, 4].
-  """
-  if isinstance(genotypes, str):
-    raise ValueError(f"expected a list of genotypes, got the string {genotypes!r}")
-  if len(genotypes) and isinstance(genotypes[0], str):
-    rows = []
-    for text in genotypes:
-      cells = [genotype_lib.parse_genotype(t, cfg.ops) for t in text.split("|")]
-      if len(cells) not in (1, cfg.num_cells):
-        raise ValueError(f"genotype {text!r} has {len(cells)} cells; expected 1 or "
-                         f"{cfg.num_cells}")
-      rows.append(np.broadcast_to(np.stack(cells), (cfg.num_cells, 4, 4)))
-    g = np.stack(rows) if rows else np.zeros((0, cfg.num_cells, 4, 4), np.int32)
-  else:
-    g = np.asarray(genotypes, np.int32)
-    if g.ndim == 3:
-      g = np.broadcast_to(g[:, None], (g.shape[0], cfg.num_cells, 4, 4))
-    if g.ndim != 4 or g.shape[1:] != (cfg.num_cells, 4, 4):
-      raise ValueError(f"genotypes of shape {g.shape}; expected [N, 4, 4] or "
-                       f"[N, {cfg.num_cells}, 4, 4]")
-    if g.size and (g.min() < 0 or g.max() >= cfg.ops.num_digits):
-      raise ValueError(f"genotype digit out of range 0..{cfg.ops.num_digits - 1} "
-                       f"for op set {cfg.ops}")
-  g = genotype_lib.canonical(np.ascontiguousarray(g, np.int32))
-  if not cfg.backward and genotype_lib.has_backward(g).any():
-    raise ValueError("a genotype has backward edges; use a config with backward=True")
-  return g
+  """:func:`snnax_nas.genotype.cell_genotypes` for the networks of ``cfg``:
+  canonical int8 [N, L, 4, 4] from a list of genotype strings (``|`` between
+  per-cell genotypes) or an int array [N, 4, 4] / [N, L, 4, 4]; backward
+  edges only where ``cfg.backward``. Kept as the short form the searches,
+  launchers and benchmarks call."""
+  return genotype_lib.cell_genotypes(genotypes, cfg.ops, cfg.num_cells,
+                                     allow_backward=cfg.backward)
 
 
 def arch_of(genotypes: np.ndarray, cfg: network_lib.NetworkConfig) -> np.ndarray:
@@ -364,7 +584,7 @@ def balanced_slots(order, chunk_size: int, num_devices: int) -> tuple[np.ndarray
 
 
 def score_candidates(genotypes, images, key: jax.Array,
-                     cfg: network_lib.NetworkConfig, *, kernel: str = "sahd",
+                     cfg: network_lib.NetworkConfig, *, kernel="sahd", draws: int = 1,
                      chunk_size: int = 8, map_batch_size: int = 1,
                      candidate_ids: Optional[np.ndarray] = None,
                      num_devices: Optional[int] = None,
@@ -383,7 +603,11 @@ def score_candidates(genotypes, images, key: jax.Array,
     key: PRNG key; candidate ``i`` uses ``fold_in(key, candidate_ids[i])``
       so a score does not depend on chunking, devices or order.
     cfg: the network config (``cfg.backward`` must admit the genotypes).
-    kernel: ``"sahd"`` (default) or ``"hamming"``.
+    kernel: a name of :data:`KERNELS` (default ``"sahd"``), or a tuple of
+      names: all computed from the same forward passes in one compiled call,
+      scores then [N, K].
+    draws: fresh weight draws per candidate, each over all R batches; the
+      score is the mean over the D * R batches (cost grows D-fold).
     chunk_size: candidates per compiled call (memory is flat in N).
     map_batch_size: candidates vmapped together inside a chunk (1 = a
       sequential ``lax.map`` in which ``lax.cond`` really skips the ops an
@@ -398,12 +622,21 @@ def score_candidates(genotypes, images, key: jax.Array,
   Returns:
     A :class:`ScoreResult`, in the order of the candidates given.
   """
-  if kernel not in KERNELS:
-    raise ValueError(f"unknown kernel {kernel!r}; choose from {KERNELS}")
+  kernels = (kernel,) if isinstance(kernel, str) else tuple(kernel)
+  for k in kernels:
+    if k not in KERNELS:
+      raise ValueError(f"unknown kernel {k!r}; choose from {', '.join(KERNELS)}")
+  if not kernels or len(set(kernels)) != len(kernels):
+    raise ValueError(f"kernel {kernel!r}: give one name or a tuple of distinct names")
+  if int(draws) != draws or draws < 1:
+    raise ValueError(f"draws must be an integer >= 1, got {draws}")
   images = jnp.asarray(images, jnp.float32)
-  if images.ndim != 5 or images.shape[2:] != cfg.input_shape:
+  # Event frames [R, B, T, H, W, C] carry exactly the network's T frames.
+  if (images.ndim not in (5, 6) or images.shape[-3:] != cfg.input_shape
+      or (images.ndim == 6 and images.shape[2] != cfg.timesteps)):
     raise ValueError(f"images of shape {images.shape}; expected [R, B, "
-                     f"{', '.join(map(str, cfg.input_shape))}]")
+                     f"{', '.join(map(str, cfg.input_shape))}] or event frames [R, B, "
+                     f"{cfg.timesteps}, {', '.join(map(str, cfg.input_shape))}]")
   if arch is None:
     arch = arch_of(as_genotypes(genotypes, cfg), cfg)
   arch = np.asarray(arch, np.float32)
@@ -418,18 +651,19 @@ def score_candidates(genotypes, images, key: jax.Array,
     raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
   chunk_size = -(-chunk_size // num_devices) * num_devices
   map_batch_size = max(1, min(map_batch_size, chunk_size // num_devices))
-  fn, mesh = chunk_scorer(cfg, kernel, chunk_size, map_batch_size,
-                          tuple(images.shape), num_devices)
+  fn, mesh = chunk_scorer(cfg, kernels, chunk_size, map_batch_size,
+                          tuple(images.shape), num_devices, int(draws))
   images = jax.device_put(images, NamedSharding(mesh, P()))
   key = jax.device_put(key, NamedSharding(mesh, P()))
   # Explicit puts: under jax.distributed, jit refuses host numpy inputs for a
   # sharding over several (local) devices.
   cand = NamedSharding(mesh, P("cand"))
-  scores = np.empty(n, np.float64)
-  singular = np.empty(n, bool)
+  shape = (n,) if isinstance(kernel, str) else (n, len(kernels))
+  scores = np.empty((n, len(kernels)), np.float64)
+  singular = np.empty((n, len(kernels)), bool)
   compile_s = run_s = 0.0
   if n == 0:
-    return ScoreResult(scores, singular, compile_s, run_s)
+    return ScoreResult(scores.reshape(shape), singular.reshape(shape), compile_s, run_s)
   order = flops_lib.costliest_first(arch, cfg, images.shape[1], images.shape[0])
   slots, real = balanced_slots(order, chunk_size, num_devices)
   done = 0
@@ -449,4 +683,4 @@ def score_candidates(genotypes, images, key: jax.Array,
     done += int(keep.sum())
     if progress is not None:
       progress(done, n)
-  return ScoreResult(scores, singular, compile_s, run_s)
+  return ScoreResult(scores.reshape(shape), singular.reshape(shape), compile_s, run_s)

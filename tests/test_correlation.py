@@ -74,3 +74,73 @@ def test_launch_correlate_end_to_end(tmp_path):
                         f"--truth={tmp_path}/truth.csv", f"--workdir={tmp_path}/out2"],
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and "nope.csv" in bad.stderr
+
+
+def test_argmax_percentile_bootstrap_and_nan_exclusion():
+  truth = np.arange(11.0)
+  assert correlation.argmax_percentile(truth, truth) == 100.0
+  assert correlation.argmax_percentile(-truth, truth) == 0.0
+  tied = np.r_[np.zeros(9), 1.0, 1.0]  # the two top scores share their mean percentile
+  assert correlation.argmax_percentile(tied, truth) == pytest.approx(95.0)
+  rng = np.random.default_rng(0)
+  score = truth + rng.normal(0, 3, 11)
+  a = correlation.correlation_report(score, truth, ks=(3,), resamples=200, seed=1)
+  b = correlation.correlation_report(score, truth, ks=(3,), resamples=200, seed=1)
+  assert a == b and a["resamples"] == 200 and a["bootstrap_seed"] == 1
+  for stat in ("kendall_tau", "spearman_rho", "top3_overlap", "argmax_percentile"):
+    lo, hi = a[f"{stat}_ci"]
+    assert lo <= hi
+  assert a["kendall_tau_ci"][0] <= a["kendall_tau"] <= a["kendall_tau_ci"][1]
+  boot = correlation.bootstrap_statistics(score, truth, ks=(3,), resamples=50, seed=1)
+  assert boot["kendall_tau"].shape == (50,)
+  # NaN rows are dropped and counted, never used.
+  nan_score = np.r_[score, np.nan, 3.0]
+  nan_truth = np.r_[truth, 1.0, np.nan]
+  c = correlation.correlation_report(nan_score, nan_truth, ks=(3,), resamples=0)
+  assert c["n"] == 11 and c["excluded_nan"] == 2
+  assert c["kendall_tau"] == pytest.approx(correlation.kendall_tau(score, truth))
+  with pytest.raises(ValueError, match="top-k"):
+    correlation.correlation_report(score, truth, ks=(0,))
+
+
+def _write(path, header, rows):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(header)
+    w.writerows(rows)
+
+
+def _correlate(tmp_path, *extra):
+  return subprocess.run([sys.executable, "-m", "launch.correlate",
+                         f"--scores={tmp_path}/scores.csv", f"--truth={tmp_path}/truth.csv",
+                         f"--workdir={tmp_path}/out", "--resamples=20", *extra],
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_launch_correlate_input_rules(tmp_path):
+  gs = ["0303/0030/2002/0200", "0012/0000/3003/0000", "0104/0040/0003/0000",
+        "0111/0011/0001/0000", "0333/0033/0003/0000"]
+  # Two raw forms of the second cell (an edge on a dead path differs) and a NaN row.
+  _write(tmp_path / "scores.csv", ["genotype", "score"],
+         [[g, i] for i, g in enumerate(gs)] + [["0312/0000/3003/0000", 1.0]])
+  _write(tmp_path / "truth.csv", ["genotype", "accuracy"],
+         [[g, 10.0 * i] for i, g in enumerate(gs[:4])] + [[gs[4], "nan"],
+                                                          ["0312/0000/3003/0000", 20.0]])
+  out = _correlate(tmp_path, "--top_k=2")
+  assert out.returncode == 0, out.stderr
+  rep = json.loads((tmp_path / "out" / "correlation.json").read_text())
+  assert rep["matched"] == 5 and rep["excluded_nan"] == 1
+  assert rep["merged_truth_rows"] == 1 and rep["merged_score_rows"] == 1
+  assert rep["score"]["n"] == 4 and "mean accuracy" in rep["rules"]["duplicates"]
+  assert "excluded for NaN" in out.stdout and "merged duplicate rows: 1" in out.stdout
+  # The merged cell's accuracy is the mean (10 + 20) / 2 = 15, between its neighbours: tau 1.
+  assert rep["score"]["kendall_tau"] == pytest.approx(1.0)
+  assert "kendall_tau_ci" in rep["score"] and "argmax_percentile" in rep["score"]
+  bad_k = _correlate(tmp_path, "--top_k=0")
+  assert bad_k.returncode == 2 and "--top_k=0" in bad_k.stderr
+  assert len(bad_k.stderr.strip().splitlines()) == 1
+  _write(tmp_path / "scores.csv", ["genotype", "score"],
+         [[g, i] for i, g in enumerate(gs)] + [[gs[0], "high"]])
+  bad = _correlate(tmp_path)
+  assert bad.returncode == 2 and "row 7" in bad.stderr and "'high'" in bad.stderr
+  assert len(bad.stderr.strip().splitlines()) == 1

@@ -32,7 +32,7 @@ def _random_codes(rng, b, n, rate):
 def test_hamming_terms_match_float64_reference():
   rng = np.random.default_rng(0)
   codes = _random_codes(rng, 12, 700, 0.2).reshape(12, 7, 10, 10)
-  for kernel in score.KERNELS:
+  for kernel in score.HAMMING_KERNELS:
     d, n = score.hamming_terms(jnp.asarray(codes), kernel)
     ref = score.kernel_from_codes_reference(codes, kernel)
     np.testing.assert_allclose(float(n) - np.asarray(d, np.float64), ref, rtol=1e-6, atol=1e-4)
@@ -206,3 +206,138 @@ def test_vmapped_logdets_on_two_devices_do_not_deadlock():
                        text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split()[-1] == "True"
+
+
+# ----------------------------------------------------------------------------
+# Score variants.
+
+def test_variant_terms_match_numpy_on_hand_made_codes():
+  codes = np.array([[1, 0, 1, 0, 0, 1],
+                    [1, 0, 1, 0, 0, 1],   # = row 0
+                    [0, 1, 1, 0, 0, 0],
+                    [1, 1, 1, 1, 0, 1]], np.float32)
+  n = codes.shape[1]
+  # sahd_norm: d / N of a live call; a silent and a saturated call are not live.
+  dn, live = score.normalised_terms(jnp.asarray(codes))
+  ref = (n - score.kernel_from_codes_reference(codes)) / n
+  assert float(live) == 1.0
+  np.testing.assert_allclose(np.asarray(dn), ref, atol=1e-6)
+  for dead in (np.zeros_like(codes), np.ones_like(codes)):
+    dn, live = score.normalised_terms(jnp.asarray(dead))
+    assert float(live) == 0.0 and not np.asarray(dn).any()
+  # swap: distinct columns (neuron patterns over the batch).
+  assert float(score.pattern_count(jnp.asarray(codes))) == len(np.unique(codes, axis=1).T)
+  assert float(score.pattern_count(jnp.zeros((4, 6)))) == 1.0
+  rng = np.random.default_rng(0)
+  wide = (rng.random((40, 300)) < 0.02).astype(np.float32)  # B > 32: two packed words
+  wide[:, 7] = wide[:, 3]
+  assert float(score.pattern_count(jnp.asarray(wide))) == len(np.unique(wide, axis=1).T)
+  # membrane: the sample correlation matrix, no threshold.
+  v = rng.normal(size=(5, 3, 4)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(score.membrane_terms(jnp.asarray(v))),
+                             np.corrcoef(v.reshape(5, -1)), atol=1e-5)
+  # sahd_time: summed per-call Grams give the SAHD kernel of the codes
+  # concatenated over time.
+  calls = [codes, codes[::-1], np.roll(codes, 1, axis=1)]
+  gram = sum(score.time_terms(jnp.asarray(c))[0] for c in calls)
+  m, n_bar = score._time_kernel({"lif": (gram, jnp.float32(3 * n))},
+                                {"lif": jnp.float32(3)})
+  np.testing.assert_allclose(float(n_bar) + np.asarray(m),
+                             score.kernel_from_codes_reference(np.concatenate(calls, 1)),
+                             rtol=1e-6, atol=1e-4)
+
+
+class _Hook:
+  """A host probe recording every LIF call's spikes and membrane."""
+
+  takes_membrane = True
+
+  def __init__(self):
+    self.calls = []
+
+  def __call__(self, s, v):
+    jax.debug.callback(lambda s, v: self.calls.append((np.asarray(s), np.asarray(v))), s, v,
+                       ordered=True)
+    return ()
+
+
+def _correlation(v):
+  """Row correlation matrix; a constant row (no variance) gives a zero row."""
+  c = v.astype(np.float64) - v.mean(1, keepdims=True)
+  norm = np.sqrt((c * c).sum(1, keepdims=True))
+  z = np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)
+  return z @ z.T
+
+
+def _variant_reference(text, key, images, cfg, draw_key=None):
+  """Float64 numpy scores of the new kernels on the architecture built alone."""
+  g = genotype_lib.canonical(genotype_lib.parse_genotype(text, cfg.ops))
+  cid = GENOTYPES.index(text)
+  k_init, k_drop = jax.random.split(jax.random.fold_in(key, cid))
+  alone = network.standalone_from_supernet(network.init_supernet_params(k_init, cfg), cfg, g)
+  out = {k: [] for k in ("sahd_norm", "sahd_time", "swap", "membrane")}
+  for r in range(images.shape[0]):
+    hook = _Hook()
+    network.standalone_forward(alone, g, images[r], jax.random.fold_in(k_drop, r), cfg,
+                               probe=hook)
+    codes = [(s.reshape(s.shape[0], -1) > 0).astype(np.float64) for s, _ in hook.calls]
+    n_lifs = len(codes) // cfg.timesteps
+    live = [c for c in codes if (c != c[:1]).any()]
+    norm = [score.kernel_from_codes_reference(c) / c.shape[1] for c in live]
+    out["sahd_norm"].append(score.kernel_logdet_reference(norm))
+    per_lif = [np.concatenate(codes[l::n_lifs], axis=1) for l in range(n_lifs)]
+    out["sahd_time"].append(score.kernel_logdet_reference(
+        [score.kernel_from_codes_reference(x) for x in per_lif]))
+    out["swap"].append(np.log(sum(len(np.unique(c, axis=1).T) for c in codes)))
+    out["membrane"].append(score.kernel_logdet_reference(
+        [_correlation(v.reshape(v.shape[0], -1)) for _, v in hook.calls]))
+  return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def test_variant_scores_equal_standalone_numpy_reference():
+  key, images = jax.random.key(7), _images()
+  texts = GENOTYPES[:2] + GENOTYPES[4:5]
+  kernels = ("sahd", "sahd_norm", "sahd_time", "swap", "membrane")
+  res = score.score_candidates(texts, images, key, CFG, kernel=kernels, chunk_size=4,
+                               candidate_ids=[GENOTYPES.index(t) for t in texts])
+  alone = score.score_candidates(texts, images, key, CFG, chunk_size=4,
+                                 candidate_ids=[GENOTYPES.index(t) for t in texts])
+  assert res.scores.shape == (3, 5)
+  # SAHD is unchanged when computed beside the other kernels.
+  np.testing.assert_allclose(res.scores[:, 0], alone.scores, atol=1e-4)
+  for i, text in enumerate(texts):
+    ref = _variant_reference(text, key, images, CFG)
+    for j, k in enumerate(kernels[1:], start=1):
+      assert not res.singular[i, j], (text, k)
+      assert abs(res.scores[i, j] - ref[k]) < 1e-3 * max(1.0, abs(ref[k])), (text, k, ref[k])
+
+
+def test_new_kernels_and_draws_compile_once(monkeypatch):
+  key, images = jax.random.key(3), _images(1)
+  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 5, CFG.ops, backward=True)
+  kernels = ("sahd_norm", "sahd_time", "swap", "membrane")
+  chex.clear_trace_counter()
+  monkeypatch.setattr(score, "_chunk_body", chex.assert_max_traces(score._chunk_body, n=1))
+  score.chunk_scorer.cache_clear()
+  a = score.score_candidates(gs, images, key, CFG, kernel=kernels, draws=2, chunk_size=2)
+  b = score.score_candidates(gs, images, key, CFG, kernel=kernels, draws=2, chunk_size=2)
+  np.testing.assert_array_equal(a.scores, b.scores)
+  monkeypatch.undo()
+  score.chunk_scorer.cache_clear()
+  # One draw reproduces the single-draw scores; a second draw changes them.
+  one = score.score_candidates(gs, images, key, CFG, kernel="swap", chunk_size=2)
+  assert one.scores.shape == (5,)
+  assert not np.allclose(one.scores, a.scores[:, 2])
+  with pytest.raises(ValueError, match="draws"):
+    score.score_candidates(gs, images, key, CFG, draws=0)
+  with pytest.raises(ValueError, match="distinct"):
+    score.score_candidates(gs, images, key, CFG, kernel=("swap", "swap"))
+
+
+def test_rank_ensemble():
+  a = np.array([3.0, 1.0, 2.0, -np.inf])
+  b = np.array([0.1, 0.4, np.nan, 0.3])
+  # Ranks a: 4, 2, 3, 1; b (NaN lowest): 2, 4, 1, 3.
+  np.testing.assert_array_equal(score.rank_ensemble(a, b), [3.0, 3.0, 2.0, 2.0])
+  with pytest.raises(ValueError):
+    score.rank_ensemble()
