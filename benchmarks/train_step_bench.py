@@ -44,7 +44,8 @@ def main():
     cfg = network.network_config("cifar10", width=args.width, timesteps=t, ops=args.ops)
     g = genotype.parse_genotype(args.genotype, cfg.ops)
     opt = train.make_optimizer(0.1, 1, 100)
-    steps = train.make_steps(cfg, g, opt, data.get_info("cifar10"), unroll_time=not args.rolled)
+    steps = train.make_steps(cfg, g, opt, data.get_info("cifar10"),
+                             forward=train.standalone_forward_fn(cfg, g, unroll_time=not args.rolled))
     state = jax.device_put(train.create_train_state(jax.random.PRNGKey(0), cfg, g, opt),
                            steps.state_sharding)
     times = []

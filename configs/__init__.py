@@ -21,13 +21,15 @@ from typing import Any, Mapping
 
 from ml_collections import config_dict
 
-JOBS = ("search", "score", "train", "analyze")
+JOBS = ("search", "score", "train", "analyze", "compare")
+# Configs of commands that read a finished run (no network section, no presets).
+TOOLS = ("evaluate",)
 
 
 def path(job: str) -> str:
   """File of a job's config (the default ``--config`` of its launcher)."""
-  if job not in JOBS:
-    raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+  if job not in JOBS + TOOLS:
+    raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS + TOOLS)}")
   return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{job}.py")
 
 
@@ -39,7 +41,8 @@ def network(**values: Any) -> config_dict.ConfigDict:
   """
   section = config_dict.ConfigDict(dict(
       ops="snasnet", width=16, cells_per_stage=1, timesteps=5, hidden=1024, second_pool=2,
-      dropout=0.5, backward=False))
+      dropout=0.5, backward=False,
+      linear_init="reference"))  # or fan_in: a classifier that fires at init at small widths
   for key, value in values.items():
     section[key] = value
   return section
@@ -51,9 +54,14 @@ def scoring() -> config_dict.ConfigDict:
   return config_dict.ConfigDict(dict(
       batch_size=64,       # images per scoring batch B
       repeats=2,           # batches R averaged per candidate
-      chunk_size=8,        # candidates per compiled call
-      map_batch_size=1,    # candidates vmapped inside a chunk (1: lax.map, fast on CPU)
-      kernel="sahd"))      # sahd or hamming (NASWOT-style)
+      # Candidates per compiled call and vmapped inside it: an int, or "auto"
+      # (chosen from the backend, device memory and FLOPs, snnax_nas.autotune:
+      # chunk 8 / map_batch 1 on CPU; more vmapped small candidates on GPU/TPU).
+      chunk_size="auto",
+      map_batch_size="auto",
+      kernel="sahd",       # a name of snnax_nas.score.KERNELS (sahd: the reference)
+      draws=1,             # fresh weight draws per candidate, each over all R batches
+      conv_dtype="float32"))  # cell convs: float32 (reference) or bfloat16 (f32 accumulation)
 
 
 def apply_preset(config: config_dict.ConfigDict, presets: Mapping[str, Mapping[str, Any]],

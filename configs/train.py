@@ -46,6 +46,9 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
       max_train_examples=config_dict.placeholder(int),
       max_test_examples=config_dict.placeholder(int),
       keep_checkpoints=3,
+      # 32: float training; 16, 8 or 4: quantisation-aware training (the
+      # forward fake-quantises every kernel per output channel, STE gradient).
+      weight_bits=32,
       log_every=50))              # progress line every N steps (0: per epoch)
   c.dvs = config_dict.ConfigDict(dict(frames=16, size=32))  # dvs128_gesture only
   return configs.apply_preset(c, PRESETS, preset)

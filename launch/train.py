@@ -7,6 +7,8 @@ r"""Trains a searched architecture (SNASNet recipe) and reports accuracy and spi
       --config.dataset='npz:/data/cifar10/{split}10k.npz' --config.network.width=16 \
       --config.network.timesteps=3 --config.training.epochs=10 --workdir=runs/cifar10 \
       --checkpoint_dir=runs/ckpt
+  python -m launch.train --config.genotype=0303/0030/2002/0200 --config.network.backward=true \
+      --config.network.linear_init=fan_in --config.training.weight_bits=8 --workdir=runs/qat8
 
 The config is ``configs/train.py`` (presets ``small``, the default, and
 ``reference``). ``config.genotype`` takes the string launch.search prints:
@@ -23,7 +25,14 @@ images/s, peak memory), TensorBoard event files under ``tb/`` (tensorboardX,
 no TensorFlow), ``accuracy.png`` and, at the end, ``summary.json`` (its
 ``config`` is the full network). Checkpoints (every epoch, the last
 ``training.keep_checkpoints``) go to ``--checkpoint_dir`` (default
-``WORKDIR/checkpoints``). Resumable: a killed run (even ``kill -9``) rerun
+``WORKDIR/checkpoints``; summary.json records where). The network is the
+flax Module :class:`snnax_nas.models.SpikingNetwork` and the checkpoints hold
+its variables. ``training.weight_bits`` below 32 trains quantisation-aware
+(every kernel fake-quantised per output channel in the forward, straight-through
+gradient; the test metrics are the quantised network's); evaluate any run at
+any precision with ``launch.evaluate``. ``network.linear_init=fan_in`` draws
+the classifier so that it fires at initialisation at small widths (the
+default ``reference`` is SNASNet's N(0, 0.01²)). Resumable: a killed run (even ``kill -9``) rerun
 with the same command continues from its last checkpoint, and the metrics
 files hold every epoch exactly once.
 """
@@ -40,7 +49,7 @@ import numpy as np
 
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import io, network, score, train
+from snnax_nas import io, memory, network, quant, score, train
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -132,6 +141,10 @@ def main(argv):
   if bool(config.genotype) == bool(config.from_search):
     common.fail("give exactly one of --config.genotype and --config.from_search")
   common.check_training(tr, "epochs", "batch_size", "eval_every", "keep_checkpoints")
+  if tr.weight_bits not in quant.WEIGHT_BITS:
+    common.fail(f"--config.training.weight_bits={tr.weight_bits} must be one of "
+                f"{', '.join(map(str, quant.WEIGHT_BITS))} (32: float training, else "
+                "quantisation-aware)")
   try:
     if config.from_search:
       apply_search(config, common.overridden())
@@ -164,7 +177,7 @@ def main(argv):
   fingerprint = {"dataset": config.dataset, "genotype": text, "cfg": repr(cfg),
                  "loss": tr.loss, "augment": tr.augment, "momentum": tr.momentum,
                  "weight_decay": tr.weight_decay, "train_examples": len(train_data[1]),
-                 "per_epoch_schedule": tr.per_epoch_schedule}
+                 "per_epoch_schedule": tr.per_epoch_schedule, "weight_bits": tr.weight_bits}
   logging.info("training %s on %s (%d train / %d test), %s", text, config.dataset,
                len(train_data[1]), len(test_data[1]), cfg)
   title = (f"{text}  {config.dataset}  width {cfg.width}  T {cfg.timesteps}  "
@@ -177,7 +190,7 @@ def main(argv):
         seed=config.seed, eval_every=tr.eval_every, workdir=workdir,
         checkpoint_dir=FLAGS.checkpoint_dir, keep_checkpoints=tr.keep_checkpoints,
         log_every=tr.log_every, fingerprint=fingerprint, plot_title=title,
-        per_epoch_schedule=tr.per_epoch_schedule)
+        per_epoch_schedule=tr.per_epoch_schedule, weight_bits=tr.weight_bits)
   except ValueError as e:
     common.fail(str(e))
   if jax.process_index() != 0:
@@ -188,12 +201,18 @@ def main(argv):
       test_examples=len(test_data[1]), batch_size=tr.batch_size, lr=tr.lr,
       loss=tr.loss, seed=config.seed, wall_time_s=time.perf_counter() - t0,
       test_is_train=test_is_train, config=workdir_lib.network_to_json(cfg),
+      weight_bits=tr.weight_bits, linear_init=cfg.linear_init,
+      weight_bytes_at_bits=int(memory.quantized_weight_bytes(genotypes[None], cfg,
+                                                             tr.weight_bits)[0]),
+      checkpoint_dir=os.path.abspath(FLAGS.checkpoint_dir or os.path.join(workdir,
+                                                                          "checkpoints")),
       command=" ".join([os.path.basename(sys.executable), "-m", "launch.train"] + sys.argv[1:]))
   path = os.path.join(workdir, "summary.json")
   io.write_json(path, workdir_lib.json_ready(summary))
   acc = summary["final_test_accuracy"]
   measured = "accuracy on the TRAINING data" if test_is_train else "test accuracy"
-  print(f"trained {text}: {summary['epochs']} epochs, {measured} "
+  bits = "" if tr.weight_bits == 32 else f" ({tr.weight_bits}-bit weights, QAT)"
+  print(f"trained {text}{bits}: {summary['epochs']} epochs, {measured} "
         f"{100 * acc:.2f}%, SAR {summary['sar']:.4f}, {summary['params']:,} params "
         f"({summary['weight_bytes'] / 1e6:.2f} MB), {summary['images_per_sec']:.1f} img/s; "
         f"wrote {path}")

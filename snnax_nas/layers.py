@@ -18,11 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnax_nas import configs
+
 Params = Any
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 - m) * old + m * batch.
-INITIALIZERS = ("conv", "dense", "ones", "zeros")
+INITIALIZERS = ("conv", "dense", "fan_in", "ones", "zeros")
+# The ParamSpec init of the classifier's Linear kernels for each
+# NetworkConfig.linear_init.
+_LINEAR_INIT_KINDS = {"reference": "dense", "fan_in": "fan_in"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,11 +35,27 @@ class ParamSpec:
   """Shape and initialiser of one parameter array.
 
   ``init``: ``"conv"`` (HWIO, kaiming_uniform(a=2): U(+-sqrt(1.2 / fan_in)),
-  fan_in = k*k*C_in), ``"dense"`` (N(0, 0.01^2)), ``"ones"`` or ``"zeros"``.
+  fan_in = k*k*C_in), ``"dense"`` (N(0, 0.01^2), the reference Linear init),
+  ``"fan_in"`` (a dense kernel [in, out] drawn from N(0, g^2 / in) with
+  ``g = configs.LINEAR_FAN_IN_GAIN``), ``"ones"`` or ``"zeros"``.
   """
 
   shape: tuple[int, ...]
   init: str
+
+
+def linear_init_kind(linear_init: str) -> str:
+  """The :class:`ParamSpec` init of the classifier's Linear kernels under
+  :attr:`snnax_nas.configs.NetworkConfig.linear_init`: ``"dense"`` for
+  ``"reference"``, ``"fan_in"`` for ``"fan_in"``.
+
+  Raises:
+    ValueError: an unknown ``linear_init``.
+  """
+  if linear_init not in _LINEAR_INIT_KINDS:
+    raise ValueError(f"linear_init must be one of {tuple(_LINEAR_INIT_KINDS)}, "
+                     f"got {linear_init!r}")
+  return _LINEAR_INIT_KINDS[linear_init]
 
 
 def _is_spec(x) -> bool:
@@ -42,13 +63,17 @@ def _is_spec(x) -> bool:
 
 
 def _from_uniform(init: str, u: jax.Array) -> jax.Array:
-  """A ``"conv"`` or ``"dense"`` parameter from uniform draws ``u`` in (-1, 1)
-  of its shape (the one place those distributions are defined)."""
+  """A ``"conv"``, ``"dense"`` or ``"fan_in"`` parameter from uniform draws
+  ``u`` in (-1, 1) of its shape (the one place those distributions are
+  defined). A normal N(0, s^2) is ``s sqrt(2) erf_inv(u)``."""
   if init == "conv":
     fan_in = int(np.prod(u.shape[-4:-1]))
     return u * np.float32(np.sqrt(1.2 / fan_in))
   if init == "dense":
     return np.float32(0.01 * np.sqrt(2.0)) * jax.lax.erf_inv(u)
+  if init == "fan_in":
+    std = configs.LINEAR_FAN_IN_GAIN / np.sqrt(u.shape[-2])  # dense kernel [in, out]
+    return np.float32(std * np.sqrt(2.0)) * jax.lax.erf_inv(u)
   raise ValueError(f"unknown initialiser {init!r}; choose from {INITIALIZERS}")
 
 
@@ -85,7 +110,7 @@ def materialize(key: jax.Array, specs) -> Params:
   for s in leaves:
     if s.init not in INITIALIZERS:
       raise ValueError(f"unknown initialiser {s.init!r}; choose from {INITIALIZERS}")
-  random = [s for s in leaves if s.init in ("conv", "dense")]
+  random = [s for s in leaves if s.init in ("conv", "dense", "fan_in")]
   total = sum(int(np.prod(s.shape)) for s in random)
   u = _uniform(key, (max(total, 1),))
   out, offset = [], 0

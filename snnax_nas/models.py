@@ -260,7 +260,8 @@ class Reduction(nn.Module):
 class Head(nn.Module):
   """BN -> LIF -> avg pool -> flatten -> dropout -> fc1 -> LIF -> fc2 ->
   vote, averaged over time. The dropout mask (one per sample, fixed over
-  time) comes from the ``"dropout"`` rng."""
+  time) comes from the ``"dropout"`` rng. fc1 and fc2 kernels are drawn as
+  ``config.linear_init`` says (:func:`snnax_nas.layers.linear_init_kind`)."""
 
   config: NetworkConfig
 
@@ -278,10 +279,10 @@ class Head(nn.Module):
     y = _over_time(lambda x: layers.avg_pool(x, cfg.second_pool), s_head).reshape(t, b, -1)
     if train and cfg.dropout > 0:
       y = y * layers.dropout_mask(self.make_rng("dropout"), cfg.dropout, (b, y.shape[-1]))
-    y = nn.Dense(cfg.hidden, use_bias=False, kernel_init=layers.initializer("dense"),
-                 name="fc1")(y)
+    linear = layers.initializer(layers.linear_init_kind(cfg.linear_init))
+    y = nn.Dense(cfg.hidden, use_bias=False, kernel_init=linear, name="fc1")(y)
     _, s_fc = _lif(y, cfg.lif)
-    out = nn.Dense(cfg.num_outputs, kernel_init=layers.initializer("dense"),
+    out = nn.Dense(cfg.num_outputs, kernel_init=linear,
                    bias_init=layers.initializer("zeros"), name="fc2")(s_fc)
     out = out.reshape(t, b, cfg.num_classes, cfg.vote_group).mean(-1)
     return out.mean(0), {"head/lif": s_head, "head/fc_lif": s_fc}

@@ -1,5 +1,6 @@
 """The flax Module (snnax_nas.models) against the functional standalone network."""
 
+import dataclasses
 import textwrap
 
 import jax
@@ -7,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import layers
 from snnax_nas import memory
@@ -44,21 +46,32 @@ def _assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
 
 
-@pytest.mark.parametrize("text", [FORWARD, BACKWARD, POOL_SKIP])
-def test_module_equals_standalone_forward(text):
-  model = models.SpikingNetwork(CFG, text)
+@pytest.mark.parametrize("text,linear_init", [(FORWARD, "reference"), (BACKWARD, "reference"),
+                                              (POOL_SKIP, "reference"), (BACKWARD, "fan_in")])
+def test_module_equals_standalone_forward(text, linear_init):
+  cfg = dataclasses.replace(CFG, linear_init=linear_init)
+  model = models.SpikingNetwork(cfg, text)
   x = _images()
-  params, stats = _standalone(CFG, text)
+  params, stats = _standalone(cfg, text)
+  if linear_init == "fan_in":
+    # Both networks draw the classifier from N(0, gain^2 / fan_in), which fires
+    # without the scaling _standalone applies for the reference init.
+    params = network.init_standalone_params(jax.random.key(0), cfg, text)
+    init = model.init(jax.random.key(0), _images(), train=False)["params"]["head"]
+    for fc, fan_in in (("fc1", cfg.classifier_in), ("fc2", cfg.hidden)):
+      want = configs.LINEAR_FAN_IN_GAIN / np.sqrt(fan_in)
+      for kernel in (params["head"][fc]["kernel"], init[fc]["kernel"]):
+        assert abs(float(kernel.std()) / want - 1) < 0.15, (fc, float(kernel.std()), want)
   variables = models.variables_from_standalone(params, stats)
 
   # The Module's own initialisation has the functional network's tree and size.
   init = model.init(jax.random.key(0), x, train=False)
   assert jax.tree.structure(init) == jax.tree.structure(variables)
-  assert memory.tree_param_count(init["params"]) == int(memory.param_count([text], CFG)[0])
+  assert memory.tree_param_count(init["params"]) == int(memory.param_count([text], cfg)[0])
   assert float(init["batch_stats"]["head"]["bn"]["var"].min()) == 1.0
 
   # Train mode: logits, probes and updated running statistics.
-  y_f, aux = network.standalone_forward(params, text, x, None, CFG, batch_stats=stats,
+  y_f, aux = network.standalone_forward(params, text, x, None, cfg, batch_stats=stats,
                                         probe=_spike_probe)
   apply = jax.jit(lambda v, x: model.apply(v, x, train=True, return_probes=True,
                                            mutable=["batch_stats"]))
@@ -67,13 +80,13 @@ def test_module_equals_standalone_forward(text):
   np.testing.assert_allclose(y_m, y_f, rtol=1e-5, atol=1e-6)
   _assert_trees_close(probes, aux["probes"]["values"], rtol=0, atol=0)
   trained = {"params": variables["params"], "batch_stats": updated["batch_stats"]}
-  _, stats_m = models.standalone_from_variables(trained, CFG)
+  _, stats_m = models.standalone_from_variables(trained, cfg)
   _assert_trees_close(stats_m, aux["batch_stats"])
 
   # Eval mode with running statistics that make the network fire.
   running = jax.tree_util.tree_map_with_path(
       lambda path, s: jnp.full_like(s, 0.05) if path[-1].key == "var" else s, aux["batch_stats"])
-  y_f, _ = network.standalone_forward(params, text, x, None, CFG, train=False,
+  y_f, _ = network.standalone_forward(params, text, x, None, cfg, train=False,
                                       batch_stats=running)
   y_m = model.apply(models.variables_from_standalone(params, running), x, train=False)
   assert float(jnp.abs(y_f).max()) > 0
@@ -81,7 +94,7 @@ def test_module_equals_standalone_forward(text):
 
   # Gradients with respect to the parameters.
   def loss_f(p):
-    return jnp.sum(jnp.sin(3 * network.standalone_forward(p, text, x, None, CFG,
+    return jnp.sum(jnp.sin(3 * network.standalone_forward(p, text, x, None, cfg,
                                                           batch_stats=stats)[0]))
 
   def loss_m(p):
@@ -90,7 +103,7 @@ def test_module_equals_standalone_forward(text):
 
   g_f = jax.jit(jax.grad(loss_f))(params)
   g_m = jax.jit(jax.grad(loss_m))(variables["params"])
-  g_m, none = models.standalone_from_variables({"params": g_m}, CFG)
+  g_m, none = models.standalone_from_variables({"params": g_m}, cfg)
   assert none is None
   assert jax.tree.structure(g_m) == jax.tree.structure(g_f)
   # Summation order differs (T x B images per convolution here), so entries

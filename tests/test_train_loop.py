@@ -40,7 +40,7 @@ def test_train_and_evaluate_reports_eta_silent_layers_and_rate_plot(tmp_path, ca
   assert res.summary["silent_layers_at_init"] is not None
   assert "head/fc_lif" in res.summary["silent_layers_at_init"]
   assert len(res.warnings) == 1 and "head/fc_lif" in res.warnings[0]
-  assert "--init" in res.warnings[0]
+  assert "--config.network.linear_init=fan_in" in res.warnings[0]
   text = caplog.text
   assert res.warnings[0] in text
   assert "steps/s" in text and "epoch left" in text and "run left" in text

@@ -45,7 +45,8 @@ def test_silent_layers_and_message():
   rates = {"cell0/edge3/lif": 0.1, "head/lif": 0.0, "head/fc_lif": 0.0, "x": float("nan")}
   assert train.silent_layers(rates) == ["head/lif", "head/fc_lif"]
   msg = train.silent_layers_message(["head/fc_lif"])
-  assert "head/fc_lif" in msg and "--init" in msg and "threshold" in msg and "width" in msg
+  assert "head/fc_lif" in msg and "--config.network.linear_init=fan_in" in msg
+  assert "threshold" in msg and "width" in msg
 
 
 def _history():

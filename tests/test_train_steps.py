@@ -12,7 +12,7 @@ import pytest
 from train_helpers import CFG, CFG1, G4, INFO, G, run_script, separable
 
 from snnax_nas import data as data_lib
-from snnax_nas import network, train
+from snnax_nas import models, network, train
 
 # ----------------------------------------------------------------------------
 # Optimiser and schedule.
@@ -132,8 +132,10 @@ def test_sar_and_layer_rates_match_direct_spike_counts():
   assert got["count"] == 10
   # Count spikes directly with a bare probe on the whole set at once.
   x = data_lib.normalize(images, INFO)
-  _, aux = network.standalone_forward(state.params, G4, jnp.asarray(x), None, CFG, train=False,
-                                      batch_stats=state.batch_stats, probe=lambda s: s.sum(),
+  params, stats = models.standalone_from_variables(
+      {"params": state.params, "batch_stats": state.batch_stats}, CFG)
+  _, aux = network.standalone_forward(params, G4, jnp.asarray(x), None, CFG, train=False,
+                                      batch_stats=stats, probe=lambda s: s.sum(),
                                       per_layer=True)
   spikes = {k: float(v) for k, v in aux["probes"]["values"].items()}
   # Neurons per sample of each LIF, by hand: cells at 16x16x4 and 8x8x8.

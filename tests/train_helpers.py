@@ -54,3 +54,36 @@ def launch(module, args, env, timeout=300):
   """Runs ``python -m module args`` from the repository root."""
   return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                         timeout=timeout, env=env, cwd=ROOT)
+
+
+def write_npz_dataset(directory, n_train: int = 48, n_test: int = 16) -> str:
+  """``npz:DIR/{split}.npz`` of separable images (two classes); returns the spec."""
+  for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+    x, y = separable(n, seed)
+    np.savez(os.path.join(directory, f"{split}.npz"), image=x, label=y)
+  return f"npz:{directory}/{{split}}.npz"
+
+
+def train_workdir(workdir: str, dataset: str, *, weight_bits: int = 32, epochs: int = 1,
+                  linear_init: str = "fan_in"):
+  """A ``launch.train`` workdir made in-process (the record, checkpoints and
+  metrics of :func:`snnax_nas.train.train_and_evaluate`, as the launcher
+  writes them) for the tiny network of :data:`GENOTYPE`; returns the
+  :class:`snnax_nas.train.TrainResult`."""
+  import configs.train as train_config
+  from snnax_nas import train
+  from snnax_nas import workdir as workdir_lib
+  config = train_config.get_config()
+  config.dataset, config.genotype = dataset, GENOTYPE
+  config.network.update(width=4, hidden=32, timesteps=2, linear_init=linear_init)
+  config.training.update(batch_size=16, epochs=epochs, weight_bits=weight_bits, augment=False)
+  info = data_lib.get_info(dataset)
+  cfg = workdir_lib.network_from_job_config(config.network, info)
+  record = workdir_lib.make_record("train", config, cfg, workdir_lib.dataset_files(dataset))
+  workdir_lib.claim(workdir, record)
+  train_xy = data_lib.load_arrays(dataset, "train")
+  test_xy = data_lib.load_arrays(dataset, "test")
+  return train.train_and_evaluate(
+      cfg, G[None].repeat(cfg.num_cells, 0), info, train_xy, test_xy, epochs=epochs,
+      batch_size=16, lr=0.5, augment=False, workdir=workdir, log_every=0,
+      weight_bits=weight_bits)

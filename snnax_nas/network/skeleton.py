@@ -47,22 +47,28 @@ from snnax_nas.layers import batch_norm
 from snnax_nas.layers import bn_spec
 from snnax_nas.layers import conv2d
 from snnax_nas.layers import dropout_mask
+from snnax_nas.layers import linear_init_kind
 
 Params = Any
 Probe = Callable[[jax.Array], Any]
 
 
 def fixed_param_specs(cfg: NetworkConfig):
-  """:class:`ParamSpec` tree of everything but the cells: stem, reduction, head."""
+  """:class:`ParamSpec` tree of everything but the cells: stem, reduction, head.
+
+  The classifier's kernels (``fc1``, ``fc2``) follow ``cfg.linear_init``
+  (:func:`snnax_nas.layers.linear_init_kind`); the fc2 bias starts at zero.
+  """
   c, cin = cfg.width, cfg.input_shape[2]
+  linear = linear_init_kind(cfg.linear_init)
   return {
       "stem": {"conv": {"kernel": ParamSpec((3, 3, cin, c), "conv")}, "bn": bn_spec(c)},
       "reduction": {"bn_in": bn_spec(c),
                     "conv": {"kernel": ParamSpec((3, 3, c, 2 * c), "conv")},
                     "bn_out": bn_spec(2 * c)},
       "head": {"bn": bn_spec(2 * c),
-               "fc1": {"kernel": ParamSpec((cfg.classifier_in, cfg.hidden), "dense")},
-               "fc2": {"kernel": ParamSpec((cfg.hidden, cfg.num_outputs), "dense"),
+               "fc1": {"kernel": ParamSpec((cfg.classifier_in, cfg.hidden), linear)},
+               "fc2": {"kernel": ParamSpec((cfg.hidden, cfg.num_outputs), linear),
                        "bias": ParamSpec((cfg.num_outputs,), "zeros")}},
   }
 

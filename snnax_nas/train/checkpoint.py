@@ -9,15 +9,27 @@ that topology. A plain ``CheckpointManager.restore`` without a target then
 fails with "Topology mismatch" in a process with another device count;
 :func:`restore_checkpoint` restores onto this process's devices instead.
 
-Restoring a launcher checkpoint (any device count)::
+The state's ``params`` and ``batch_stats`` are the variables of the flax
+Module :class:`snnax_nas.models.SpikingNetwork` (float32 weights, also after
+quantisation-aware training). Restoring a launcher checkpoint (any device
+count)::
 
-  from snnax_nas import network, train
-  cfg = network.network_config(...)           # the run's network (summary.json "config")
+  from snnax_nas import train, workdir
+  run = workdir.load_run("runs/train")        # the run's network and genotype
+  cfg, genotype = run.network, run.genotypes[0]
   opt = train.make_optimizer(lr, epochs, steps_per_epoch, momentum, weight_decay)
-  template = train.create_train_state(jax.random.PRNGKey(0), cfg, genotypes, opt)
+  template = train.create_train_state(jax.random.PRNGKey(0), cfg, genotype, opt)
   state, meta = train.restore_checkpoint("runs/train", template)   # latest epoch
-  logits, aux = network.standalone_forward(state.params, genotypes, x, None, cfg,
-                                           train=False, batch_stats=state.batch_stats)
+  model = train.network_model(cfg, genotype)
+  logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, x,
+                       train=False)
+
+(:func:`snnax_nas.evaluate.evaluate_run` does this, and quantises.)
+Checkpoints written before the Module (parameters grouped as
+``{"stem", "reduction", "head", "cells"}``) are refused with a
+:class:`LegacyCheckpointError`; their arrays restore with ``template=None``
+and :func:`snnax_nas.models.variables_from_standalone` regroups the
+parameters, but a run cannot resume from them.
 
 The template only gives the tree structure, shapes and dtypes (its values are
 ignored), so any key works; the optimiser must have the run's structure (same
@@ -41,6 +53,38 @@ from absl import logging
 import jax
 
 from snnax_nas.train.steps import TrainState
+
+
+class LegacyCheckpointError(ValueError):
+  """A checkpoint in the functional network's layout (before the flax Module)."""
+
+
+def _legacy_message(directory: str, epoch: int) -> str:
+  return (f"the checkpoint of epoch {epoch} in {directory} holds the functional network's "
+          "layout (params stem/reduction/head/cells), written before training moved to the "
+          "flax Module (snnax_nas.models.SpikingNetwork): it cannot be resumed; train again "
+          "in a new --workdir, or read its arrays with restore_checkpoint(path, None) and "
+          "regroup them with models.variables_from_standalone")
+
+
+def _is_legacy(tree) -> bool:
+  """Whether a saved state tree (dicts) has the functional layout."""
+  params = tree.get("params") if hasattr(tree, "get") else None
+  return hasattr(params, "keys") and "cells" in params
+
+
+def _saved_tree(directory: str, epoch: int):
+  """The state tree metadata (nested dicts) of checkpoint ``epoch``."""
+  import orbax.checkpoint as ocp  # lazy: slow import
+  with _silent_orbax():
+    manager = ocp.CheckpointManager(
+        directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                  "meta": ocp.JsonCheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(read_only=True))
+    try:
+      return manager.item_metadata(epoch)["state"].tree
+    finally:
+      manager.close()
 
 
 class _DropOrbaxInfo:
@@ -103,10 +147,20 @@ class Checkpointer:
 
   def restore(self, epoch: int, template: TrainState) -> tuple[TrainState, dict]:
     """``(state, meta)`` of checkpoint ``epoch``, the state placed with the
-    shardings of ``template``'s arrays (a state with the run's structure)."""
+    shardings of ``template``'s arrays (a state with the run's structure).
+
+    Raises:
+      LegacyCheckpointError: a checkpoint of the functional layout.
+      ValueError: another structure (architecture, optimiser).
+    """
     ocp = self._ocp
-    out = self.manager.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
+    try:
+      out = self.manager.restore(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
+    except ValueError:
+      if _is_legacy(_saved_tree(self.directory, epoch)):
+        raise LegacyCheckpointError(_legacy_message(self.directory, epoch)) from None
+      raise
     return out["state"], out["meta"]
 
   def close(self):
@@ -147,6 +201,8 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
 
   Raises:
     FileNotFoundError: no checkpoint under ``path`` (or no ``epoch``).
+    LegacyCheckpointError: a checkpoint of the functional layout with a
+      (Module) template.
     ValueError: ``template`` does not match the saved tree (another
       architecture or optimiser).
   """
@@ -168,8 +224,11 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
       if epoch is None or epoch not in steps:
         raise FileNotFoundError(f"no checkpoint of epoch {epoch} in {directory} (saved epochs: "
                                 f"{sorted(steps)})")
+      saved = manager.item_metadata(epoch)["state"].tree
       if template is None:
-        template = manager.item_metadata(epoch)["state"].tree
+        template = saved
+      elif _is_legacy(saved) and not _is_legacy(template):
+        raise LegacyCheckpointError(_legacy_message(directory, epoch))
       # A target on this process's devices replaces the saved topology.
       target = jax.tree.map(
           lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)

@@ -116,7 +116,7 @@ def time_left(done: float, left: float, elapsed: float) -> Optional[float]:
 # The loop.
 
 @functools.lru_cache(maxsize=8)
-def _cached_steps(cfg, genotype_key, opt_args, info, loss, augment, mesh, unroll_time,
+def _cached_steps(cfg, genotype_key, opt_args, info, loss, augment, mesh, weight_bits,
                   forward) -> Steps:
   """:func:`make_steps` memoised on its (hashable) inputs: several runs of one
   architecture (seeds, resumes in one process) trace it once."""
@@ -126,7 +126,7 @@ def _cached_steps(cfg, genotype_key, opt_args, info, loss, augment, mesh, unroll
   optimizer = make_optimizer(lr, epochs, spe, momentum, weight_decay,
                              per_epoch_schedule=per_epoch)
   return make_steps(cfg, genotypes, optimizer, info, loss=loss, augment=augment, mesh=mesh,
-                    unroll_time=unroll_time, forward=forward)
+                    weight_bits=weight_bits, forward=forward)
 
 
 _COMPILED: dict = {}
@@ -169,7 +169,7 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
                        checkpoint_dir: Optional[str] = None, keep_checkpoints: int = 3,
                        log_every: int = 50, fingerprint: Optional[dict] = None,
                        plot_title: Optional[str] = None,
-                       per_epoch_schedule: bool = False, unroll_time: bool = True,
+                       per_epoch_schedule: bool = False, weight_bits: int = 32,
                        mesh: Optional[Mesh] = None,
                        forward: Optional[ForwardFn] = None) -> TrainResult:
   """Trains one architecture and evaluates it, resuming from checkpoints.
@@ -213,7 +213,10 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
     plot_title: with a workdir, redraw ``accuracy.png`` and
       ``firing_rates.png`` each epoch under this title (None: no plots).
     per_epoch_schedule: see :func:`lr_schedule`.
-    unroll_time: see :func:`make_steps`.
+    weight_bits: 32, or 16 / 8 / 4 for quantisation-aware training (the
+      default forward fake-quantises every kernel; see
+      :mod:`snnax_nas.train.steps`). The test metrics are then those of the
+      quantised network.
     mesh: device mesh (default: all devices).
     forward: the network as a :data:`~snnax_nas.train.steps.ForwardFn`
       (default: the standalone network of ``cfg`` and ``genotypes``); its
@@ -243,7 +246,7 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
   schedule = lr_schedule(lr, epochs, spe, per_epoch=per_epoch_schedule)
   g_key = np.asarray(genotypes, np.int32)
   steps = _cached_steps(cfg, (g_key.shape, g_key.tobytes()), opt_args, info, loss, augment,
-                        mesh, unroll_time, forward)
+                        mesh, weight_bits, forward)
   state = create_train_state(jax.random.PRNGKey(seed), cfg, genotypes, optimizer)
   state = jax.device_put(state, steps.state_sharding)
 

@@ -81,9 +81,9 @@ def silent_layers_message(names: Sequence[str]) -> str:
   return (f"{len(names)} LIF layer(s) never fire on the first training batch at "
           f"initialisation: {', '.join(names)}. Nothing they would pass on reaches the "
           "layers after them and they learn only through the surrogate gradient; if accuracy "
-          "stays at chance, raise the width (network.width, or network.hidden for "
-          "head/fc_lif), use a larger-variance initialisation (--init), or lower the LIF "
-          "threshold.")
+          "stays at chance, try --config.network.linear_init=fan_in (a classifier init "
+          "scaled to its fan-in, so head/fc_lif fires from the first step), raise the width "
+          "(network.width, or network.hidden for head/fc_lif), or lower the LIF threshold.")
 
 
 def sum_metrics(trees: Sequence[Any]) -> Any:

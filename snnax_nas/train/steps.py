@@ -5,15 +5,26 @@ The reference recipe (spec §6): SGD lr 0.1, momentum 0.9, cosine annealing to
 time-averaged vote output, random crop + flip. Gradients flow through the
 ``lax.scan`` over timesteps of :func:`snnax_nas.network.standalone_forward`
 (backpropagation through time) with the ATan surrogate derivative of the spike
-(:mod:`snnax_nas.neurons`). The train step traces that scan unrolled
-(``unroll_time``): XLA:CPU runs convolution kernel gradients inside a
-loop body 20-40x slower than outside one.
+(:mod:`snnax_nas.neurons`).
 
-The network enters the steps through ONE function, a :data:`ForwardFn`
+The network is the flax Module :class:`snnax_nas.models.SpikingNetwork`:
+:func:`create_train_state` initialises its variables (``params`` and
+``batch_stats``, the collections of ``SpikingNetwork.init``), checkpoints hold
+them, and it enters the steps through ONE function, a :data:`ForwardFn`
 (``forward(params, batch_stats, images, key, *, train, probe) -> (logits,
-aux)``); :func:`standalone_forward_fn` builds it from a genotype. Another
-model (a flax Module, say) trains with these steps by passing its own
+aux)``): :func:`module_forward_fn` (the default) applies the Module,
+:func:`standalone_forward_fn` runs the functional network
+(:func:`snnax_nas.network.standalone_forward`, the same function) on the
+same variables. Another model trains with these steps by passing its own
 ``forward`` to :func:`make_steps`.
+
+Quantisation-aware training (``weight_bits`` < 32): the forward sees every
+conv and dense kernel as :func:`snnax_nas.quant.fake_quantize` makes it
+(symmetric per-output-channel codes, dequantised), the gradient passes the
+rounding straight through (STE) and the optimiser keeps float32 weights. BN
+affines and the fc2 bias stay float32. Such a run's evaluation, and the
+post-training quantisation of its weights at the same bits
+(:func:`snnax_nas.evaluate.evaluate_run`), compute the same logits.
 
 Data parallelism. One ``jax.sharding.Mesh`` with a single ``"data"`` axis over
 all devices; the batch is sharded along it and the :class:`TrainState` is
@@ -37,12 +48,15 @@ import numpy as np
 import optax
 
 from snnax_nas import data as data_lib
+from snnax_nas import models
 from snnax_nas import network as network_lib
+from snnax_nas import quant
 
 LOSSES = ("ce", "mse")
 DATA_AXIS = "data"
 
 # forward(params, batch_stats, images, key, *, train, probe) -> (logits, aux):
+# params / batch_stats the Module's collections (create_train_state),
 # images float32 [B, ...] (preprocessed), key the dropout key (None in eval),
 # logits [B, num_classes]; aux["batch_stats"] the updated running statistics
 # and aux["probes"] the probe sums ``{"values": {lif: ...}, "counts": ...}``.
@@ -57,8 +71,9 @@ class TrainState:
   """Everything a training run carries from step to step (a pytree).
 
   Attributes:
-    params: network parameters (:func:`snnax_nas.network.init_standalone_params`).
-    batch_stats: running BN statistics (:func:`snnax_nas.network.init_batch_stats`).
+    params: the ``params`` collection of
+      :class:`snnax_nas.models.SpikingNetwork` (float32, also under QAT).
+    batch_stats: its ``batch_stats`` collection (running BN statistics).
     opt_state: optax state.
     step: int32 scalar, optimiser steps taken.
     epoch: int32 scalar, epochs completed.
@@ -134,9 +149,33 @@ def make_optimizer(lr: float, epochs: int, steps_per_epoch: int, momentum: float
   return optax.chain(*parts)
 
 
+def network_model(cfg: network_lib.NetworkConfig, genotypes) -> models.SpikingNetwork:
+  """The :class:`~snnax_nas.models.SpikingNetwork` of ``genotypes`` ([4, 4] or
+  [L, 4, 4] digits, or genotype strings)."""
+  return models.SpikingNetwork.for_genotypes(cfg, genotypes)
+
+
+def init_variables(key: jax.Array, cfg: network_lib.NetworkConfig, genotypes) -> dict:
+  """Fresh variables of :func:`network_model` (``{"params", "batch_stats"}``,
+  the tree of ``SpikingNetwork.init``) from ``key``.
+
+  The weights are those of :func:`snnax_nas.network.init_standalone_params`
+  (one uniform draw for the whole network, :func:`snnax_nas.layers.materialize`)
+  regrouped by :func:`snnax_nas.models.variables_from_standalone`: the same
+  distributions as ``SpikingNetwork.init`` (kernels per
+  :class:`snnax_nas.layers.ParamSpec`, the classifier's per
+  ``cfg.linear_init``; BN scale 1, bias 0; running mean 0, var 1), and for a
+  given key the same initial network as the functional code and earlier
+  versions of this library, without tracing a forward pass.
+  """
+  params = network_lib.init_standalone_params(key, cfg, genotypes)
+  return models.variables_from_standalone(params)
+
+
 def create_train_state(key: jax.Array, cfg: network_lib.NetworkConfig, genotypes,
                        optimizer: optax.GradientTransformation) -> TrainState:
-  """Fresh state: parameters from ``key``, BN stats (0, 1), optimiser state.
+  """Fresh state: the Module's variables from ``key`` (:func:`init_variables`),
+  optimiser state, step 0.
 
   Args:
     key: a raw uint32 [2] key (``jax.random.PRNGKey``) or a typed key.
@@ -146,8 +185,9 @@ def create_train_state(key: jax.Array, cfg: network_lib.NetworkConfig, genotypes
   """
   key = _raw_key(key)
   k_init, k_run = jax.random.split(key)
-  params = network_lib.init_standalone_params(k_init, cfg, genotypes)
-  return TrainState(params=params, batch_stats=network_lib.init_batch_stats(params),
+  variables = init_variables(k_init, cfg, genotypes)
+  params = variables["params"]
+  return TrainState(params=params, batch_stats=variables["batch_stats"],
                     opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
                     epoch=jnp.zeros((), jnp.int32), rng=k_run)
 
@@ -191,7 +231,9 @@ def spike_probe(mask: Optional[jax.Array] = None) -> Callable[[jax.Array], dict]
     spikes emitted by the (unmasked) rows, and rows x neurons per row. Summed
     over T by the network, ``neurons`` becomes rows x neurons x T. The
     forward returns them as ``aux["probes"]["values"][lif]``, which
-    :func:`snnax_nas.train.metrics.firing_rates` reads.
+    :func:`snnax_nas.train.metrics.firing_rates` reads. The probe's ``mask``
+    attribute is ``mask``: a model that counts its spikes itself (the flax
+    Module's ``probe_mask``, :func:`module_forward_fn`) weights the rows by it.
   """
   def probe(s):
     per_row = s.size // s.shape[0]
@@ -201,6 +243,7 @@ def spike_probe(mask: Optional[jax.Array] = None) -> Callable[[jax.Array], dict]
               "neurons": jnp.float32(s.size)}
     w = mask.reshape((-1,) + (1,) * (s.ndim - 1))
     return {"spikes": (s * w).sum(), "neurons": mask.sum() * per_row}
+  probe.mask = mask
   return probe
 
 
@@ -228,9 +271,62 @@ def make_preprocess(info: data_lib.DatasetInfo, augment: bool) -> Callable:
   return preprocess
 
 
+def module_forward_fn(cfg: network_lib.NetworkConfig, genotypes, *,
+                      weight_bits: int = 32) -> ForwardFn:
+  """The :data:`ForwardFn` of one searched architecture: ``SpikingNetwork.apply``.
+
+  Training applies it with ``mutable=["batch_stats"]`` and
+  ``rngs={"dropout": key}``; evaluation with the running statistics.
+
+  Args:
+    cfg: network config.
+    genotypes: [4, 4] or [L, 4, 4] digits (static: the Module is built from
+      them in Python).
+    weight_bits: 32 (float weights), or 16 / 8 / 4: every kernel goes through
+      :func:`snnax_nas.quant.fake_quantize` first (QAT, straight-through
+      gradient).
+
+  Returns:
+    ``forward(params, batch_stats, images, key, *, train, probe) -> (logits
+    [B, num_classes], aux)``; ``probe`` must be a :func:`spike_probe` (or
+    None: no probes), whose per-LIF sums come back in
+    ``aux["probes"]["values"]``.
+
+  Raises:
+    ValueError: ``weight_bits`` not in 32, 16, 8, 4.
+  """
+  quant.fake_quantize({}, weight_bits)  # checks the bits now, not at trace time
+  model = network_model(cfg, genotypes)
+
+  def forward(params, batch_stats, images, key, *, train: bool, probe):
+    if probe is not None and not hasattr(probe, "mask"):
+      raise ValueError("the flax network counts its spikes itself: give probe=spike_probe(mask) "
+                       "(or use standalone_forward_fn for another probe)")
+    variables = {"params": quant.fake_quantize(params, weight_bits), "batch_stats": batch_stats}
+    kwargs = dict(return_probes=probe is not None,
+                  probe_mask=None if probe is None else probe.mask)
+    if train:
+      out, updates = model.apply(variables, images, train=True, mutable=["batch_stats"],
+                                 rngs={} if key is None else {"dropout": key}, **kwargs)
+      new_stats = updates["batch_stats"]
+    else:
+      out, new_stats = model.apply(variables, images, train=False, **kwargs), batch_stats
+    logits, probes = out if probe is not None else (out, None)
+    if probes is not None:  # every LIF runs once per timestep
+      probes = {"values": probes,
+                "counts": {k: jnp.float32(cfg.timesteps) for k in probes}}
+    return logits, {"batch_stats": new_stats, "probes": probes}
+  return forward
+
+
 def standalone_forward_fn(cfg: network_lib.NetworkConfig, genotypes, *,
                           unroll_time: bool = True) -> ForwardFn:
-  """The :data:`ForwardFn` of one searched architecture.
+  """A :data:`ForwardFn` running the functional network
+  (:func:`snnax_nas.network.standalone_forward`) on the Module's variables.
+
+  The same function as :func:`module_forward_fn` (the variables are regrouped
+  with :func:`snnax_nas.models.standalone_from_variables` and back); it takes
+  any probe function, not only :func:`spike_probe`.
 
   Args:
     cfg: network config.
@@ -242,14 +338,19 @@ def standalone_forward_fn(cfg: network_lib.NetworkConfig, genotypes, *,
 
   Returns:
     ``forward(params, batch_stats, images, key, *, train, probe) -> (logits
-    [B, num_classes], aux)`` with per-LIF probe sums in ``aux["probes"]``.
+    [B, num_classes], aux)`` with per-LIF probe sums in ``aux["probes"]``
+    and ``aux["batch_stats"]`` in the Module's layout.
   """
   genotypes = np.asarray(genotypes)
 
   def forward(params, batch_stats, images, key, *, train: bool, probe):
-    return network_lib.standalone_forward(
-        params, genotypes, images, key, cfg, train=train, batch_stats=batch_stats,
+    p, stats = models.standalone_from_variables({"params": params, "batch_stats": batch_stats},
+                                                cfg)
+    logits, aux = network_lib.standalone_forward(
+        p, genotypes, images, key, cfg, train=train, batch_stats=stats,
         probe=probe, per_layer=True, unroll_time=unroll_time and train)
+    stats = models.variables_from_standalone(p, aux["batch_stats"])["batch_stats"]
+    return logits, dict(aux, batch_stats=stats)
   return forward
 
 
@@ -279,7 +380,7 @@ class Steps:
 def make_steps(cfg: network_lib.NetworkConfig, genotypes,
                optimizer: optax.GradientTransformation, info: data_lib.DatasetInfo, *,
                loss: str = "ce", augment: bool = True, mesh: Optional[Mesh] = None,
-               donate: bool = True, unroll_time: bool = True,
+               donate: bool = True, weight_bits: int = 32,
                forward: Optional[ForwardFn] = None) -> Steps:
   """Jitted, data-parallel train and eval steps for one architecture.
 
@@ -294,15 +395,15 @@ def make_steps(cfg: network_lib.NetworkConfig, genotypes,
     mesh: device mesh (default: all devices); the global batch size must be a
       multiple of its size.
     donate: donate the input state buffers of the train step.
-    unroll_time: trace the network's time loop unrolled in training (see
-      :func:`standalone_forward_fn`).
+    weight_bits: 32, or 16 / 8 / 4 for quantisation-aware training (see the
+      module docstring); used by the default ``forward``.
     forward: the network (a :data:`ForwardFn`); default
-      ``standalone_forward_fn(cfg, genotypes, unroll_time=unroll_time)``.
+      ``module_forward_fn(cfg, genotypes, weight_bits=weight_bits)``.
   """
   if loss not in LOSSES:
     raise ValueError(f"unknown loss {loss!r}; choose from {LOSSES}")
   if forward is None:
-    forward = standalone_forward_fn(cfg, genotypes, unroll_time=unroll_time)
+    forward = module_forward_fn(cfg, genotypes, weight_bits=weight_bits)
   mesh = mesh or make_mesh()
   preprocess = make_preprocess(info, augment)
 

@@ -1,0 +1,29 @@
+"""Config of ``launch.evaluate``: a trained run's checkpoint, evaluated at a
+weight precision (post-training quantisation, :func:`snnax_nas.evaluate.evaluate_run`).
+
+  python -m launch.evaluate --workdir=runs/train --config.weight_bits=8 --config.split=test
+
+The network, genotype and dataset come from the run's workdir; this config
+only says how to evaluate it.
+"""
+
+from __future__ import annotations
+
+from ml_collections import config_dict
+
+
+def get_config(preset: str | None = None) -> config_dict.ConfigDict:
+  """The evaluation config (one preset, ``small``; ``preset`` is accepted for
+  the launchers' ``--config=FILE:PRESET`` form).
+
+  Raises:
+    ValueError: a preset other than ``small``.
+  """
+  if preset not in (None, "small"):
+    raise ValueError(f"unknown preset {preset!r}; presets: small")
+  c = config_dict.ConfigDict()
+  c.weight_bits = 32    # 32 (float), 16, 8 or 4: per-channel symmetric weights, BN float32
+  c.split = "test"      # train, test (val for TinyImageNet), or a split the dataset has
+  c.batch_size = 256    # a multiple of the device count
+  c.max_examples = config_dict.placeholder(int)  # the first N examples of the split
+  return c

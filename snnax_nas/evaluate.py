@@ -1,0 +1,286 @@
+"""Evaluating a trained run on its own, at any weight precision.
+
+:func:`evaluate_run` reads a ``launch.train`` workdir back (its network,
+genotype, dataset and latest checkpoint, restored on whatever devices this
+process has), quantises the weights after training (PTQ) at ``weight_bits``
+and evaluates one split of the run's dataset::
+
+  from snnax_nas import evaluate
+  ev = evaluate.evaluate_run("runs/train", weight_bits=8)
+  ev.accuracy, ev.sar, ev.firing_rates["head/fc_lif"], ev.weight_bytes
+
+Quantisation (:mod:`snnax_nas.quant`): every conv and dense kernel is
+replaced by its symmetric per-output-channel codes, dequantised
+(``codes * scale``); BN affines, running statistics and the fc2 bias stay
+float32 (BN is not folded). ``weight_bytes`` is what that network occupies
+(:func:`snnax_nas.memory.quantized_weight_bytes`: packed codes, float32
+scales, float32 1-D leaves), 4 bytes per parameter at 32 bits. A run trained
+quantisation-aware at ``b`` bits (``--config.training.weight_bits=b``) and
+evaluated here at ``b`` bits gives the logits of its own (fake-quantised)
+evaluation.
+
+The metrics are computed by the training code's evaluation step
+(:func:`snnax_nas.train.evaluate`): BN with running statistics, no dropout,
+the run's loss, SAR and per-layer firing rates as ``launch.train`` reports
+them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from snnax_nas import configs
+from snnax_nas import data as data_lib
+from snnax_nas import memory, network, quant, train
+from snnax_nas import workdir as workdir_lib
+
+SPLITS = ("train", "test", "val")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """One evaluation of a trained network.
+
+  Attributes:
+    accuracy: top-1 accuracy, a fraction in [0, 1].
+    loss: mean loss of the run's kind (``ce`` or ``mse``) per example.
+    sar: spike activity rate: spikes over neuron-timesteps, all LIF layers,
+      averaged over the examples (as ``launch.train`` reports it).
+    firing_rates: ``{lif layer: rate}`` (``cell0/edge3/lif``,
+      ``reduction/lif``, ``head/lif``, ``head/fc_lif``).
+    weight_bits: 32, 16, 8 or 4.
+    weight_bytes: exact bytes of the weights at that precision
+      (:func:`snnax_nas.memory.quantized_weight_bytes`).
+    params: parameters of the network.
+    num_examples: examples evaluated.
+    split: the split evaluated.
+    epoch: the checkpoint evaluated (epochs trained).
+  """
+
+  accuracy: float
+  loss: float
+  sar: float
+  firing_rates: dict
+  weight_bits: int
+  weight_bytes: int
+  params: int
+  num_examples: int
+  split: str
+  epoch: int = 0
+
+  def to_json(self) -> dict:
+    """The fields as a JSON-ready dict (a non-finite float becomes None)."""
+    return workdir_lib.json_ready(dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+  """A ``launch.train`` workdir read back with its weights.
+
+  Attributes:
+    run: the workdir record (:func:`snnax_nas.workdir.load_run`).
+    config: the network config.
+    genotype: the genotype string (``|`` between per-cell genotypes).
+    genotypes: int8 [L, 4, 4], its canonical per-cell digits.
+    variables: ``{"params", "batch_stats"}`` of
+      :class:`snnax_nas.models.SpikingNetwork`, float32, on one device.
+    epoch: the checkpoint's epoch.
+    weight_bits: the bits the run trained at (32: float training).
+  """
+
+  run: workdir_lib.Run
+  config: configs.NetworkConfig
+  genotype: str
+  genotypes: np.ndarray
+  variables: dict
+  epoch: int
+  weight_bits: int
+
+
+def check_weight_bits(weight_bits: int) -> None:
+  """Raises ValueError unless ``weight_bits`` is 32, 16, 8 or 4."""
+  if weight_bits not in quant.WEIGHT_BITS:
+    raise ValueError(f"weight_bits={weight_bits!r} must be one of "
+                     f"{', '.join(map(str, quant.WEIGHT_BITS))}")
+
+
+def checkpoint_dir_of(workdir: str, summary: Optional[dict]) -> str:
+  """Where a train run's checkpoints are: ``summary.json``'s
+  ``checkpoint_dir`` (a run given ``--checkpoint_dir``), else
+  ``WORKDIR/checkpoints``."""
+  where = (summary or {}).get("checkpoint_dir")
+  if where and os.path.isdir(where):
+    return where
+  return os.path.join(workdir, "checkpoints")
+
+
+def load_trained_run(workdir: str) -> TrainedRun:
+  """A ``launch.train`` workdir and its latest checkpoint, restored onto this
+  process's first device (whatever device count it was trained on).
+
+  Raises:
+    ValueError: ``workdir`` holds no training run, or no checkpoint yet, or a
+      checkpoint of the functional layout
+      (:class:`snnax_nas.train.LegacyCheckpointError`).
+  """
+  run = workdir_lib.load_run(workdir)
+  if run.job != "train":
+    raise ValueError(f"{workdir!r} holds a {run.job} run, not a training run; give the "
+                     "--workdir of launch.train")
+  if not run.genotypes:
+    raise ValueError(f"{workdir!r}: the training run names no genotype")
+  ckpt_dir = checkpoint_dir_of(workdir, run.summary)
+  try:
+    state, meta = train.restore_checkpoint(ckpt_dir)
+  except FileNotFoundError:
+    raise ValueError(f"{workdir!r} has no checkpoint (looked in {ckpt_dir}); has the training "
+                     "run finished an epoch?") from None
+  params = state["params"]
+  if "cells" in params:
+    raise train.LegacyCheckpointError(
+        f"the checkpoint in {ckpt_dir} holds the functional network's layout, written before "
+        "training moved to the flax Module; regroup it with "
+        "snnax_nas.models.variables_from_standalone or train again")
+  cfg = run.network
+  text = run.genotypes[0]
+  history = meta.get("history") or [{"epoch": 0}]
+  training = run.config.get("training") or {}
+  return TrainedRun(run=run, config=cfg, genotype=text,
+                    genotypes=network.network_genotypes(text, cfg),
+                    variables={"params": params, "batch_stats": state["batch_stats"]},
+                    epoch=int(history[-1]["epoch"]),
+                    weight_bits=int(training.get("weight_bits", 32)))
+
+
+def quantized_variables(variables: dict, weight_bits: int) -> dict:
+  """``variables`` with every kernel quantised and dequantised (PTQ) at
+  ``weight_bits``; BN affines, running statistics and biases unchanged.
+
+  Args:
+    variables: ``{"params", "batch_stats"}`` of the Module.
+    weight_bits: 32 (returned as is), 16, 8 or 4.
+  """
+  check_weight_bits(weight_bits)
+  params = quant.dequantize(quant.quantize_params(variables["params"], weight_bits))
+  return dict(variables, params=params)
+
+
+def _dataset_options(config) -> dict:
+  """The loader options of a train config's dataset (DVS: the frames and
+  size the run trained on), as ``launch.train`` passed them."""
+  if config.get("dataset") != "dvs128_gesture":
+    return {}
+  dvs = config.get("dvs")
+  return {"n_time_bins": dvs["frames"], "size": dvs["size"]}
+
+
+def load_split(run: workdir_lib.Run, cfg: configs.NetworkConfig, split: str,
+               max_examples: Optional[int] = None):
+  """``(info, images, labels)`` of one split of a run's dataset, the first
+  ``max_examples`` (all when None); event frames binned to ``cfg.timesteps``.
+
+  Raises:
+    ValueError: an unknown split, a bad limit, a split the dataset lacks.
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+  data_lib.first_examples([], [], max_examples)  # checks the limit before loading
+  name = run.config["dataset"]
+  if split == "test":
+    split = train.default_test_split(name)
+  options = _dataset_options(run.config)
+  info = data_lib.get_info(name, **options)
+  images, labels = data_lib.first_examples(
+      *data_lib.load_arrays(name, split, run.config.get("data_dir"), **options), max_examples)
+  if info.is_event:
+    images = data_lib.bin_frames(images, cfg.timesteps)
+  if not len(labels):
+    raise ValueError(f"{name}: the {split} split is empty")
+  return info, images, np.asarray(labels, np.int32)
+
+
+def evaluate_variables(variables: dict, cfg: configs.NetworkConfig, genotypes, info,
+                       images, labels, *, batch_size: int = 256, loss: str = "ce") -> dict:
+  """Metrics of a network's variables on ``(images, labels)`` (raw uint8
+  images or frames), data parallel over all devices.
+
+  Args:
+    variables: ``{"params", "batch_stats"}`` of the Module (already
+      quantised if wanted: :func:`quantized_variables`).
+    cfg, genotypes: the network.
+    info: the dataset (normalisation).
+    images, labels: numpy [N, ...], int [N].
+    batch_size: global batch, split over the most devices that divide it.
+    loss: ``"ce"`` or ``"mse"``.
+
+  Returns:
+    ``{"loss", "accuracy", "sar", "rates", "count"}`` (:func:`snnax_nas.train.evaluate`).
+
+  Raises:
+    ValueError: ``batch_size`` < 1.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  devices = jax.devices()
+  n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
+  mesh = train.make_mesh(devices[:n])
+  steps = train.make_steps(cfg, genotypes, optax.identity(), info, loss=loss, augment=False,
+                           mesh=mesh, donate=False)
+  state = train.TrainState(params=variables["params"], batch_stats=variables["batch_stats"],
+                           opt_state=(), step=jnp.zeros((), jnp.int32),
+                           epoch=jnp.zeros((), jnp.int32), rng=jnp.zeros((2,), jnp.uint32))
+  state = jax.device_put(state, steps.state_sharding)
+  return train.evaluate(steps, state, images, labels, batch_size)
+
+
+def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
+                 batch_size: int = 256, max_examples: Optional[int] = None) -> Evaluation:
+  """Evaluates a ``launch.train`` run's latest checkpoint at ``weight_bits``.
+
+  Args:
+    workdir: the run's ``--workdir``.
+    weight_bits: 32 (the trained float weights), or 16 / 8 / 4:
+      post-training quantisation of every kernel (see the module docstring).
+    split: ``"test"`` (``val`` for TinyImageNet and folder datasets without
+      ``test``), ``"train"`` or ``"val"``.
+    batch_size: evaluation batch (a multiple of the device count).
+    max_examples: evaluate the first N examples of the split (None: all).
+
+  Returns:
+    :class:`Evaluation`.
+
+  Raises:
+    ValueError: bad ``weight_bits`` / ``split`` / ``batch_size`` /
+      ``max_examples``, a workdir without a checkpointed training run, or a
+      dataset that cannot be loaded (the message says which).
+  """
+  check_weight_bits(weight_bits)
+  if split not in SPLITS:
+    raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+  trained = load_trained_run(workdir)
+  cfg = trained.config
+  info, images, labels = load_split(trained.run, cfg, split, max_examples)
+  variables = quantized_variables(trained.variables, weight_bits)
+  loss = (trained.run.config.get("training") or {}).get("loss", "ce")
+  metrics = evaluate_variables(variables, cfg, trained.genotypes, info, images, labels,
+                               batch_size=batch_size, loss=loss)
+  return Evaluation(
+      accuracy=float(metrics["accuracy"]), loss=float(metrics["loss"]),
+      sar=float(metrics["sar"]), firing_rates=dict(metrics["rates"]),
+      weight_bits=weight_bits,
+      weight_bytes=int(memory.quantized_weight_bytes(trained.genotypes[None], cfg,
+                                                     weight_bits)[0]),
+      params=memory.tree_param_count(trained.variables["params"]),
+      num_examples=int(metrics["count"]), split=split, epoch=trained.epoch)
+
+
+__all__ = ["Evaluation", "SPLITS", "TrainedRun", "check_weight_bits", "checkpoint_dir_of",
+           "evaluate_run", "evaluate_variables", "load_split", "load_trained_run",
+           "quantized_variables"]
