@@ -415,7 +415,9 @@ def _sahd_kernel(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
   rate = (x.sum(1) / n).unsqueeze(1)                     # [B, 1]
   expected = (rate @ (1 - rate).t() + (1 - rate) @ rate.t()) * n
   hamming = x @ (1 - x).t() + (1 - x) @ x.t()
-  return torch.full((b, b), float(n), dtype=dtype) - 0.5 * hamming / (expected + 1e-3)
+  # On the codes' device: a CPU constant minus a cuda tensor fails.
+  return (torch.full((b, b), float(n), dtype=dtype, device=x.device)
+          - 0.5 * hamming / (expected + 1e-3))
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ import numpy as np
 
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import io, network, score, train
+from snnax_nas import autotune, io, network, score, train
 from snnax_nas import ops as ops_lib
 from snnax_nas import search as search_lib
 from snnax_nas import workdir as workdir_lib
@@ -74,10 +74,14 @@ def search_best(images, cfg: network.NetworkConfig, num_candidates: int, seed: i
   Returns:
     ``(genotype string, score)``.
   """
+  args = autotune.scoring_options(scoring)
+  layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],
+                                   chunk_size=args["chunk_size"],
+                                   map_batch_size=args["map_batch_size"], draws=args["draws"])
+  logging.info("scorer layout: %s", layout.reason)
+  args.update(chunk_size=layout.chunk_size, map_batch_size=layout.map_batch_size)
   res = search_lib.random_search(images, jax.random.key(seed), cfg,
-                                 num_candidates=num_candidates, seed=seed,
-                                 kernel=scoring.kernel, chunk_size=scoring.chunk_size,
-                                 map_batch_size=scoring.map_batch_size)
+                                 num_candidates=num_candidates, seed=seed, **args)
   return res.genotype, float(res.score)
 
 
@@ -125,8 +129,11 @@ def main(argv):
   config = FLAGS.config
   tr, scoring = config.training, config.scoring
   common.check_training(tr, "epochs", "seeds", "batch_size")
-  common.check_positive(config, "num_candidates", "scoring.batch_size", "scoring.repeats",
-                        "scoring.chunk_size", "scoring.map_batch_size")
+  common.check_positive(config, "num_candidates", "scoring.batch_size", "scoring.repeats")
+  try:
+    autotune.scoring_options(scoring)  # kernel, draws, layout, conv dtype
+  except ValueError as e:
+    common.fail(f"--config.{e}")
   try:
     full = ops_lib.op_set(config.network.ops)
     info = data_lib.get_info(config.dataset)

@@ -5,7 +5,13 @@ r"""Scores candidate architectures with the SAHD kernel log-determinant.
       --workdir=runs/score
 
 The config is ``configs/score.py`` (presets ``small``, the default, and
-``reference``). Writes ``config.json`` (the workdir record:
+``reference``). ``--config.scoring.kernel`` is any of ``snnax_nas.score.KERNELS``
+(sahd, the default and the reference's; hamming, sahd_norm, sahd_time, swap,
+membrane), ``--config.scoring.draws=D`` averages D weight draws per candidate,
+``--config.scoring.conv_dtype=bfloat16`` runs the cell convs in bf16 (f32
+accumulation), and ``scoring.chunk_size`` / ``scoring.map_batch_size`` are
+``auto`` (chosen for the backend, its memory and the candidates' FLOPs and
+logged; 8 / 1 on CPU) unless given. Writes ``config.json`` (the workdir record:
 :mod:`snnax_nas.workdir`) and ``scores.csv`` (genotype, score, singular,
 params, memory_bytes, neuron_state_bytes) to ``--workdir``; a workdir of
 another job or config (a search's, say) is refused, never overwritten.
@@ -33,7 +39,7 @@ import numpy as np
 
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import distributed, flops, io, memory, score
+from snnax_nas import autotune, distributed, flops, io, memory, score
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import workdir as workdir_lib
 
@@ -72,11 +78,11 @@ def main(argv):
   common.start_processes()
   config = FLAGS.config
   scoring = config.scoring
-  if scoring.kernel not in score.KERNELS:
-    common.fail(f"unknown --config.scoring.kernel {scoring.kernel!r}; choose from "
-                f"{', '.join(score.KERNELS)}")
-  common.check_positive(config, "num_candidates", "scoring.chunk_size", "scoring.batch_size",
-                        "scoring.repeats", "scoring.map_batch_size")
+  try:
+    score_options = autotune.scoring_options(scoring)  # kernel, draws, layout, conv dtype
+  except ValueError as e:
+    common.fail(f"--config.{e}")
+  common.check_positive(config, "num_candidates", "scoring.batch_size", "scoring.repeats")
   if config.weight_bits not in memory.WEIGHT_BITS:
     common.fail(f"--config.weight_bits={config.weight_bits} is not one of "
                 f"{', '.join(map(str, memory.WEIGHT_BITS))}")
@@ -110,17 +116,24 @@ def main(argv):
   mine = [int(i) for i in by_cost[distributed.process_share(len(texts))] if int(i) not in done]
   logging.info("process %d/%d: %d candidates to score (%d already done), %s", pid, nproc,
                len(mine), len(done), cfg)
+  # One layout for the whole job (one compilation): flags, or chosen for
+  # this machine and these candidates.
+  layout = autotune.resolve_layout(cfg, scoring.batch_size, scoring.repeats,
+                                   chunk_size=score_options.pop("chunk_size"),
+                                   map_batch_size=score_options.pop("map_batch_size"),
+                                   arch=arch[mine] if mine else None,
+                                   draws=score_options["draws"])
+  logging.info("scorer layout: %s", layout.reason)
   progress = common.Progress("score")
   key = jax.random.key(config.seed)
   compile_s = run_s = 0.0
   with open(part_path, "a", newline="") as f:
     writer = csv.writer(f)
-    for start in range(0, len(mine), scoring.chunk_size):
-      ids = np.asarray(mine[start:start + scoring.chunk_size])
-      res = score.score_candidates(None, images, key, cfg, kernel=scoring.kernel,
-                                   chunk_size=scoring.chunk_size,
-                                   map_batch_size=scoring.map_batch_size, candidate_ids=ids,
-                                   arch=arch[ids])
+    for start in range(0, len(mine), layout.chunk_size):
+      ids = np.asarray(mine[start:start + layout.chunk_size])
+      res = score.score_candidates(None, images, key, cfg, chunk_size=layout.chunk_size,
+                                   map_batch_size=layout.map_batch_size, candidate_ids=ids,
+                                   arch=arch[ids], **score_options)
       compile_s, run_s = (compile_s + res.compile_seconds, run_s) if start == 0 else (
           compile_s, run_s + res.compile_seconds)
       for j, i in enumerate(ids):

@@ -47,7 +47,7 @@ import numpy as np
 from configs import search as search_config
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import io, memory, results, score, search
+from snnax_nas import autotune, io, memory, results, score, search
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -168,11 +168,11 @@ def _check(config):
     common.fail(f"--config.budget.mb: {e}")
   if config.num_candidates is not None:
     common.check_positive(config, "num_candidates")
-  if config.scoring.kernel not in score.KERNELS:
-    common.fail(f"unknown --config.scoring.kernel {config.scoring.kernel!r}; choose from "
-                f"{', '.join(score.KERNELS)}")
-  common.check_positive(config, "scoring.chunk_size", "scoring.batch_size", "scoring.repeats",
-                        "scoring.map_batch_size")
+  try:
+    autotune.scoring_options(config.scoring)  # kernel, draws, layout, conv dtype
+  except ValueError as e:
+    common.fail(f"--config.{e}")
+  common.check_positive(config, "scoring.batch_size", "scoring.repeats")
   if method == "spikenas" and config.num_candidates >= search.ID_STRIDE - 1:
     common.fail(f"--config.num_candidates={config.num_candidates} must be < "
                 f"{search.ID_STRIDE - 1} for spikenas")
@@ -212,8 +212,15 @@ def main(argv):
   fresh = common.claim_workdir("search", config, cfg, write=lead)
   logging.info("%s search, %s, images %s, workdir %s", method, cfg, images.shape, workdir)
   key = jax.random.key(config.seed)
-  args = dict(kernel=scoring.kernel, chunk_size=scoring.chunk_size,
-              map_batch_size=scoring.map_batch_size, progress=_StepProgress())
+  args = autotune.scoring_options(scoring)
+  # Candidates are not known in advance: the layout is chosen for a sample
+  # of the space (snnax_nas.autotune.space_sample) unless given.
+  layout = autotune.resolve_layout(cfg, scoring.batch_size, scoring.repeats,
+                                   chunk_size=args["chunk_size"],
+                                   map_batch_size=args["map_batch_size"], draws=args["draws"])
+  logging.info("scorer layout: %s", layout.reason)
+  args.update(chunk_size=layout.chunk_size, map_batch_size=layout.map_batch_size,
+              progress=_StepProgress())
   store_path = os.path.join(workdir, results.STORE_NAME)
   fresh_store = not os.path.exists(store_path)
   try:

@@ -33,12 +33,18 @@ is well conditioned for informative codes; ``M`` itself may be singular
 without harm. A singular ``A22`` (two samples with identical codes in every
 call, or no LIF ever firing) means a singular kernel: the score is then
 ``-inf`` and flagged, never NaN.
+
+Layout and precision: :func:`score_candidates` picks its chunk layout for
+the machine unless given (:mod:`snnax_nas.autotune`), and
+``conv_dtype="bfloat16"`` runs the cell convs on bf16 inputs and weights with
+float32 accumulation (Kendall tau against float32 in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import time
 from typing import Callable
@@ -52,6 +58,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 
+from snnax_nas import autotune
 from snnax_nas import correlation
 from snnax_nas import flops as flops_lib
 from snnax_nas import genotype as genotype_lib
@@ -62,6 +69,29 @@ HAMMING_KERNELS = ("sahd", "hamming")
 KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane")
 SAHD_ALPHA = 0.5
 SAHD_EPS = 1e-3
+# Cell-conv input dtypes of ``score_candidates(conv_dtype=...)``: float32 (the
+# reference) or bfloat16 inputs and weights with float32 accumulation.
+CONV_DTYPES = ("float32", "bfloat16")
+
+_log = logging.getLogger(__name__)
+
+
+def conv_dtype_name(conv_dtype) -> Optional[str]:
+  """The supernet's ``conv_dtype`` for a user setting: None (float32, the
+  reference path) or ``"bfloat16"``.
+
+  Raises:
+    ValueError: a dtype outside :data:`CONV_DTYPES`.
+  """
+  if conv_dtype is None:
+    return None
+  try:
+    name = jnp.dtype(conv_dtype).name
+  except TypeError:
+    name = str(conv_dtype)
+  if name not in CONV_DTYPES:
+    raise ValueError(f"conv_dtype {conv_dtype!r} is not one of {', '.join(CONV_DTYPES)}")
+  return None if name == "float32" else name
 
 
 def _gram_dtype() -> jnp.dtype:
@@ -406,7 +436,8 @@ def rank_ensemble(*scores) -> np.ndarray:
 # Batched scoring.
 
 def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
-                     kernels: tuple[str, ...], draws: int = 1):
+                     kernels: tuple[str, ...], draws: int = 1,
+                     conv_dtype: Optional[str] = None):
   """Scores [K] and singular flags [K] of one candidate.
 
   Draw ``d`` initialises fresh weights from ``fold_in(key, cid)`` (d = 0, as
@@ -430,7 +461,7 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
     def one_batch(r):
       _, aux = network_lib.supernet_forward(
           params, arch, images[r], jax.random.fold_in(k_drop, r), cfg, probe=probe,
-          per_layer=per_layer)
+          per_layer=per_layer, conv_dtype=conv_dtype)
       return batch_score(aux["probes"])
 
     return jax.lax.map(one_batch, jnp.arange(images.shape[0]))
@@ -443,14 +474,15 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
   return jnp.mean(logdets, axis=0), jnp.any(singular, axis=0)
 
 
-def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, draws=1):
+def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, draws=1,
+                conv_dtype=None):
   """Scores one chunk: candidates sharded over ``mesh``, mapped per device.
 
   ``kernel`` is a tuple of kernel names; outputs are [chunk, K].
   """
 
   def per_device(arch, ids, images, key):
-    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel, draws)
+    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel, draws, conv_dtype)
     # lax.map(batch_size=1) is NOT a sequential map: it vmaps batches of one,
     # which turns every lax.cond into a select (all ops on all edges computed)
     # and per-candidate convs into batched ones; measured ~3x slower on CPU.
@@ -465,10 +497,12 @@ def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, dr
 
 @functools.lru_cache(maxsize=16)
 def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_size: int,
-                 map_batch_size: int, images_shape: tuple, num_devices: int, draws: int = 1):
+                 map_batch_size: int, images_shape: tuple, num_devices: int, draws: int = 1,
+                 conv_dtype: Optional[str] = None):
   """A jitted ``(arch [chunk, L, E, O], ids [chunk], images, key) -> (scores
   [chunk, K], singular [chunk, K])`` for the K kernel names in ``kernel``,
-  sharded over the first ``num_devices`` local devices.
+  sharded over the first ``num_devices`` local devices; ``conv_dtype`` is
+  :func:`conv_dtype_name`'s.
 
   Cached per static configuration (the arguments), so every chunk of a search
   reuses one compilation; tests prove it with ``chex.assert_max_traces``.
@@ -478,7 +512,8 @@ def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_
                      f"{num_devices} devices")
   mesh = Mesh(np.array(jax.local_devices()[:num_devices]), ("cand",))
   body = functools.partial(_chunk_body, cfg=cfg, kernel=kernel,
-                           map_batch_size=map_batch_size, mesh=mesh, draws=draws)
+                           map_batch_size=map_batch_size, mesh=mesh, draws=draws,
+                           conv_dtype=conv_dtype)
   cand = NamedSharding(mesh, P("cand"))
   rep = NamedSharding(mesh, P())
   return jax.jit(body, in_shardings=(cand, cand, rep, rep),
@@ -585,7 +620,9 @@ def balanced_slots(order, chunk_size: int, num_devices: int) -> tuple[np.ndarray
 
 def score_candidates(genotypes, images, key: jax.Array,
                      cfg: network_lib.NetworkConfig, *, kernel="sahd", draws: int = 1,
-                     chunk_size: int = 8, map_batch_size: int = 1,
+                     chunk_size: autotune.Setting = None,
+                     map_batch_size: autotune.Setting = None,
+                     conv_dtype=None,
                      candidate_ids: Optional[np.ndarray] = None,
                      num_devices: Optional[int] = None,
                      arch: Optional[np.ndarray] = None,
@@ -608,12 +645,18 @@ def score_candidates(genotypes, images, key: jax.Array,
       scores then [N, K].
     draws: fresh weight draws per candidate, each over all R batches; the
       score is the mean over the D * R batches (cost grows D-fold).
-    chunk_size: candidates per compiled call (memory is flat in N).
+    chunk_size: candidates per compiled call (memory is flat in N); None or
+      ``"auto"``: chosen for the backend, its memory and the candidates'
+      FLOPs (:func:`snnax_nas.autotune.resolve_layout`; 8 on CPU), logged.
     map_batch_size: candidates vmapped together inside a chunk (1 = a
       sequential ``lax.map`` in which ``lax.cond`` really skips the ops an
       architecture does not use: the fast choice on CPU; ``chunk_size /
-      devices`` = a full vmap, every op computed and masked). On CPU, also
-      create one device per core (:func:`use_cpu_cores`).
+      devices`` = a full vmap, every op computed and masked); None or
+      ``"auto"`` as ``chunk_size`` (1 on CPU). On CPU, also create one
+      device per core (:func:`use_cpu_cores`).
+    conv_dtype: the cell convs' input and weight dtype, ``"float32"`` (None,
+      the reference) or ``"bfloat16"`` (float32 accumulation; spikes are
+      exact, the weights are rounded; the Gram and log-det stay exact).
     candidate_ids: int [N] ids for the key derivation (default ``arange``).
     num_devices: devices to shard over (default all local devices).
     arch: op weights [N, L, E, O] to score directly (multi-hot supernets).
@@ -647,12 +690,16 @@ def score_candidates(genotypes, images, key: jax.Array,
   if candidate_ids.shape != (n,):
     raise ValueError(f"candidate_ids has shape {candidate_ids.shape}, expected ({n},)")
   num_devices = num_devices or jax.local_device_count()
-  if chunk_size < 1:
-    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-  chunk_size = -(-chunk_size // num_devices) * num_devices
-  map_batch_size = max(1, min(map_batch_size, chunk_size // num_devices))
+  conv_dtype = conv_dtype_name(conv_dtype)
+  layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],
+                                   chunk_size=chunk_size, map_batch_size=map_batch_size,
+                                   arch=arch, draws=int(draws), num_devices=num_devices)
+  if autotune.parse_setting(chunk_size, "chunk_size") is None or autotune.parse_setting(
+      map_batch_size, "map_batch_size") is None:
+    _log.info("scorer layout %s", layout.reason)
+  chunk_size, map_batch_size = layout.chunk_size, layout.map_batch_size
   fn, mesh = chunk_scorer(cfg, kernels, chunk_size, map_batch_size,
-                          tuple(images.shape), num_devices, int(draws))
+                          tuple(images.shape), num_devices, int(draws), conv_dtype)
   images = jax.device_put(images, NamedSharding(mesh, P()))
   key = jax.device_put(key, NamedSharding(mesh, P()))
   # Explicit puts: under jax.distributed, jit refuses host numpy inputs for a
@@ -667,20 +714,38 @@ def score_candidates(genotypes, images, key: jax.Array,
   order = flops_lib.costliest_first(arch, cfg, images.shape[1], images.shape[0])
   slots, real = balanced_slots(order, chunk_size, num_devices)
   done = 0
-  for start in range(0, len(slots), chunk_size):
-    idx, keep = slots[start:start + chunk_size], real[start:start + chunk_size]
-    t0 = time.perf_counter()
-    s, sing = fn(jax.device_put(arch[idx], cand), jax.device_put(candidate_ids[idx], cand),
-                 images, key)
-    s, sing = np.asarray(s), np.asarray(sing)
-    dt = time.perf_counter() - t0
-    if start == 0:
-      compile_s = dt
-    else:
-      run_s += dt
+
+  def dispatch(start):
+    idx = slots[start:start + chunk_size]
+    out = fn(jax.device_put(arch[idx], cand), jax.device_put(candidate_ids[idx], cand),
+             images, key)
+    return idx, real[start:start + chunk_size], out
+
+  def collect(pending):
+    nonlocal done
+    idx, keep, (s, sing) = pending
+    s, sing = np.asarray(s), np.asarray(sing)  # the one host sync per chunk
     scores[idx[keep]] = s[keep]
     singular[idx[keep]] = sing[keep]
     done += int(keep.sum())
     if progress is not None:
       progress(done, n)
+
+  # The first chunk runs alone: its wall time is the compile time. After
+  # it, chunk k + 1 is dispatched before chunk k's results are pulled, so
+  # the device never waits for the host's copy-out and bookkeeping.
+  starts = range(0, len(slots), chunk_size)
+  t0 = time.perf_counter()
+  collect(dispatch(0))
+  compile_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  pending = None
+  for start in starts[1:]:
+    nxt = dispatch(start)
+    if pending is not None:
+      collect(pending)
+    pending = nxt
+  if pending is not None:
+    collect(pending)
+  run_s = time.perf_counter() - t0
   return ScoreResult(scores.reshape(shape), singular.reshape(shape), compile_s, run_s)

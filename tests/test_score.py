@@ -341,3 +341,39 @@ def test_rank_ensemble():
   np.testing.assert_array_equal(score.rank_ensemble(a, b), [3.0, 3.0, 2.0, 2.0])
   with pytest.raises(ValueError):
     score.rank_ensemble()
+
+
+def test_auto_layout_and_conv_dtype_options():
+  key, images = jax.random.key(5), _images(2)
+  gs = GENOTYPES[:4]
+  explicit = score.score_candidates(gs, images, key, CFG, chunk_size=4, map_batch_size=1)
+  auto = score.score_candidates(gs, images, key, CFG)  # auto: chunk 8, map_batch 1 on CPU
+  np.testing.assert_allclose(auto.scores, explicit.scores, atol=1e-4)
+  f32 = score.score_candidates(gs, images, key, CFG, chunk_size=4, conv_dtype="float32")
+  np.testing.assert_array_equal(f32.scores, explicit.scores)  # float32 = the default path
+  bf16 = score.score_candidates(gs, images, key, CFG, chunk_size=4, conv_dtype=jnp.bfloat16)
+  ok = np.isfinite(explicit.scores)
+  # Only the weights are rounded (spikes are exact in bf16): scores move little.
+  np.testing.assert_allclose(bf16.scores[ok], explicit.scores[ok], rtol=0.05, atol=0.5)
+  with pytest.raises(ValueError, match="float16"):
+    score.score_candidates(gs, images, key, CFG, conv_dtype="float16")
+  with pytest.raises(ValueError, match="chunk_size=0"):
+    score.score_candidates(gs, images, key, CFG, chunk_size=0)
+
+
+def test_searches_pass_draws_and_conv_dtype_to_the_scorer():
+  from snnax_nas import search  # pylint: disable=g-import-not-at-top
+  from snnax_nas.search import common as search_common  # pylint: disable=g-import-not-at-top
+  fwd = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
+                               input_shape=(16, 16, 3))
+  texts = ["0104/0040/0003/0000", "0333/0033/0003/0000"]
+  key, images = jax.random.key(2), _images(4)
+  res = search.random_search(images, key, fwd, genotypes=texts, chunk_size=2, draws=2,
+                             conv_dtype="bfloat16")
+  direct = score.score_candidates(texts, images, key, fwd, chunk_size=2, draws=2,
+                                  conv_dtype="bfloat16")
+  got = {r.candidate_id: r.score for r in res.records}
+  np.testing.assert_allclose([got[0], got[1]], direct.scores, atol=1e-5)
+  # Defaults leave a store's fingerprint as before (old stores resume).
+  assert search_common.score_args(1, None) == search_common.score_args(1, "float32") == {}
+  assert search_common.score_args(2, "bfloat16") == {"draws": 2, "conv_dtype": "bfloat16"}

@@ -59,6 +59,25 @@ def init_supernet_params(key: jax.Array, cfg: NetworkConfig) -> Params:
   return materialize(key, supernet_param_specs(cfg))
 
 
+def cell_conv(spikes: jax.Array, kernel: jax.Array,
+              conv_dtype: Optional[str] = None) -> jax.Array:
+  """A cell conv [B, H, W, C] -> [B, H, W, C'], float32 out.
+
+  ``conv_dtype`` None: :func:`snnax_nas.layers.conv2d` in float32. Else
+  (``"bfloat16"``) the spikes (0/1, exact) and the kernel are cast to it and
+  the products accumulate in float32 (``preferred_element_type``), the
+  matrix units' full-rate mode on GPUs and TPUs; only the weights lose
+  precision (8 mantissa bits).
+  """
+  if conv_dtype is None:
+    return conv2d(spikes, kernel)
+  pad = kernel.shape[0] // 2
+  return jax.lax.conv_general_dilated(
+      spikes.astype(conv_dtype), kernel.astype(conv_dtype), (1, 1),
+      [(pad, pad), (pad, pad)], dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      preferred_element_type=jnp.float32)
+
+
 def _sources(cfg: NetworkConfig) -> tuple[int, ...]:
   """Nodes that feed at least one edge slot, in the order they complete."""
   return tuple(sorted({i for i, _ in genotype_lib.EDGES[:cfg.num_edges]}))
@@ -86,7 +105,7 @@ def _supernet_cell_state(cfg: NetworkConfig, batch: int):
 def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
                      key: Optional[jax.Array], cfg: NetworkConfig, *,
                      probe: Optional[Probe] = None, per_layer: bool = False,
-                     train: bool = True):
+                     train: bool = True, conv_dtype: Optional[str] = None):
   """Forward pass of the supernet with op weights ``arch``, batch-stat BN.
 
   Args:
@@ -102,6 +121,7 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
     per_layer: return probe sums per LIF name (``cell{l}/edge{e}/lif{g}``
       for the cells) instead of summed over LIFs.
     train: dropout on (BN always uses batch statistics here).
+    conv_dtype: the cells' conv precision (:func:`cell_conv`; None: float32).
 
   Returns:
     ``(logits [B, num_classes], aux)``; ``aux["probes"]`` holds
@@ -205,7 +225,7 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
               pe = {name: arr[e] for name, arr in p[op.name].items()}
 
               def conv_bn(a_d, s, o=o, e=e, pe=pe):
-                return a_d + w[e, o] * bn(conv2d(s, pe["kernel"]), pe, None)[0]
+                return a_d + w[e, o] * bn(cell_conv(s, pe["kernel"], conv_dtype), pe, None)[0]
 
               a[dest[e]] = jax.lax.cond(w[e, o] != 0, conv_bn, lambda a_d, s: a_d,
                                         a[dest[e]], spikes)

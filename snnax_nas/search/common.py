@@ -281,6 +281,21 @@ def fingerprint(method: str, cfg, images, key, kernel: str, **args) -> dict:
               key=_key_data(key), **args)
 
 
+def score_args(draws: int = 1, conv_dtype=None) -> dict:
+  """The scorer options that change scores, for :func:`fingerprint`: empty
+  at their defaults (one draw, float32 convs), so stores of earlier runs
+  keep their fingerprint and resume."""
+  if int(draws) != draws or draws < 1:
+    raise ValueError(f"draws must be an integer >= 1, got {draws}")
+  args = {}
+  if int(draws) != 1:
+    args["draws"] = int(draws)
+  dtype = score.conv_dtype_name(conv_dtype)
+  if dtype is not None:
+    args["conv_dtype"] = dtype
+  return args
+
+
 class StoreScorer:
   """Scores candidates through a results store.
 
@@ -291,13 +306,14 @@ class StoreScorer:
 
   def __init__(self, images, key, cfg, store: results.ResultsStore, *, kernel: str,
                chunk_size: int, map_batch_size: int, weight_bits: int,
-               progress: Optional[ProgressFn]):
+               progress: Optional[ProgressFn], draws: int = 1, conv_dtype=None):
     if int(chunk_size) < 1:
       raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     self.images = jnp.asarray(images, jnp.float32)
     self.key, self.cfg, self.store = key, cfg, store
     self.kernel, self.chunk_size, self.map_batch_size = kernel, int(chunk_size), map_batch_size
     self.weight_bits, self.progress = weight_bits, progress
+    self.draws, self.conv_dtype = int(draws), conv_dtype
     self.calls = 0
     self.compile_seconds = self.run_seconds = 0.0
     self.scored = self.loaded = 0
@@ -348,7 +364,7 @@ class StoreScorer:
       res = score.score_candidates(
           None, self.images, self.key, self.cfg, kernel=self.kernel,
           chunk_size=self.chunk_size, map_batch_size=self.map_batch_size,
-          candidate_ids=scorer_ids[mine].astype(np.int32), arch=arch[mine])
+          draws=self.draws, conv_dtype=self.conv_dtype, candidate_ids=scorer_ids[mine].astype(np.int32), arch=arch[mine])
       # Each call here is one chunk (or one round); only the process's first
       # call compiles, so it alone counts as compile time.
       if self.calls == 0:

@@ -98,7 +98,8 @@ def supernet_param_count(masks, cfg: configs.NetworkConfig) -> np.ndarray:
 
 def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                    candidate_id: int = 0, weight_bits: int = 32, kernel: str = "sahd",
-                   chunk_size: int = 8, map_batch_size: int = 1, score_final: bool = True,
+                   chunk_size: int = 8, map_batch_size: int = 1, draws: int = 1,
+                   conv_dtype: Optional[str] = None, score_final: bool = True,
                    store: Optional[results.ResultsStore] = None,
                    progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """LightSNN: prune a shared-α supernet by op importance (module docstring).
@@ -111,9 +112,10 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       ``backward``: 12 edges instead of 6).
     candidate_id: the weights' id.
     weight_bits: weight precision of the reported memory.
-    kernel: ``"sahd"`` or ``"hamming"``.
+    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the reference).
     chunk_size: compiled chunk size inside a round's single scorer call.
     map_batch_size: candidates vmapped together inside a chunk.
+    draws, conv_dtype: see :func:`snnax_nas.score.score_candidates`.
     score_final: also score the pruned network (canonical form, same supernet
       weights) for ``score``; one extra evaluation after the rounds.
       Otherwise ``score`` is NaN.
@@ -140,10 +142,11 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   store = store if store is not None else results.ResultsStore()
   store.bind(common.fingerprint("lightsnn", cfg, images, key, kernel,
                                 candidate_id=int(candidate_id), weight_bits=weight_bits,
-                                score_final=bool(score_final)))
+                                score_final=bool(score_final),
+                                **common.score_args(draws, conv_dtype)))
   scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
                               map_batch_size=map_batch_size, weight_bits=weight_bits,
-                              progress=progress)
+                              progress=progress, draws=draws, conv_dtype=conv_dtype)
   mask = np.ones((num_edges, num_ops), bool)
   steps, evaluations, rnd = [], 0, 0
   while (mask.sum(-1) > 1).any():

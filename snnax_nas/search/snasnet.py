@@ -28,7 +28,8 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                   num_candidates: int = 5000, seed: int = 0, genotypes=None,
                   budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
                   weight_bits: int = 32, kernel: str = "sahd", chunk_size: int = 8,
-                  map_batch_size: int = 1, store: Optional[results.ResultsStore] = None,
+                  map_batch_size: int = 1, draws: int = 1, conv_dtype: Optional[str] = None,
+                  store: Optional[results.ResultsStore] = None,
                   progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """SNASNet: score N sampled genotypes (optionally budget-filtered), argmax.
 
@@ -47,9 +48,10 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
       inf for no limit.
     weight_bits: weight precision of the memory model: 32, 16, 8 or 4.
-    kernel: ``"sahd"`` or ``"hamming"``.
+    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the reference).
     chunk_size: candidates per scorer call (= per store commit).
     map_batch_size: candidates vmapped together inside a chunk.
+    draws, conv_dtype: see :func:`snnax_nas.score.score_candidates`.
     store: results store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
@@ -90,10 +92,11 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   store = store if store is not None else results.ResultsStore()
   store.bind(common.fingerprint(
       "random", cfg, images, key, kernel, num_candidates=int(num_candidates), seed=int(seed),
-      genotypes=None if genotypes is None else texts, **budget))
+      genotypes=None if genotypes is None else texts, **budget,
+      **common.score_args(draws, conv_dtype)))
   scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
                               map_batch_size=map_batch_size, weight_bits=weight_bits,
-                              progress=progress)
+                              progress=progress, draws=draws, conv_dtype=conv_dtype)
   idx = np.flatnonzero(ok)
   scores, singular = scorer.run(0, idx, [texts[i] for i in idx], score.arch_of(cells[idx], cfg),
                                 params[idx], "random")

@@ -54,7 +54,8 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                     num_candidates: int = 64, seed: int = 0,
                     budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
                     weight_bits: int = 32, kernel: str = "sahd", chunk_size: int = 8,
-                    map_batch_size: int = 1, store: Optional[results.ResultsStore] = None,
+                    map_batch_size: int = 1, draws: int = 1, conv_dtype: Optional[str] = None,
+                    store: Optional[results.ResultsStore] = None,
                     progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """SpikeNAS: memory-aware consecutive per-cell search (module docstring).
 
@@ -71,9 +72,10 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
       inf for no limit.
     weight_bits: weight precision: 32, 16, 8 or 4.
-    kernel: ``"sahd"`` or ``"hamming"``.
+    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the reference).
     chunk_size: candidates per scorer call (= per store commit).
     map_batch_size: candidates vmapped together inside a chunk.
+    draws, conv_dtype: see :func:`snnax_nas.score.score_candidates`.
     store: results store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
@@ -126,10 +128,11 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
         "num_candidates or the budget")
   store = store if store is not None else results.ResultsStore()
   store.bind(common.fingerprint("spikenas", cfg, images, key, kernel,
-                                num_candidates=int(num_candidates), seed=int(seed), **budget))
+                                num_candidates=int(num_candidates), seed=int(seed), **budget,
+                                **common.score_args(draws, conv_dtype)))
   scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
                               map_batch_size=map_batch_size, weight_bits=weight_bits,
-                              progress=progress)
+                              progress=progress, draws=draws, conv_dtype=conv_dtype)
   chosen = np.zeros((num_cells, 4, 4), np.int32)
   steps, scored, skipped = [], 0, 0
   best = None
