@@ -9,11 +9,11 @@ on each device. The best layout depends on the backend:
   turns them into selects and was ~3x slower (benchmarks/RESULTS.md).
 * GPU / TPU: one small candidate leaves the device mostly idle, so
   candidates are vmapped until one vmapped step holds about
-  :data:`TARGET_STEP_FLOPS` of work, and a chunk holds a few such steps. On
-  an H200 (issue 13): width 16, B 64 (~0.02 TFLOP per candidate) ran 374-393
-  cand/s at chunk 64 / map_batch 16-64 against 109 at chunk 16 / map_batch 1;
-  at the reference scale (~13 TFLOP per candidate) chunk 8 / map_batch 1 ran
-  9.9 cand/s against 4.4 at map_batch 8.
+  :data:`TARGET_STEP_FLOPS` of work, and a chunk holds a few such steps.
+  Small candidates (width 16, B 64) therefore run vmapped 16-64 wide, while
+  reference-scale candidates (~13 TFLOP each) run one at a time, the best
+  layouts of the H200 measurements quoted in issue 13 (figures in
+  benchmarks/RESULTS.md).
 
 Device memory bounds the vmapped width: :func:`candidate_bytes` estimates
 the live memory of one candidate and ``map_batch_size`` candidates must fit

@@ -525,11 +525,10 @@ def use_cpu_cores(num_devices: Optional[int] = None) -> int:
 
   :func:`score_candidates` shards each chunk over the local devices, so with
   one device per core every core scores its own candidates with plain
-  single-stream kernels. On one device the two cores of the benchmark
-  machine instead split every small op between them: the default
-  ``launch.search`` ran at 2.0-2.1 cand/s on one device and 2.3-2.6 on two
-  (benchmarks/RESULTS.md). Only affects the CPU
-  backend; accelerators keep their own devices.
+  single-stream kernels; on one device the cores would instead split every
+  small op between them, which measured slower (figures in
+  benchmarks/RESULTS.md). Only affects the CPU backend; accelerators keep
+  their own devices.
 
   Args:
     num_devices: devices to create (default: the cores this process may use).

@@ -200,7 +200,7 @@ _VMAPPED_LOGDETS = textwrap.dedent("""
 
 def test_vmapped_logdets_on_two_devices_do_not_deadlock():
   # A batched LAPACK LU on each of two XLA:CPU devices used to block both
-  # intra-op pool threads waiting for each other (see score._lu_factor).
+  # intra-op pool threads waiting for each other (see score._lu_terms).
   out = subprocess.run([sys.executable, "-c", _VMAPPED_LOGDETS],
                        env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
                        text=True, timeout=120)
