@@ -7,7 +7,9 @@ does not.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import Any
+from typing import Optional
+from typing import Protocol
 
 import jax
 
@@ -37,7 +39,9 @@ class SearchProgress(Protocol):
 
 class SpikeProbe(Protocol):
   """Called by the networks on every LIF output; its returns are collected
-  per LIF name in the forward's ``aux["probes"]``.
+  per LIF name in the forward's ``aux["probes"]``. A probe whose
+  ``takes_membrane`` attribute is true is called as ``probe(spikes,
+  membrane)`` with the charged membrane potential (same shape) as well.
 
   Args:
     spikes: [B, ...] binary spikes of one LIF call (float32 0/1).
@@ -50,7 +54,8 @@ class SpikeProbe(Protocol):
 
 
 class ForwardFn(Protocol):
-  """The forward pass a training step differentiates.
+  """The forward pass a training step differentiates
+  (:func:`snnax_nas.train.make_steps`).
 
   Args:
     params: the trainable parameters.
@@ -58,7 +63,8 @@ class ForwardFn(Protocol):
     images: [B, H, W, C] static images or [B, T, H, W, C] event frames.
     key: the dropout key, or None (no dropout).
     train: batch statistics (True) or running statistics (False).
-    probe_mask: [B] row weights for the spike probes (0 for padding rows).
+    probe: a :class:`SpikeProbe` (e.g. :func:`snnax_nas.train.spike_probe`)
+      or None.
 
   Returns:
     ``(logits [B, num_classes], aux)`` with ``aux["batch_stats"]`` (the
@@ -67,4 +73,4 @@ class ForwardFn(Protocol):
 
   def __call__(self, params: Any, batch_stats: Any, images: jax.Array,
                key: Optional[jax.Array], *, train: bool,
-               probe_mask: Optional[jax.Array] = None) -> tuple[jax.Array, dict]: ...
+               probe: Optional[SpikeProbe]) -> tuple[jax.Array, dict]: ...

@@ -47,7 +47,6 @@ import functools
 import logging
 import os
 import time
-from typing import Callable
 from typing import Optional
 from typing import Sequence
 
@@ -59,6 +58,7 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 
 from snnax_nas import autotune
+from snnax_nas import callbacks
 from snnax_nas import correlation
 from snnax_nas import flops as flops_lib
 from snnax_nas import genotype as genotype_lib
@@ -625,7 +625,7 @@ def score_candidates(genotypes, images, key: jax.Array,
                      candidate_ids: Optional[np.ndarray] = None,
                      num_devices: Optional[int] = None,
                      arch: Optional[np.ndarray] = None,
-                     progress: Optional[Callable[[int, int], None]] = None) -> ScoreResult:
+                     progress: Optional[callbacks.ScoreProgress] = None) -> ScoreResult:
   """Scores candidates, each with its own fresh random weights.
 
   All candidates run through one compiled function in fixed-size chunks,

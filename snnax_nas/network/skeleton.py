@@ -38,6 +38,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from snnax_nas import callbacks
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import neurons
 from snnax_nas.configs import NetworkConfig
@@ -50,7 +51,7 @@ from snnax_nas.layers import dropout_mask
 from snnax_nas.layers import linear_init_kind
 
 Params = Any
-Probe = Callable[[jax.Array], Any]
+Probe = callbacks.SpikeProbe  # the Protocol, re-exported
 
 
 def fixed_param_specs(cfg: NetworkConfig):

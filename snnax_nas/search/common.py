@@ -17,22 +17,29 @@ import functools
 import hashlib
 import math
 import time
-from typing import Callable, Optional, Sequence
+from typing import Optional
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from snnax_nas import configs, distributed, flops, memory, results, score
+from snnax_nas import callbacks
+from snnax_nas import configs
+from snnax_nas import distributed
+from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import memory
 from snnax_nas import ops as ops_lib
+from snnax_nas import results
+from snnax_nas import score
 
 METHODS = ("random", "spikenas", "lightsnn")
 MAX_ID = (1 << 31) - 1  # candidate ids are int32 in the scorer
 
 # progress(label, done, total): done=0 before a step's first scorer call, then
 # after every call; label names the step. Counts exclude rows already stored.
-ProgressFn = Callable[[str, int, int], None]
+ProgressFn = callbacks.SearchProgress  # the Protocol, re-exported
 
 
 @dataclasses.dataclass

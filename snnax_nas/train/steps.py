@@ -37,16 +37,21 @@ the same function as on one device (up to float summation order).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
+from typing import Callable
+from typing import Optional
+from typing import Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
 import optax
 
+from snnax_nas import callbacks
 from snnax_nas import data as data_lib
 from snnax_nas import models
 from snnax_nas import network as network_lib
@@ -60,7 +65,7 @@ DATA_AXIS = "data"
 # images float32 [B, ...] (preprocessed), key the dropout key (None in eval),
 # logits [B, num_classes]; aux["batch_stats"] the updated running statistics
 # and aux["probes"] the probe sums ``{"values": {lif: ...}, "counts": ...}``.
-ForwardFn = Callable[..., tuple[jax.Array, dict]]
+ForwardFn = callbacks.ForwardFn  # the Protocol, re-exported
 
 
 # ----------------------------------------------------------------------------
