@@ -9,13 +9,13 @@ vote group, stem stride) goes through :func:`network_config_for_dataset`.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 import numpy as np
 
 from snnax_nas import neurons
 from snnax_nas import ops as ops_lib
-
 
 LINEAR_INITS = ("reference", "fan_in")
 # Gain of the "fan_in" classifier init: with spike inputs (0/1, rate r) the

@@ -38,7 +38,10 @@ import optax
 
 from snnax_nas import configs
 from snnax_nas import data as data_lib
-from snnax_nas import memory, network, quant, train
+from snnax_nas import memory
+from snnax_nas import network
+from snnax_nas import quant
+from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 
 SPLITS = ("train", "test", "val")

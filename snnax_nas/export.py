@@ -108,8 +108,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from snnax_nas import configs, io, layers, models, network, quant
+from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import io
+from snnax_nas import layers
+from snnax_nas import models
+from snnax_nas import network
+from snnax_nas import quant
 from snnax_nas import workdir as workdir_lib
 
 FORMAT = "snnax_nas.export"

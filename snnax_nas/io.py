@@ -12,7 +12,11 @@ import contextlib
 import csv
 import json
 import os
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from typing import Iterable
+from typing import Iterator
+from typing import Mapping
+from typing import Sequence
 
 
 @contextlib.contextmanager

@@ -29,7 +29,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Optional, Union
+from typing import Optional
+from typing import Union
 
 import numpy as np
 

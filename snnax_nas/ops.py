@@ -17,7 +17,9 @@ the network's threshold.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence, Union
+from typing import Optional
+from typing import Sequence
+from typing import Union
 
 OP_KINDS = ("zero", "skip", "conv", "avgpool", "maxpool")
 

@@ -51,7 +51,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Sequence, Union
+from typing import Any
+from typing import Sequence
+from typing import Union
 
 import jax
 import jax.numpy as jnp

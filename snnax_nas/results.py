@@ -29,7 +29,9 @@ import json
 import math
 import os
 import sqlite3
-from typing import Iterable, Optional, Sequence
+from typing import Iterable
+from typing import Optional
+from typing import Sequence
 
 STORE_NAME = "results.sqlite"
 

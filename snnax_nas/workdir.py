@@ -28,11 +28,15 @@ import hashlib
 import json
 import math
 import os
-from typing import Any, Mapping, Optional
+from typing import Any
+from typing import Mapping
+from typing import Optional
 
 from ml_collections import config_dict
 
-from snnax_nas import configs, io, neurons
+from snnax_nas import configs
+from snnax_nas import io
+from snnax_nas import neurons
 
 RECORD_NAME = "config.json"
 JOBS = ("search", "score", "train", "analyze")

@@ -7,7 +7,8 @@ black (``fill=0``); event frames are never augmented or normalised.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any
+from typing import Dict
+from typing import Iterator
+from typing import Optional
+from typing import Tuple
 
 import numpy as np
 
-from snnax_nas.data.augment import augment_batch, normalize
-from snnax_nas.data.registry import get_info, open_source
+from snnax_nas.data.augment import augment_batch
+from snnax_nas.data.augment import normalize
+from snnax_nas.data.registry import get_info
+from snnax_nas.data.registry import open_source
 
 __all__ = ["Batches", "first_examples", "iterate_batches", "score_batches"]
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any, Optional, Tuple
+from typing import Any
+from typing import Optional
+from typing import Tuple
 
 import numpy as np
 
-from snnax_nas.data.source import Source, default_data_dir, is_jax_array
+from snnax_nas.data.source import Source
+from snnax_nas.data.source import default_data_dir
+from snnax_nas.data.source import is_jax_array
 
 __all__ = ["DVS_DEFAULT_TIMESTEPS", "DVS_SENSOR_SIZE", "MissingTonicError", "TONIC_INSTALL",
            "bin_frames", "dvs_source", "events_to_frames", "import_tonic", "load_dvs128_gesture"]

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import List, Optional, Sequence, Tuple
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
 
 import numpy as np
 

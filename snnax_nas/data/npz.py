@@ -17,7 +17,8 @@ from typing import Tuple
 from absl import logging
 import numpy as np
 
-from snnax_nas.data.source import Source, array_source
+from snnax_nas.data.source import Source
+from snnax_nas.data.source import array_source
 
 __all__ = ["SAMPLE_PATH", "SPLIT_PLACEHOLDER", "has_split_placeholder", "npz_source",
            "sample_source"]

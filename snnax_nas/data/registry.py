@@ -40,11 +40,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
+from typing import Dict
+from typing import Optional
+from typing import Tuple
 
 import numpy as np
 
-from snnax_nas.data import dvs, folders, npz, tfds, tinyimagenet
+from snnax_nas.data import dvs
+from snnax_nas.data import folders
+from snnax_nas.data import npz
+from snnax_nas.data import tfds
+from snnax_nas.data import tinyimagenet
 from snnax_nas.data.source import Source
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR100_MEAN", "CIFAR100_STD", "CIFAR10_MEAN", "CIFAR10_STD",

@@ -9,7 +9,9 @@ asked for are read or decoded.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Tuple
+from typing import Any
+from typing import Callable
+from typing import Tuple
 
 import numpy as np
 

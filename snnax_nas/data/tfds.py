@@ -10,7 +10,8 @@ the machine that prepares them; reading does not.
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Optional
+from typing import Tuple
 
 import numpy as np
 

@@ -12,8 +12,10 @@ import os
 import pathlib
 from typing import Optional
 
-from snnax_nas.data.folders import file_source, list_images
-from snnax_nas.data.source import Source, default_data_dir
+from snnax_nas.data.folders import file_source
+from snnax_nas.data.folders import list_images
+from snnax_nas.data.source import Source
+from snnax_nas.data.source import default_data_dir
 
 __all__ = ["tinyimagenet_source"]
 

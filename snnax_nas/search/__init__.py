@@ -18,19 +18,21 @@ are applied before scoring.
 
 from __future__ import annotations
 
-from snnax_nas.search.common import (
-    METHODS,
-    ProgressFn,
-    SearchResult,
-    arch_strings,
-    candidate_pool,
-    check_budget,
-    search_space,
-    smallest_network,
-)
-from snnax_nas.search.lightsnn import lightsnn_prune, mask_arch, mask_string, supernet_param_count
+from snnax_nas.search.common import METHODS
+from snnax_nas.search.common import ProgressFn
+from snnax_nas.search.common import SearchResult
+from snnax_nas.search.common import arch_strings
+from snnax_nas.search.common import candidate_pool
+from snnax_nas.search.common import check_budget
+from snnax_nas.search.common import search_space
+from snnax_nas.search.common import smallest_network
+from snnax_nas.search.lightsnn import lightsnn_prune
+from snnax_nas.search.lightsnn import mask_arch
+from snnax_nas.search.lightsnn import mask_string
+from snnax_nas.search.lightsnn import supernet_param_count
 from snnax_nas.search.snasnet import random_search
-from snnax_nas.search.spikenas import ID_STRIDE, spikenas_search
+from snnax_nas.search.spikenas import ID_STRIDE
+from snnax_nas.search.spikenas import spikenas_search
 
 __all__ = [
     "ID_STRIDE",

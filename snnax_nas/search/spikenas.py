@@ -41,8 +41,11 @@ from typing import Optional
 import jax
 import numpy as np
 
-from snnax_nas import configs, memory, results, score
+from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import memory
+from snnax_nas import results
+from snnax_nas import score
 from snnax_nas.search import common
 
 # SpikeNAS candidate ids are step * ID_STRIDE + pool index: unique over the

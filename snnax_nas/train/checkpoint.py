@@ -47,7 +47,8 @@ from __future__ import annotations
 import contextlib
 import logging as std_logging
 import os
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 from absl import logging
 import jax

@@ -31,17 +31,15 @@ from snnax_nas import data as data_lib
 from snnax_nas import network as network_lib
 from snnax_nas.train import metrics as metrics_lib
 from snnax_nas.train.checkpoint import Checkpointer
-from snnax_nas.train.steps import (
-  ForwardFn,
-  Steps,
-  TrainState,
-  create_train_state,
-  lr_schedule,
-  make_mesh,
-  make_optimizer,
-  make_steps,
-  put_batch,
-)
+from snnax_nas.train.steps import ForwardFn
+from snnax_nas.train.steps import Steps
+from snnax_nas.train.steps import TrainState
+from snnax_nas.train.steps import create_train_state
+from snnax_nas.train.steps import lr_schedule
+from snnax_nas.train.steps import make_mesh
+from snnax_nas.train.steps import make_optimizer
+from snnax_nas.train.steps import make_steps
+from snnax_nas.train.steps import put_batch
 
 
 def default_test_split(name: str) -> str:

@@ -22,13 +22,17 @@ import json
 import math
 import os
 import resource
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
 
 from absl import logging
 import jax
 import numpy as np
 
-from snnax_nas import io, memory
+from snnax_nas import io
+from snnax_nas import memory
 from snnax_nas import network as network_lib
 
 
