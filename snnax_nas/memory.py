@@ -14,7 +14,20 @@ table lookup per edge digit, vectorised over a batch of genotypes.
 supernet counts of LightSNN (:func:`snnax_nas.search.supernet_param_count`)
 both derive from it.
 
-Weight memory at ``b`` bits is ``params * b / 8`` bytes. Neuron-state memory
+Two weight-memory counts, both exact for what they define:
+
+* :func:`weight_bytes`, ``params * b / 8``: SpikeNAS's memory model (every
+  parameter at ``b`` bits). The budget rule below uses it, so a budget means
+  what it means in the paper.
+* :func:`quantized_weight_bytes`: the bytes of the network as
+  :mod:`snnax_nas.quant` stores it (packed ``b``-bit kernel codes, a float32
+  scale per output channel, BN affines and biases in float32); it equals
+  ``quant.quantized_bytes`` of the real quantised tree (tested), and is what
+  ``launch.evaluate`` and ``launch.compare`` report. At 32 bits the two are
+  equal; below, it is larger by the scales and the float 1-D leaves (+0.1 to
+  +0.7 % on the reference CIFAR-10 network at 16 to 4 bits).
+
+Neuron-state memory
 (membrane potentials of every LIF, float32 by default) is reported apart: it
 is per input sample and does not depend on the weight precision.
 
