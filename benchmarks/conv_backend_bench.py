@@ -53,8 +53,10 @@ def _child(reps: int):
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
+  from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
 
   def conv(x, w):
     pad = w.shape[0] // 2

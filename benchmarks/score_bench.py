@@ -186,7 +186,8 @@ def measure_peaks(reps: int = 10):
   device at once, each running its own copy (one device per core is how the
   scorer runs; there a conv reaches about twice the one-device figure).
   """
-  from jax.sharding import Mesh, PartitionSpec  # pylint: disable=g-import-not-at-top
+  from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
+  from jax.sharding import PartitionSpec  # pylint: disable=g-import-not-at-top
   conv = lambda x, k: jax.lax.conv_general_dilated(
       x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
   mm = lambda a, b: a @ b

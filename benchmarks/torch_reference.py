@@ -31,12 +31,21 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
+from typing import Dict
+from typing import List
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+from typing import Tuple
 
 import numpy as np
+from spikingjelly.clock_driven import functional
+from spikingjelly.clock_driven import layer
+from spikingjelly.clock_driven import neuron
+from spikingjelly.clock_driven import surrogate
 import torch
 from torch import nn
-from spikingjelly.clock_driven import functional, layer, neuron, surrogate
 
 __all__ = [
     "DEFAULT_CFG",

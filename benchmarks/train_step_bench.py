@@ -31,7 +31,10 @@ def main():
                  help="keep the time loop a rolled lax.scan (unroll_time=False)")
   args = p.parse_args()
   jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
-  from snnax_nas import data, genotype, network, train  # pylint: disable=g-import-not-at-top
+  from snnax_nas import data  # pylint: disable=g-import-not-at-top
+  from snnax_nas import genotype  # pylint: disable=g-import-not-at-top
+  from snnax_nas import network  # pylint: disable=g-import-not-at-top
+  from snnax_nas import train  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(0)
   batch = {"image": rng.integers(0, 255, (args.batch, 32, 32, 3), dtype=np.uint8),

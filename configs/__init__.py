@@ -17,7 +17,8 @@ a user chooses; the dataset decides the rest
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
+from typing import Mapping
 
 from ml_collections import config_dict
 

@@ -26,15 +26,21 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 import jax
 import numpy as np
 
 from launch import common
+from snnax_nas import autotune
 from snnax_nas import data as data_lib
-from snnax_nas import autotune, io, network, score, train
+from snnax_nas import io
+from snnax_nas import network
 from snnax_nas import ops as ops_lib
+from snnax_nas import score
 from snnax_nas import search as search_lib
+from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -140,12 +146,7 @@ def main(argv):
     if info.is_event:
       raise ValueError("analyze_ops supports static-image datasets")
     full_cfg = workdir_lib.network_from_job_config(config.network, info)  # validates it
-    for split in ("train", "test"):
-      n = tr[f"max_{split}_examples"]
-      try:
-        data_lib.first_examples([], [], n)  # checks n before any loading
-      except ValueError as e:
-        raise ValueError(f"--config.training.max_{split}_examples={n}: {e}") from None
+    common.check_example_limits(tr)
     images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
                                     config.seed, config.data_dir)
     train_x, train_y = data_lib.first_examples(

@@ -13,12 +13,14 @@ import sys
 import tempfile
 from typing import Optional
 
-from absl import flags, logging
+from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 import configs
-from snnax_nas import distributed, score
+from snnax_nas import distributed
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import score
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -274,3 +276,15 @@ class Progress:
     rate = (done - self.first_done) / max(now - self.t_first, 1e-9)
     eta = (total - done) / rate if rate > 0 else float("inf")
     logging.info("%s: %d/%d  %.2f cand/s  ETA %.0fs", self.what, done, total, rate, eta)
+
+
+def check_example_limits(training) -> None:
+  """Raises ValueError naming ``training.max_{train,test}_examples`` unless
+  each is None (all) or >= 1; called before any data is loaded."""
+  from snnax_nas import data as data_lib  # noqa: PLC0415 (only the training jobs need it)
+  for split in ("train", "test"):
+    n = training[f"max_{split}_examples"]
+    try:
+      data_lib.first_examples([], [], n)
+    except ValueError as e:
+      raise ValueError(f"--config.training.max_{split}_examples={n}: {e}") from None

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import app
+from absl import flags
 
 from launch import common
-from snnax_nas import evaluate, io
+from snnax_nas import evaluate
+from snnax_nas import io
 
 FLAGS = flags.FLAGS
 common.define_config_flags("evaluate")

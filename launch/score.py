@@ -33,14 +33,21 @@ from __future__ import annotations
 import csv
 import os
 
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 import jax
 import numpy as np
 
 from launch import common
+from snnax_nas import autotune
 from snnax_nas import data as data_lib
-from snnax_nas import autotune, distributed, flops, io, memory, score
+from snnax_nas import distributed
+from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import io
+from snnax_nas import memory
+from snnax_nas import score
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS

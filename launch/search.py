@@ -40,14 +40,21 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 import jax
 import numpy as np
 
 from configs import search as search_config
 from launch import common
+from snnax_nas import autotune
 from snnax_nas import data as data_lib
-from snnax_nas import autotune, io, memory, results, score, search
+from snnax_nas import io
+from snnax_nas import memory
+from snnax_nas import results
+from snnax_nas import score
+from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS

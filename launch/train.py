@@ -43,13 +43,20 @@ import os
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 import jax
 import numpy as np
 
 from launch import common
 from snnax_nas import data as data_lib
-from snnax_nas import io, memory, network, quant, score, train
+from snnax_nas import io
+from snnax_nas import memory
+from snnax_nas import network
+from snnax_nas import quant
+from snnax_nas import score
+from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -107,12 +114,7 @@ def load_data(name: str, data_dir, info, training, timesteps: int, **options):
     ValueError: a limit below 1, an empty split, labels outside the classes,
       fewer frames than timesteps, and the loaders' errors.
   """
-  for split in ("train", "test"):
-    n = training[f"max_{split}_examples"]
-    try:
-      data_lib.first_examples([], [], n)  # checks n before any loading
-    except ValueError as e:
-      raise ValueError(f"--config.training.max_{split}_examples={n}: {e}") from None
+  common.check_example_limits(training)
   train_x, train_y = data_lib.first_examples(
       *data_lib.load_arrays(name, "train", data_dir, **options), training.max_train_examples)
   test_x, test_y = data_lib.first_examples(

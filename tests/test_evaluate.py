@@ -10,11 +10,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_helpers import CFG1, GENOTYPE, G, INFO, launch, separable, train_workdir
+from train_helpers import CFG1
+from train_helpers import GENOTYPE
+from train_helpers import INFO
+from train_helpers import G
+from train_helpers import launch
+from train_helpers import separable
+from train_helpers import train_workdir
 from train_helpers import write_npz_dataset
 
 from snnax_nas import data as data_lib
-from snnax_nas import evaluate, memory, quant, train
+from snnax_nas import evaluate
+from snnax_nas import memory
+from snnax_nas import quant
+from snnax_nas import train
 
 
 def test_qat_gradients_flow_straight_through():

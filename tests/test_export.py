@@ -8,10 +8,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_helpers import INFO, separable, train_workdir, write_npz_dataset
+from train_helpers import INFO
+from train_helpers import separable
+from train_helpers import train_workdir
+from train_helpers import write_npz_dataset
 
 from snnax_nas import data as data_lib
-from snnax_nas import evaluate, export, memory, models
+from snnax_nas import evaluate
+from snnax_nas import export
+from snnax_nas import memory
+from snnax_nas import models
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +76,8 @@ def test_json_graph_documents_the_network(run, tmp_path):
 
 
 def test_backward_edges_in_the_graph_and_bad_inputs(tmp_path):
-  from snnax_nas import network, train
+  from snnax_nas import network
+  from snnax_nas import train
   cfg = network.network_config(None, width=4, hidden=16, timesteps=2, vote_group=2,
                                backward=True, input_shape=(16, 16, 3))
   text = "0303/0030/2002/0200"

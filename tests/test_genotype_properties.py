@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck
+from hypothesis import assume
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 import jax
 import numpy as np
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import network, score
+from snnax_nas import network
 from snnax_nas import ops as ops_lib
+from snnax_nas import score
 
 OP_SETS = ("snasnet", "spikenas", "lightsnn")
 PAIRS = [(i, j) for i in range(4) for j in range(i + 1, 4)]

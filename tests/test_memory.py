@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory, network
+from snnax_nas import memory
+from snnax_nas import network
 
 
 def _real_count(cfg, g):

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory, network, quant
+from snnax_nas import memory
+from snnax_nas import network
+from snnax_nas import quant
 
 QUANT_BITS = (16, 8, 4)
 

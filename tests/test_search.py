@@ -21,7 +21,11 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import memory, network, results, score, search
+from snnax_nas import memory
+from snnax_nas import network
+from snnax_nas import results
+from snnax_nas import score
+from snnax_nas import search
 
 TINY = dict(width=4, hidden=32, timesteps=2, vote_group=2, input_shape=(16, 16, 3))
 CFG = network.network_config(None, ops="snasnet", **TINY)  # the one real-scorer config

@@ -80,9 +80,11 @@ def test_restore_checkpoint_of_two_devices_on_any_device_count(tmp_path, env):
 def test_checkpoint_of_the_functional_layout_is_refused_clearly(tmp_path):
   import jax
   import jax.numpy as jnp
-  from train_helpers import CFG1, G
+  from train_helpers import CFG1
+  from train_helpers import G
 
-  from snnax_nas import network, train
+  from snnax_nas import network
+  from snnax_nas import train
   opt = train.make_optimizer(0.1, 2, 3)
   params = network.init_standalone_params(jax.random.PRNGKey(0), CFG1, G)  # old layout
   old = train.TrainState(params=params, batch_stats=network.init_batch_stats(params),

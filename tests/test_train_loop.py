@@ -15,7 +15,14 @@ import time
 
 import numpy as np
 import pytest
-from train_helpers import CFG1, GENOTYPE, INFO, ROOT, TINY_FLAGS, G, launch, separable
+from train_helpers import CFG1
+from train_helpers import GENOTYPE
+from train_helpers import INFO
+from train_helpers import ROOT
+from train_helpers import TINY_FLAGS
+from train_helpers import G
+from train_helpers import launch
+from train_helpers import separable
 
 from snnax_nas import train
 

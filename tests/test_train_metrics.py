@@ -11,10 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from train_helpers import CFG1, G4, INFO, separable
+from train_helpers import CFG1
+from train_helpers import G4
+from train_helpers import INFO
+from train_helpers import separable
 
 from snnax_nas import data as data_lib
-from snnax_nas import network, train
+from snnax_nas import network
+from snnax_nas import train
 
 
 def test_firing_rates_reads_the_forward_probes():

@@ -9,10 +9,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from train_helpers import CFG, CFG1, G4, INFO, G, run_script, separable
+from train_helpers import CFG
+from train_helpers import CFG1
+from train_helpers import G4
+from train_helpers import INFO
+from train_helpers import G
+from train_helpers import run_script
+from train_helpers import separable
 
 from snnax_nas import data as data_lib
-from snnax_nas import models, network, train
+from snnax_nas import models
+from snnax_nas import network
+from snnax_nas import train
 
 # ----------------------------------------------------------------------------
 # Optimiser and schedule.

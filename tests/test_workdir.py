@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from snnax_nas import network, score
+from snnax_nas import network
 from snnax_nas import ops as ops_lib
+from snnax_nas import score
 from snnax_nas import workdir as workdir_lib
 
 CFG = network.network_config(None, width=4, hidden=32, timesteps=2, input_shape=(16, 16, 3))

@@ -74,14 +74,19 @@ def _is_legacy(tree) -> bool:
   return hasattr(params, "keys") and "cells" in params
 
 
+def _read_only_manager(directory: str):
+  """An orbax manager that reads a launcher's checkpoints (``state`` + ``meta``)."""
+  import orbax.checkpoint as ocp  # lazy: slow import
+  return ocp.CheckpointManager(
+      directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                "meta": ocp.JsonCheckpointHandler()},
+      options=ocp.CheckpointManagerOptions(read_only=True))
+
+
 def _saved_tree(directory: str, epoch: int):
   """The state tree metadata (nested dicts) of checkpoint ``epoch``."""
-  import orbax.checkpoint as ocp  # lazy: slow import
   with _silent_orbax():
-    manager = ocp.CheckpointManager(
-        directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
-                                  "meta": ocp.JsonCheckpointHandler()},
-        options=ocp.CheckpointManagerOptions(read_only=True))
+    manager = _read_only_manager(directory)
     try:
       return manager.item_metadata(epoch)["state"].tree
     finally:
@@ -214,10 +219,7 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
                             "its checkpoints/ folder")
   sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
   with _silent_orbax():
-    manager = ocp.CheckpointManager(
-        directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
-                                  "meta": ocp.JsonCheckpointHandler()},
-        options=ocp.CheckpointManagerOptions(read_only=True))
+    manager = _read_only_manager(directory)
     try:
       steps = list(manager.all_steps())
       if epoch is None:
