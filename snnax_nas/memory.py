@@ -55,14 +55,46 @@ from snnax_nas import quant
 WEIGHT_BITS = quant.WEIGHT_BITS  # one definition, shared with the quantiser
 
 
+# One inventory of weight tensors: every count below (parameters, exact
+# quantised bytes) sums over it, so no per-layer formula is written twice.
+# A kernel is (elements, output channels); a 1-D leaf (BN scale or bias, a
+# Linear bias) is (elements, None).
+Tensor = tuple[int, Optional[int]]
+
+
+def fixed_tensors(cfg: network_lib.NetworkConfig) -> list[Tensor]:
+  """Weight tensors outside the cells: stem, reduction block and classifier.
+
+  Returns:
+    ``(elements, out_channels)`` per kernel, ``(elements, None)`` per 1-D leaf.
+  """
+  c, cin = cfg.width, cfg.input_shape[2]
+  return [(9 * cin * c, c), (c, None), (c, None),                     # stem conv, BN
+          (c, None), (c, None), (9 * c * 2 * c, 2 * c),               # reduction BN, conv
+          (2 * c, None), (2 * c, None),                               # reduction BN
+          (2 * c, None), (2 * c, None),                               # head BN
+          (cfg.classifier_in * cfg.hidden, cfg.hidden),               # fc1
+          (cfg.hidden * cfg.num_outputs, cfg.num_outputs),            # fc2 kernel
+          (cfg.num_outputs, None)]                                    # fc2 bias
+
+
+def op_tensors(op: ops_lib.OpSpec, width: int) -> list[Tensor]:
+  """Weight tensors one op adds on one edge of a cell ``width`` channels wide.
+
+  Returns:
+    ``[(k*k*C*C, C), (C, None), (C, None)]`` for a ``k x k`` conv (kernel,
+    then BN scale and bias); ``[]`` for every other op (skip, pooling and zero
+    hold no weights).
+  """
+  if op.kind != "conv":
+    return []
+  return [(op.kernel * op.kernel * width * width, width), (width, None), (width, None)]
+
+
 def fixed_params(cfg: network_lib.NetworkConfig) -> int:
   """Parameters outside the cells (stem, reduction block and classifier), a
   count of scalars that does not depend on the genotype."""
-  c, cin = cfg.width, cfg.input_shape[2]
-  stem = 9 * cin * c + 2 * c
-  reduction = 2 * c + 9 * c * 2 * c + 2 * 2 * c
-  head = 2 * 2 * c + cfg.classifier_in * cfg.hidden + cfg.hidden * cfg.num_outputs + cfg.num_outputs
-  return stem + reduction + head
+  return sum(n for n, _ in fixed_tensors(cfg))
 
 
 def op_params(op: ops_lib.OpSpec, width: int) -> int:
@@ -76,9 +108,13 @@ def op_params(op: ops_lib.OpSpec, width: int) -> int:
     ``k*k*C*C + 2*C`` for a ``k x k`` conv (kernel, then BN scale and bias);
     0 for every other op (skip, pooling and zero hold no weights).
   """
-  if op.kind != "conv":
-    return 0
-  return op.kernel * op.kernel * width * width + 2 * width
+  return sum(n for n, _ in op_tensors(op, width))
+
+
+def _tensor_bytes(tensors: list[Tensor], weight_bits: int) -> int:
+  """Exact bytes of ``tensors`` as :mod:`snnax_nas.quant` stores them."""
+  return sum(quant.leaf_bytes(n, c, weight_bits) if c is not None else quant.FLOAT_BYTES * n
+             for n, c in tensors)
 
 
 def _digit_table(cfg: network_lib.NetworkConfig, width: int, per: str) -> np.ndarray:
@@ -168,23 +204,13 @@ def quantized_weight_bytes(genotypes, cfg: network_lib.NetworkConfig,
   Returns:
     int64 [N] bytes (a 0-d array for a single genotype).
   """
-  leaf = lambda n, c: quant.leaf_bytes(n, c, weight_bits)
-  c, cin = cfg.width, cfg.input_shape[2]
-  fixed = (leaf(9 * cin * c, c) + leaf(9 * c * 2 * c, 2 * c)            # stem, reduction convs
-           + leaf(cfg.classifier_in * cfg.hidden, cfg.hidden)           # fc1
-           + leaf(cfg.hidden * cfg.num_outputs, cfg.num_outputs)        # fc2 kernel
-           + quant.FLOAT_BYTES * (2 * c + 2 * c + 4 * c + 4 * c         # BN affines
-                                  + cfg.num_outputs))                   # fc2 bias
+  fixed = _tensor_bytes(fixed_tensors(cfg), weight_bits)
   cells = _cell_genotypes(genotypes, cfg)
   digits = _edge_digits(cells)  # [..., L, 12]
   total = np.full(digits.shape[:-2], fixed, np.int64)
   for l, (_, _, width) in enumerate(cfg.cell_shapes):
-    table = np.zeros(cfg.ops.num_digits, np.int64)  # bytes of each digit on one edge
-    for d in range(1, cfg.ops.num_digits):
-      op = cfg.ops.op_of_digit(d)
-      if op.has_lif:  # a conv kxk [k, k, C, C] and its BN scale/bias [C]
-        table[d] = (leaf(op.kernel * op.kernel * width * width, width)
-                    + quant.FLOAT_BYTES * 2 * width)
+    table = np.array([0] + [_tensor_bytes(op_tensors(cfg.ops.op_of_digit(d), width), weight_bits)
+                            for d in range(1, cfg.ops.num_digits)], np.int64)
     total = total + table[digits[..., l, :]].sum(-1)
   return total
 
