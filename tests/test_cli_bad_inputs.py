@@ -371,6 +371,7 @@ def _record_batches(monkeypatch):
   return shapes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["search", "score"])  # ~10 s together
 def test_event_data_is_scored_with_every_frame(module, files, tmp_path, monkeypatch, capsys):
   shapes = _record_batches(monkeypatch)
@@ -387,6 +388,7 @@ def test_event_data_is_scored_with_every_frame(module, files, tmp_path, monkeypa
   assert (tmp_path / "w" / name).exists()
 
 
+@pytest.mark.slow
 def test_network_refuses_a_frame_count_other_than_timesteps():
   import jax
   cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,

@@ -36,6 +36,7 @@ def test_rank_statistics_against_definitions():
   assert rho == pytest.approx(r)
 
 
+@pytest.mark.slow
 def test_top_k_and_report():
   truth = np.arange(100.0)
   assert correlation.top_k_overlap(truth, truth, 10) == 1.0
@@ -48,6 +49,7 @@ def test_top_k_and_report():
     correlation.correlation_report([1, 2], [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_launch_correlate_end_to_end(tmp_path):
   gs = ["0303/0030/2002/0200", "0302/0030/3003/0000", "0104/0040/0003/0000",
         "0111/0011/0001/0000", "0333/0033/0003/0000"]
@@ -117,6 +119,7 @@ def _correlate(tmp_path, *extra):
                         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_launch_correlate_input_rules(tmp_path):
   gs = ["0303/0030/2002/0200", "0012/0000/3003/0000", "0104/0040/0003/0000",
         "0111/0011/0001/0000", "0333/0033/0003/0000"]

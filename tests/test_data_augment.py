@@ -38,6 +38,7 @@ def _reference_crop(img, oy, ox, flip, pad):
   return crop[:, ::-1] if flip else crop
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_jax", [False, True])
 def test_crop_and_flip(use_jax):
   import jax
@@ -108,6 +109,7 @@ def test_augment_batch_is_one_gather():
   assert rng.random() == ref_rng.random()  # same generator state afterwards
 
 
+@pytest.mark.slow
 def test_augment_batch_jax():
   import jax
   x = _images(b=32)

@@ -26,6 +26,7 @@ from snnax_nas import quant
 from snnax_nas import train
 
 
+@pytest.mark.slow
 def test_qat_gradients_flow_straight_through():
   """The QAT forward's gradient is the float forward's gradient taken at the
   fake-quantised weights (STE), and it reaches every kernel."""
@@ -64,6 +65,7 @@ def qat_run(tmp_path_factory):
   return work, result
 
 
+@pytest.mark.slow
 def test_ptq_evaluation_of_a_qat_run_equals_its_fake_quant_forward(qat_run):
   work, result = qat_run
   ev = evaluate.evaluate_run(work, weight_bits=8, batch_size=16)
@@ -94,6 +96,7 @@ def test_ptq_evaluation_of_a_qat_run_equals_its_fake_quant_forward(qat_run):
   assert json.loads(json.dumps(ev.to_json()))["weight_bits"] == 8
 
 
+@pytest.mark.slow
 def test_evaluate_run_at_each_precision_and_bad_inputs(qat_run, tmp_path):
   work, _ = qat_run
   seen = {}

@@ -29,6 +29,7 @@ def run(tmp_path_factory):
   return work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", [32, 8, 4])
 def test_reloaded_export_computes_the_same_logits(run, tmp_path, bits):
   paths = export.export_run(run, str(tmp_path / "net"), weight_bits=bits)
@@ -75,6 +76,7 @@ def test_json_graph_documents_the_network(run, tmp_path):
   assert doc["tensors"]["params/head/fc2/bias"]["dtype"] == "float32"
 
 
+@pytest.mark.slow
 def test_backward_edges_in_the_graph_and_bad_inputs(tmp_path):
   from snnax_nas import network
   from snnax_nas import train

@@ -32,6 +32,7 @@ def _traced_flops(jaxpr) -> float:
   return total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ops,backward,text", [
     ("snasnet", False, "0321/0023/0004/0000"),
     ("snasnet", False, "0104/0040/0003/0000"),

@@ -224,6 +224,7 @@ def test_prune_matches_literal_reference(bwd5):
   np.testing.assert_array_equal(G.prune(sample), expected)
 
 
+@pytest.mark.slow
 def test_canonical_idempotent_and_validity_rule(bwd5):
   can = G.canonical(bwd5)
   np.testing.assert_array_equal(G.canonical(can), can)

@@ -16,6 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 import jax
 import numpy as np
+import pytest
 
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import network
@@ -75,6 +76,7 @@ def _cfg(backward: bool):
 IMAGES = np.asarray(jax.random.normal(jax.random.key(1), (2, 4, 8, 8, 3)))  # [R, B, H, W, C]
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(genotypes(ops_name="snasnet"))
 def test_equal_canonical_forms_build_equal_networks(case):
@@ -91,6 +93,7 @@ def test_equal_canonical_forms_build_equal_networks(case):
   np.testing.assert_array_equal(np.asarray(y_raw), np.asarray(y_can))
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(genotypes(ops_name="snasnet", backward=False))
 def test_equal_canonical_forms_get_equal_scores(case):

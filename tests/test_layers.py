@@ -42,6 +42,7 @@ def test_batch_norm_running_stats_follow_pytorch_momentum():
     layers.batch_norm(jnp.asarray(x), p, None, train=False)
 
 
+@pytest.mark.slow
 def test_initializers_draw_the_param_spec_distributions():
   specs = {"conv": layers.ParamSpec((3, 3, 16, 64), "conv"),
            "dense": layers.ParamSpec((256, 256), "dense"),
@@ -63,6 +64,7 @@ def test_initializers_draw_the_param_spec_distributions():
     layers.materialize(jax.random.key(0), {"w": layers.ParamSpec((2,), "kaiming")})
 
 
+@pytest.mark.slow
 def test_pooling_and_strided_conv_padding():
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
   window = jax.lax.reduce_window(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 0.0, jax.lax.add,

@@ -28,6 +28,7 @@ def test_released_cells_match_spec_numbers():
       "cifar10", backward=True, second_pool=2)) / 1e6, 2) == 44.69
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cells_per_stage", [1, 2])
 def test_analytic_count_equals_real_tree_on_many_forward_genotypes(cells_per_stage):
   cfg = network.network_config(None, width=8, hidden=48, cells_per_stage=cells_per_stage,
@@ -75,6 +76,7 @@ def test_bytes_neurons_and_budget_filter():
     memory.within_budget(gs, cfg, budget_params=0)
 
 
+@pytest.mark.slow
 def test_neuron_count_equals_lifs_seen_by_the_network():
   cfg = network.network_config(None, width=4, hidden=32, timesteps=1, vote_group=2,
                                backward=True, input_shape=(16, 16, 3))

@@ -46,6 +46,7 @@ def _assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text,linear_init", [(FORWARD, "reference"), (BACKWARD, "reference"),
                                               (POOL_SKIP, "reference"), (BACKWARD, "fan_in")])
 def test_module_equals_standalone_forward(text, linear_init):
@@ -115,6 +116,7 @@ def test_module_equals_standalone_forward(text, linear_init):
   assert float(jnp.abs(g_f["stem"]["conv"]["kernel"]).sum()) > 0
 
 
+@pytest.mark.slow
 def test_event_frames_and_dropout_match_standalone(monkeypatch):
   cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
                                backward=True, input_shape=(16, 16, 2), dropout=0.3)
@@ -148,6 +150,7 @@ def test_event_frames_and_dropout_match_standalone(monkeypatch):
     model.apply(variables, frames[:, :1], train=False)
 
 
+@pytest.mark.slow
 def test_probe_mask_weights_rows_like_the_training_probe():
   model = models.SpikingNetwork(CFG, FORWARD)
   params, stats = _standalone(CFG, FORWARD)
@@ -185,6 +188,7 @@ def test_converters_round_trip_and_genotype_forms():
                                              train=False)
 
 
+@pytest.mark.slow
 def test_docstring_training_step_runs():
   doc = models.__doc__
   code = textwrap.dedent(doc[doc.rindex("::\n") + 3:doc.index(":func:`variables_from_standalone`")])

@@ -67,6 +67,7 @@ def test_cell_wiring_matches_reference_equations():
   assert fb is None and float(x3) == f[3] + f[4] * f[0] + f[5] * (f[1] + f[2] * f[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", GENOTYPES)
 def test_supernet_one_hot_equals_standalone(text):
   g = genotype_lib.parse_genotype(text, CFG.ops)
@@ -90,6 +91,7 @@ def test_standalone_tree_equals_its_specs_and_extraction():
   assert sorted(fresh["cells"][0], key=int) == ["0", "2", "3", "5", "7", "10"]
 
 
+@pytest.mark.slow
 def test_backward_edge_changes_output_only_after_first_step():
   # Identical forward parts; the second genotype adds a feedback edge 3->0.
   cfg1 = network.network_config(None, width=4, hidden=32, timesteps=1, vote_group=2,
@@ -112,6 +114,7 @@ def test_backward_edge_changes_output_only_after_first_step():
   assert outs["t3", "f"] != outs["t3", "b"]
 
 
+@pytest.mark.slow
 def test_training_mode_updates_running_stats_and_eval_uses_them():
   cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
                                input_shape=(16, 16, 3))
@@ -133,6 +136,7 @@ def test_training_mode_updates_running_stats_and_eval_uses_them():
     network.standalone_forward(params, g, x, None, cfg, train=False)
 
 
+@pytest.mark.slow
 def test_gradients_flow_through_surrogate():
   cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
                                input_shape=(16, 16, 3))
@@ -149,6 +153,7 @@ def test_gradients_flow_through_surrogate():
   assert float(jnp.abs(grads["stem"]["conv"]["kernel"]).sum()) > 0
 
 
+@pytest.mark.slow
 def test_per_layer_probes_report_every_lif():
   g = genotype_lib.parse_genotype("0303/0030/2002/0200", CFG.ops)
   params = network.init_standalone_params(jax.random.key(0), CFG, g)
@@ -159,6 +164,7 @@ def test_per_layer_probes_report_every_lif():
   assert all(float(c) == CFG.timesteps for c in counts.values())
 
 
+@pytest.mark.slow
 def test_event_frames_run_the_stem_per_timestep():
   cfg = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
                                input_shape=(16, 16, 2), dropout=0.0)
@@ -189,6 +195,7 @@ def test_event_frames_run_the_stem_per_timestep():
     network.standalone_forward(params, g, moving[:, :2], None, cfg, batch_stats=stats)
 
 
+@pytest.mark.slow
 def test_supernet_shared_lifs_report_each_edge_like_standalone():
   # The supernet runs one LIF per (source node, threshold) for all the edges
   # leaving that node; per edge it must report exactly the standalone LIF.
@@ -251,6 +258,7 @@ def test_normaliser_names_bad_input(bad, match):
     genotype_lib.cell_genotypes(bad, CFG.ops, 2, allow_backward=False)
 
 
+@pytest.mark.slow
 def test_traced_genotype_raises_a_type_error_asking_for_a_static_one():
   cfg = network.network_config(None, width=4, hidden=32, timesteps=1, vote_group=2,
                                input_shape=(16, 16, 3))

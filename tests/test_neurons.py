@@ -44,6 +44,7 @@ def test_spike_gradient_is_atan_surrogate():
   np.testing.assert_allclose(grads4, expected4, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detach", [True, False])
 def test_reset_detaching(detach):
   cfg = neurons.LIFConfig(detach_reset=detach)
@@ -62,6 +63,7 @@ def test_reset_detaching(detach):
     np.testing.assert_allclose(g, -surrogate * 0.75 * v, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_scan_equals_step_loop():
   xs = jax.random.normal(jax.random.key(0), (7, 3, 4)) * 2
   _, spikes = neurons.lif_scan(xs)

@@ -22,6 +22,7 @@ def _weights(seed=0):
           "fc": {"kernel": jnp.asarray(dense), "bias": jnp.full((4,), 0.3)}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", QUANT_BITS)
 def test_codes_ranges_dtypes_and_error_bound(bits):
   params = _weights()
@@ -51,6 +52,7 @@ def test_codes_ranges_dtypes_and_error_bound(bits):
     np.testing.assert_array_equal(leaf, params[path[0]][path[1]])
 
 
+@pytest.mark.slow
 def test_all_zero_channel_and_all_zero_tensor_are_exact():
   params = _weights()
   for bits in QUANT_BITS:
@@ -72,6 +74,7 @@ def test_quantisation_is_idempotent(bits):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=0), once, twice)
 
 
+@pytest.mark.slow
 def test_4_bit_range_and_rounding_on_known_values():
   w = jnp.array([[7.0, -3.5], [-7.0, 0.2], [3.4, 1.0]])  # channel 0: scale 1, channel 1: 0.5
   qt = quant.quantize_tensor(w, 4)
@@ -101,6 +104,7 @@ def test_32_bits_is_the_float_tree():
   assert quant.quantized_bytes(q) == 4 * n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", QUANT_BITS)
 def test_fake_quantize_forward_is_ptq_and_gradient_is_straight_through(bits):
   params = _weights(2)
@@ -157,6 +161,7 @@ def _genotype_cases():
   return cases
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", (32,) + QUANT_BITS)
 def test_memory_model_bytes_equal_the_quantised_network_exactly(bits):
   for cfg, g in _genotype_cases():
@@ -180,6 +185,7 @@ def test_memory_model_bytes_equal_the_quantised_network_exactly(bits):
       [memory.quantized_weight_bytes(g, cfg, bits) for g in gs])
 
 
+@pytest.mark.slow
 def test_16_bit_network_logits_stay_close_to_float():
   cfg = network.network_config(None, width=8, hidden=32, num_classes=4, vote_group=2,
                                input_shape=(8, 8, 3), timesteps=2, dropout=0.0)
@@ -201,6 +207,7 @@ def test_16_bit_network_logits_stay_close_to_float():
   np.testing.assert_allclose(got, ref, atol=1e-2 * np.abs(ref).max())
 
 
+@pytest.mark.slow
 def test_works_on_a_flax_params_tree():
   import flax.linen as nn
 

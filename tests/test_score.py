@@ -29,6 +29,7 @@ def _random_codes(rng, b, n, rate):
   return (rng.random((b, n)) < rate).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_hamming_terms_match_float64_reference():
   rng = np.random.default_rng(0)
   codes = _random_codes(rng, 12, 700, 0.2).reshape(12, 7, 10, 10)
@@ -38,6 +39,7 @@ def test_hamming_terms_match_float64_reference():
     np.testing.assert_allclose(float(n) - np.asarray(d, np.float64), ref, rtol=1e-6, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("b, n, rates", [(64, 131072, (0.05, 0.3, 0.5)),
                                          (256, 4096, (0.1, 0.02)),
                                          (32, 16384, (0.5,))])
@@ -56,6 +58,7 @@ def test_float32_logdet_matches_float64(b, n, rates):
     assert abs(float(naive) - ref) > 1e-3
 
 
+@pytest.mark.slow
 def test_singular_kernel_is_flagged_not_nan():
   rng = np.random.default_rng(1)
   codes = _random_codes(rng, 16, 512, 0.3)
@@ -91,6 +94,7 @@ def _reference_score(text, key, images, cfg, kernel="sahd"):
   return float(np.mean(logdets))
 
 
+@pytest.mark.slow
 def test_batched_supernet_score_equals_standalone_reference():
   key, images = jax.random.key(7), _images()
   result = score.score_candidates(GENOTYPES, images, key, CFG, chunk_size=4)
@@ -107,6 +111,7 @@ def test_batched_supernet_score_equals_standalone_reference():
       result.singular.sum() > 0)
 
 
+@pytest.mark.slow
 def test_one_compilation_for_any_number_of_chunks_and_chunking_invariance(monkeypatch):
   key, images = jax.random.key(3), _images(1)
   gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 7, CFG.ops, backward=True)
@@ -124,6 +129,7 @@ def test_one_compilation_for_any_number_of_chunks_and_chunking_invariance(monkey
   np.testing.assert_allclose(c.scores[::-1], a.scores, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_hamming_kernel_option():
   res = score.score_candidates(GENOTYPES[:2], _images(), jax.random.key(0), CFG,
                                kernel="hamming", chunk_size=2)
@@ -157,6 +163,7 @@ _SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_over_four_host_devices_gives_same_scores():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu")
@@ -198,6 +205,7 @@ _VMAPPED_LOGDETS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_vmapped_logdets_on_two_devices_do_not_deadlock():
   # A batched LAPACK LU on each of two XLA:CPU devices used to block both
   # intra-op pool threads waiting for each other (see score._lu_terms).
@@ -211,6 +219,7 @@ def test_vmapped_logdets_on_two_devices_do_not_deadlock():
 # ----------------------------------------------------------------------------
 # Score variants.
 
+@pytest.mark.slow
 def test_variant_terms_match_numpy_on_hand_made_codes():
   codes = np.array([[1, 0, 1, 0, 0, 1],
                     [1, 0, 1, 0, 0, 1],   # = row 0
@@ -294,6 +303,7 @@ def _variant_reference(text, key, images, cfg, draw_key=None):
   return {k: float(np.mean(v)) for k, v in out.items()}
 
 
+@pytest.mark.slow
 def test_variant_scores_equal_standalone_numpy_reference():
   key, images = jax.random.key(7), _images()
   texts = GENOTYPES[:2] + GENOTYPES[4:5]
@@ -312,6 +322,7 @@ def test_variant_scores_equal_standalone_numpy_reference():
       assert abs(res.scores[i, j] - ref[k]) < 1e-3 * max(1.0, abs(ref[k])), (text, k, ref[k])
 
 
+@pytest.mark.slow
 def test_new_kernels_and_draws_compile_once(monkeypatch):
   key, images = jax.random.key(3), _images(1)
   gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 5, CFG.ops, backward=True)
@@ -343,6 +354,7 @@ def test_rank_ensemble():
     score.rank_ensemble()
 
 
+@pytest.mark.slow
 def test_auto_layout_and_conv_dtype_options():
   key, images = jax.random.key(5), _images(2)
   gs = GENOTYPES[:4]
@@ -361,6 +373,7 @@ def test_auto_layout_and_conv_dtype_options():
     score.score_candidates(gs, images, key, CFG, chunk_size=0)
 
 
+@pytest.mark.slow
 def test_searches_pass_draws_and_conv_dtype_to_the_scorer():
   from snnax_nas import search  # pylint: disable=g-import-not-at-top
   from snnax_nas.search import common as search_common  # pylint: disable=g-import-not-at-top

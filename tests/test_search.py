@@ -76,6 +76,7 @@ def fake(monkeypatch):
 # ----------------------------------------------------------------------------
 # Budget.
 
+@pytest.mark.slow
 def test_spikenas_never_scores_over_budget_candidates(spy):
   pool, _ = search.candidate_pool(CFG.ops, False, 8, np.random.default_rng([0, 0]))
   p0 = memory.param_count(pool, CFG)
@@ -233,6 +234,7 @@ def test_lightsnn_resumes_from_the_store(fake, tmp_path):
       {k: v for k, v in b.summary().items() if k != "timing"}
 
 
+@pytest.mark.slow
 def test_lightsnn_real_scorer_forward():
   cfg = network.network_config(None, ops="lightsnn", **TINY)
   res = search.lightsnn_prune(IMAGES, KEY, cfg, chunk_size=CHUNK)
@@ -342,6 +344,7 @@ _SLOW = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, env):
   args = [f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY]
   ref = _launch([*args, f"--workdir={tmp_path}/ref"], env)
@@ -417,6 +420,7 @@ def _launch_two_processes(args, env, port):
     assert p.returncode == 0, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [["--config.method=spikenas"],
                                     ["--config.method=lightsnn", "--config.network.ops=lightsnn",
                                      "--config.network.backward=False"]])
@@ -443,6 +447,7 @@ def test_two_processes_search_like_one(tmp_path, random_npz, env, free_port, met
   np.testing.assert_allclose(again["score"], one["score"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_launch_budget_mb_inf_is_no_budget(tmp_path, random_npz, env):
   # inf MB once ended in an OverflowError; it means no limit, as None does.
   out = _launch([f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY, "--config.budget.mb=inf",

@@ -35,6 +35,7 @@ def test_format_duration_and_time_left():
   assert train.time_left(done=0, left=30, elapsed=0.0) is None
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_reports_eta_silent_layers_and_rate_plot(tmp_path, caplog):
   """A tiny run with the reference init: the classifier's hidden LIF is
   silent at initialisation (see test_train_steps._alive_state), the run says

@@ -21,6 +21,7 @@ from snnax_nas import network
 from snnax_nas import train
 
 
+@pytest.mark.slow
 def test_firing_rates_reads_the_forward_probes():
   """``firing_rates(aux["probes"])`` of a spike-probed forward: the same
   rates as from its ``values``, per layer and (per_layer=False) summed."""

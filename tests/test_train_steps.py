@@ -60,6 +60,7 @@ def test_cosine_schedule_ends_at_one_percent(per_epoch):
     assert values[0] == values[4] and values[5] < values[4]
 
 
+@pytest.mark.slow
 def test_losses():
   logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
   labels = jnp.array([0, 1])
@@ -88,6 +89,7 @@ def _alive_state(opt, g=G, cfg=CFG):
   return state.replace(params=params)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_loss_decreases_on_separable_data(loss):
   images, labels = separable(32)
@@ -109,6 +111,7 @@ def test_loss_decreases_on_separable_data(loss):
   assert float(jnp.abs(state.batch_stats["stem"]["bn"]["mean"]).max()) > 0
 
 
+@pytest.mark.slow
 def test_forward_is_the_one_injection_point():
   """make_steps runs whatever ``forward`` it is given (here the standalone
   forward wrapped to count its calls and scale the logits)."""
@@ -130,6 +133,7 @@ def test_forward_is_the_one_injection_point():
   assert float(m["loss"]) / 8 == pytest.approx(np.log(2), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_sar_and_layer_rates_match_direct_spike_counts():
   images, labels = separable(10)
   opt = train.make_optimizer(0.1, 1, 1)
