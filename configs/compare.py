@@ -1,0 +1,56 @@
+"""Config of ``launch.compare``: the accuracy-vs-memory table of the three searches.
+
+For each memory budget (``budgets_mb``, MB = 10^6 bytes of weights at
+``budget_bits``) the study runs the SpikeNAS memory-aware search, picks the
+SNASNet random search's best-scoring draw within the budget (one random
+search of ``random_draws`` draws, timed once, serves every budget) and runs
+LightSNN pruning once (it takes no budget); then trains each found network
+and evaluates it at every ``eval_bits`` weight precision
+(:mod:`snnax_nas.study`).
+
+Presets: ``small`` (default; width 16, the defaults of the other jobs, two
+budgets that bind at width 16: the space spans 8.82-9.10 MB at 32 bits) and
+``reference`` (CIFAR-10 network of the paper: width 256, ``second_pool`` 4,
+scoring batches of 256, 300 epochs; the space spans 38.7-109.5 MB at 32 bits).
+"""
+
+from __future__ import annotations
+
+from ml_collections import config_dict
+
+import configs
+
+PRESETS = {
+    "small": {},
+    "reference": {"network.width": 256, "network.second_pool": 4, "scoring.batch_size": 256,
+                  "budgets_mb": "50,75", "training.epochs": 300,
+                  "training.per_epoch_schedule": True, "training.eval_every": 10},
+}
+
+
+def get_config(preset: str | None = None) -> config_dict.ConfigDict:
+  """The compare config of ``preset`` (``small`` when None)."""
+  c = config_dict.ConfigDict()
+  # cifar10, cifar100, tinyimagenet, npz:PATH ('{split}' -> train/test) or
+  # folder:PATH. The searches score images of its train split only.
+  c.dataset = "cifar10"
+  c.data_dir = config_dict.placeholder(str)
+  c.seed = 0  # of every search, training and sampler
+  c.methods = "spikenas,random,lightsnn"  # comma-separated, any subset
+  c.budgets_mb = "8.86,8.94"  # comma-separated weight-memory budgets in MB
+  c.budget_bits = 32  # weight precision the budgets are measured at
+  c.eval_bits = "32,8,4"  # weight precisions every found network is evaluated at
+  c.random_draws = 5000  # SNASNet: draws of the one random search
+  c.spikenas_candidates = 64  # SpikeNAS: distinct cells scored per cell step
+  c.eval_max_examples = config_dict.placeholder(int)  # evaluate the first N test examples
+  # Every method searches its own op set (spikenas / snasnet / lightsnn,
+  # backward cells for lightsnn): leave network.ops and network.backward None.
+  c.network = configs.network(ops=config_dict.placeholder(str),
+                              backward=config_dict.placeholder(bool))
+  c.scoring = configs.scoring()
+  c.training = config_dict.ConfigDict(dict(
+      epochs=3, batch_size=64, lr=0.1, per_epoch_schedule=False,
+      eval_every=1,  # epochs between the training run's own test evaluations
+      max_train_examples=config_dict.placeholder(int),
+      max_test_examples=config_dict.placeholder(int)))
+  return configs.apply_preset(c, PRESETS, preset)

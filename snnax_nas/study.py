@@ -1,0 +1,674 @@
+"""The accuracy-vs-memory study of ``launch.compare``: search, train, evaluate, tabulate.
+
+For a list of weight-memory budgets the study compares the three searches
+under the same network, data and scorer:
+
+* **SpikeNAS** (``spikenas``): one memory-aware search per budget.
+* **SNASNet random search** (``random``): ONE search of ``random_draws``
+  draws without a budget, timed once; for each budget the study takes the
+  best-scoring draw whose weights fit the budget (first of equal scores by
+  candidate id, as :func:`snnax_nas.search.random_search` breaks ties). The
+  draws and each draw's weights (``fold_in(key, draw)``) do not depend on the
+  budget, so this is the draw a budget-filtered random search of the same
+  seed chooses, while the search time is that of scoring all draws, as
+  SNASNet does.
+* **LightSNN** (``lightsnn``): one pruning run; it takes no budget, so it
+  is one row (``budget_mb`` empty) with the budgets its network fits.
+
+Each found network is trained (``launch.train``) and evaluated at every
+weight precision (``launch.evaluate``, post-training quantisation). Every
+stage runs its existing launcher as a subprocess in its own sub-workdir:
+
+  WORKDIR/search/<method>[_<budget>MB]   launch.search
+  WORKDIR/train/<method>[_<budget>MB]    launch.train (+ eval/test_w<B>.json)
+  WORKDIR/stages/<stage>.json            when the stage finished, its process time
+  WORKDIR/logs/<stage>.log               the subprocess output (appended on resume)
+
+The launchers resume after ``kill -9``, so the study does too: a stage whose
+output file exists is not rerun and keeps its first record; a stage killed
+half way is rerun and continues from its own checkpoint or store. A
+subprocess dies with the study (``PR_SET_PDEATHSIG`` on Linux).
+
+Search time is the search's own measurement (``summary.json``
+``timing.wall_seconds``: the search call, scorer compilation included;
+interpreter start and data loading excluded, the same for every method). The
+time ratio of a row is the random search's time over the row's search time,
+both measured in the same study. A search that was resumed reports only its
+last attempt's time; its row says so (``search_resumed``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime
+import importlib.util
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from typing import Any
+from typing import Callable
+from typing import Mapping
+from typing import Optional
+from typing import Sequence
+
+import numpy as np
+
+from snnax_nas import io
+from snnax_nas import memory
+from snnax_nas import workdir as workdir_lib
+
+METHODS = ("spikenas", "random", "lightsnn")
+RECORD_JOB = "compare"
+STAGES_DIR, LOGS_DIR = "stages", "logs"
+TABLE_CSV, TABLE_MD, PLOT_PNG = "results.csv", "results.md", "accuracy_vs_memory.png"
+# Network fields a compare config passes to every search; ops and backward
+# are each method's own.
+_SEARCH_NETWORK_SKIP = ("ops", "backward")
+# The op set each budgeted method searches (launch.search's defaults).
+_BUDGETED_OPS = {"spikenas": "spikenas", "random": "snasnet"}
+
+# runner(argv, log_path) -> exit status; argv[0] is the Python interpreter.
+Runner = Callable[[Sequence[str], str], int]
+
+
+class StageError(RuntimeError):
+  """A stage's subprocess failed or left no output; the message names the
+  stage, its exit status, its log file and the log's last line."""
+
+
+# ----------------------------------------------------------------------------
+# Config values.
+
+def parse_budgets(text: Any) -> tuple[float, ...]:
+  """Budgets in MB from ``"8.86,8.94"`` (or a sequence of numbers).
+
+  Returns:
+    The budgets, ascending.
+
+  Raises:
+    ValueError: empty, not a number, not finite, <= 0, or repeated (the
+      message names the value).
+  """
+  items = text.split(",") if isinstance(text, str) else list(text or ())
+  items = [i.strip() if isinstance(i, str) else i for i in items]
+  items = [i for i in items if i != ""]
+  if not items:
+    raise ValueError(f"budgets_mb={text!r} holds no budget; give MB values separated by "
+                     "commas, e.g. --config.budgets_mb=8.86,8.94")
+  out = []
+  for item in items:
+    try:
+      mb = float(item)
+    except (TypeError, ValueError):
+      raise ValueError(f"budgets_mb={text!r}: {item!r} is not a number of MB; give MB values "
+                       "separated by commas, e.g. --config.budgets_mb=8.86,8.94") from None
+    if not math.isfinite(mb) or mb <= 0:
+      raise ValueError(f"budgets_mb={text!r}: {item!r} must be a finite number of MB > 0 "
+                       "(LightSNN already gives the row without a budget)")
+    out.append(mb)
+  if len(set(out)) != len(out):
+    raise ValueError(f"budgets_mb={text!r} repeats a budget; give each once")
+  return tuple(sorted(out))
+
+
+def parse_bits(text: Any) -> tuple[int, ...]:
+  """Weight precisions from ``"32,8,4"``, in the given order.
+
+  Raises:
+    ValueError: empty, repeated, or a precision the memory model lacks.
+  """
+  items = [i.strip() for i in str(text).split(",") if i.strip()] if isinstance(
+      text, str) else [str(i) for i in (text or ())]
+  if not items:
+    raise ValueError(f"eval_bits={text!r} holds no bit width; e.g. --config.eval_bits=32,8,4")
+  out = []
+  for item in items:
+    if not item.isdigit() or int(item) not in memory.WEIGHT_BITS:
+      raise ValueError(f"eval_bits={text!r}: {item!r} is not one of "
+                       f"{', '.join(map(str, memory.WEIGHT_BITS))}")
+    out.append(int(item))
+  if len(set(out)) != len(out):
+    raise ValueError(f"eval_bits={text!r} repeats a bit width; give each once")
+  return tuple(out)
+
+
+def parse_methods(text: str) -> tuple[str, ...]:
+  """Methods from ``"spikenas,random,lightsnn"`` (any non-empty subset), in
+  the canonical order.
+
+  Raises:
+    ValueError: empty, or an unknown method.
+  """
+  items = [i.strip() for i in str(text).split(",") if i.strip()]
+  bad = [i for i in items if i not in METHODS]
+  if bad or not items:
+    raise ValueError(f"methods={text!r}: give some of {', '.join(METHODS)} separated by commas")
+  return tuple(m for m in METHODS if m in items)
+
+
+def budget_label(mb: Optional[float]) -> str:
+  """Directory suffix of a budget: ``8.86MB`` (``""`` for no budget)."""
+  return "" if mb is None else f"{mb:g}MB"
+
+
+# ----------------------------------------------------------------------------
+# Stages.
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One subprocess of the study.
+
+  Attributes:
+    name: ``search/spikenas_8.86MB``, ``train/random_8.86MB``,
+      ``eval/lightsnn_w4``: unique; names its record and log.
+    module: the launcher module (``launch.search`` ...).
+    flags: its command-line flags.
+    output: the file whose presence means the stage finished.
+  """
+
+  name: str
+  module: str
+  flags: tuple[str, ...]
+  output: str
+
+  def argv(self) -> list[str]:
+    """The command: ``[python, -m, module, *flags]``."""
+    return [sys.executable, "-m", self.module, *self.flags]
+
+  def command(self) -> str:
+    """The command as a user types it."""
+    return shlex.join(["python", "-m", self.module, *self.flags])
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child
+  # kill -9 of the study must not leave a search or training running on (a
+  # rerun would then race it for its workdir).
+  with contextlib.suppress(Exception):
+    import ctypes
+    import signal
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_subprocess(argv: Sequence[str], log_path: str) -> int:
+  """Runs ``argv`` with its output appended to ``log_path``; returns its exit
+  status. The launchers are found from any directory (the repository root
+  goes on ``PYTHONPATH``)."""
+  env = dict(os.environ)
+  spec = importlib.util.find_spec("launch")
+  if spec is not None and spec.origin:
+    root = os.path.dirname(os.path.dirname(spec.origin))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+  with open(log_path, "a") as log:
+    log.write(f"$ {shlex.join(argv)}\n")
+    log.flush()
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.run(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env,
+                          preexec_fn=preexec, check=False).returncode
+
+
+def _record_path(workdir: str, name: str) -> str:
+  return os.path.join(workdir, STAGES_DIR, name.replace("/", "__") + ".json")
+
+
+def _read_json(path: str) -> dict:
+  with open(path) as f:
+    return json.load(f)
+
+
+def _last_line(path: str) -> str:
+  with contextlib.suppress(OSError):
+    with open(path) as f:
+      lines = [ln.strip() for ln in f if ln.strip()]
+    return lines[-1] if lines else ""
+  return ""
+
+
+def run_stage(stage: Stage, workdir: str, runner: Runner = run_subprocess,
+              log: Callable[[str], None] = print) -> dict:
+  """Runs ``stage`` unless it finished before; returns its record.
+
+  The record (``WORKDIR/stages/<name>.json``, written atomically once the
+  subprocess has exited 0 and left ``stage.output``) holds the command and
+  its process wall time ``seconds``. A finished stage keeps its first record.
+  A stage whose output exists without a record (killed between the two) gets
+  a record with ``seconds`` None instead of a rerun.
+
+  Raises:
+    StageError: the subprocess exited non-zero or left no output.
+  """
+  record_path = _record_path(workdir, stage.name)
+  os.makedirs(os.path.dirname(record_path), exist_ok=True)
+  done = os.path.exists(stage.output)
+  if done and os.path.exists(record_path):
+    return _read_json(record_path)
+  record = dict(stage=stage.name, command=stage.command(), seconds=None)
+  if not done:
+    log_path = os.path.join(workdir, LOGS_DIR, stage.name.replace("/", "__") + ".log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log(f"[{stage.name}] {stage.command()}  (log {log_path})")
+    t0 = time.perf_counter()
+    rc = runner(stage.argv(), log_path)
+    seconds = time.perf_counter() - t0
+    if rc != 0 or not os.path.exists(stage.output):
+      what = f"exited with status {rc}" if rc != 0 else f"left no {stage.output}"
+      raise StageError(f"stage {stage.name} {what}; see {log_path} (last line: "
+                       f"{_last_line(log_path)!r}); fix it and rerun the same command to "
+                       "resume")
+    record["seconds"] = seconds
+    log(f"[{stage.name}] done in {seconds:.1f} s")
+  else:
+    record["note"] = "finished before its record was written: process time not measured"
+  record["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds")
+  io.write_json(record_path, record)
+  return record
+
+
+def _flag(name: str, value: Any) -> str:
+  if isinstance(value, bool):
+    value = "true" if value else "false"
+  return f"--config.{name}={value}"
+
+
+def _common_flags(config) -> list[str]:
+  out = [_flag("dataset", config.dataset), _flag("seed", config.seed)]
+  if config.data_dir:
+    out.append(_flag("data_dir", config.data_dir))
+  return out
+
+
+def search_stage(config, workdir: str, method: str, budget_mb: Optional[float]) -> Stage:
+  """The ``launch.search`` stage of ``method`` at ``budget_mb`` (None: no
+  budget; random and lightsnn)."""
+  name = method + (f"_{budget_label(budget_mb)}" if budget_mb is not None else "")
+  where = os.path.join(workdir, "search", name)
+  flags = [f"--workdir={where}", _flag("method", method)] + _common_flags(config)
+  for key, value in sorted(config.network.items()):
+    if key not in _SEARCH_NETWORK_SKIP and value is not None:
+      flags.append(_flag(f"network.{key}", value))
+  for key, value in sorted(config.scoring.items()):
+    flags.append(_flag(f"scoring.{key}", value))
+  if method == "spikenas":
+    flags += [_flag("num_candidates", config.spikenas_candidates),
+              _flag("budget.mb", budget_mb), _flag("budget.weight_bits", config.budget_bits)]
+  elif method == "random":
+    flags += [_flag("num_candidates", config.random_draws),
+              _flag("budget.weight_bits", config.budget_bits)]
+  else:
+    flags.append(_flag("budget.weight_bits", config.budget_bits))
+  return Stage(f"search/{name}", "launch.search", tuple(flags),
+               os.path.join(where, "summary.json"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One row of the table: a found network.
+
+  Attributes:
+    method: ``spikenas``, ``random`` or ``lightsnn``.
+    budget_mb: the budget (MB at ``budget_bits``), None for LightSNN.
+    genotype: the found genotype string.
+    params: its parameter count.
+    search_dir: the search workdir it came from.
+    network: the search's ``network`` job-config section (ops resolved).
+    draws_within_budget: random only: draws that fit the budget.
+  """
+
+  method: str
+  budget_mb: Optional[float]
+  genotype: str
+  params: int
+  search_dir: str
+  network: Mapping[str, Any]
+  draws_within_budget: Optional[int] = None
+
+  @property
+  def name(self) -> str:
+    """``spikenas_8.86MB``, ``lightsnn``: the row's train directory name."""
+    return self.method + (f"_{budget_label(self.budget_mb)}" if self.budget_mb is not None
+                          else "")
+
+
+def _search_network(search_dir: str) -> dict:
+  return dict(_read_json(os.path.join(search_dir, workdir_lib.RECORD_NAME))["config"]["network"])
+
+
+def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> tuple[str, int, int]:
+  """The random search's best-scoring draw that fits a budget.
+
+  Args:
+    scores_csv: the random search's ``scores.csv`` (genotype, score, params,
+      candidate_id columns).
+    budget_mb: the budget in MB (10^6 bytes) of weights at ``weight_bits``.
+    weight_bits: weight precision of the budget.
+
+  Returns:
+    ``(genotype, params, draws within the budget)``; of equal scores, the
+    lowest candidate id (a singular kernel's empty score counts as -inf).
+
+  Raises:
+    ValueError: no draw fits the budget (the message names the cheapest).
+  """
+  with open(scores_csv, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if not rows:
+    raise ValueError(f"{scores_csv} holds no scored draw")
+  ids = np.array([int(r["candidate_id"]) for r in rows], np.int64)
+  params = np.array([int(r["params"]) for r in rows], np.int64)
+  scores = np.array([float(r["score"]) if r["score"] not in ("", "None") else -np.inf
+                     for r in rows], np.float64)
+  scores = np.where(np.isnan(scores), -np.inf, scores)
+  ok = memory.weight_bytes(params, weight_bits) <= memory.budget_bytes_from_mb(budget_mb)
+  if not ok.any():
+    cheapest = int(np.argmin(params))
+    raise ValueError(f"no random draw fits budget_mb={budget_mb:g} at {weight_bits}-bit; the "
+                     f"cheapest draw has {int(params[cheapest]):,} params; raise the budget")
+  cand = np.flatnonzero(ok)
+  cand = cand[np.lexsort((ids[cand], -scores[cand]))]  # best score, then lowest id
+  best = int(cand[0])
+  return rows[best]["genotype"], int(params[best]), int(ok.sum())
+
+
+def entries(config, workdir: str, methods: Sequence[str],
+            budgets: Sequence[float]) -> list[Entry]:
+  """The rows of the table from the finished searches, budget by budget
+  (SpikeNAS, then random), LightSNN last."""
+  out = []
+  for mb in budgets:
+    for method in methods:
+      if method == "lightsnn":
+        continue
+      stage = search_stage(config, workdir, method, mb if method == "spikenas" else None)
+      where = os.path.dirname(stage.output)
+      if method == "spikenas":
+        summary = _read_json(stage.output)
+        out.append(Entry(method, mb, summary["genotype"], int(summary["params"]), where,
+                         _search_network(where)))
+      else:
+        geno, params, within = best_within_budget(os.path.join(where, "scores.csv"), mb,
+                                                  config.budget_bits)
+        out.append(Entry(method, mb, geno, params, where, _search_network(where), within))
+  if "lightsnn" in methods:
+    stage = search_stage(config, workdir, "lightsnn", None)
+    summary = _read_json(stage.output)
+    where = os.path.dirname(stage.output)
+    out.append(Entry("lightsnn", None, summary["genotype"], int(summary["params"]), where,
+                     _search_network(where)))
+  return out
+
+
+def train_stage(config, workdir: str, entry: Entry) -> Stage:
+  """The ``launch.train`` stage of a found network: its genotype and its
+  search's network section, the study's dataset and training fields."""
+  where = os.path.join(workdir, "train", entry.name)
+  flags = [f"--workdir={where}", _flag("genotype", entry.genotype)] + _common_flags(config)
+  for key, value in sorted(entry.network.items()):
+    if value is not None:
+      flags.append(_flag(f"network.{key}", value))
+  for key, value in sorted(config.training.items()):
+    if value is not None:
+      flags.append(_flag(f"training.{key}", value))
+  return Stage(f"train/{entry.name}", "launch.train", tuple(flags),
+               os.path.join(where, "summary.json"))
+
+
+def eval_path(train_dir: str, bits: int) -> str:
+  """Where ``launch.evaluate`` writes the test evaluation at ``bits``."""
+  return os.path.join(train_dir, "eval", f"test_w{bits}.json")
+
+
+def eval_stage(config, workdir: str, entry: Entry, bits: int) -> Stage:
+  """The ``launch.evaluate`` stage of a trained network at ``bits`` (test
+  split; the first ``config.eval_max_examples`` examples when set)."""
+  where = os.path.join(workdir, "train", entry.name)
+  flags = [f"--workdir={where}", _flag("weight_bits", bits), _flag("split", "test")]
+  if config.eval_max_examples is not None:
+    flags.append(_flag("max_examples", config.eval_max_examples))
+  return Stage(f"eval/{entry.name}_w{bits}", "launch.evaluate", tuple(flags),
+               eval_path(where, bits))
+
+
+# ----------------------------------------------------------------------------
+# The table.
+
+def _search_time(search_dir: str) -> tuple[float, bool, dict]:
+  summary = _read_json(os.path.join(search_dir, "summary.json"))
+  timing = summary.get("timing") or {}
+  return float(timing["wall_seconds"]), bool(timing.get("loaded_from_store", 0)), summary
+
+
+def table_rows(config, workdir: str, rows: Sequence[Entry],
+               eval_bits: Sequence[int], budgets: Sequence[float]) -> list[dict]:
+  """One dict per found network, read from the stage outputs.
+
+  Keys: method, budget_mb, budget_bits, genotype, ops, params,
+  ``weight_mb_w<B>`` (exact bytes of the quantised network, from the
+  evaluation), evaluations, draws_within_budget, search_s, search_process_s,
+  search_resumed, time_ratio_vs_random (random search time / this search
+  time), ``test_acc_w<B>`` (fraction), ``sar_w<B>``, sar (at the widest
+  precision evaluated), fits_budgets, train_epochs, test_examples.
+  """
+  random_s = None
+  random_dirs = [e.search_dir for e in rows if e.method == "random"]
+  if random_dirs:
+    random_s = _search_time(random_dirs[0])[0]
+  out = []
+  for e in rows:
+    seconds, resumed, summary = _search_time(e.search_dir)
+    stage = _record_path(workdir, "search/" + os.path.basename(e.search_dir))
+    process_s = _read_json(stage).get("seconds") if os.path.exists(stage) else None
+    train_dir = os.path.join(workdir, "train", e.name)
+    train_summary = _read_json(os.path.join(train_dir, "summary.json"))
+    row = dict(method=e.method, budget_mb=e.budget_mb, budget_bits=config.budget_bits,
+               genotype=e.genotype, ops=e.network.get("ops"), params=e.params)
+    evals = {b: _read_json(eval_path(train_dir, b)) for b in eval_bits}
+    for b in eval_bits:
+      row[f"weight_mb_w{b}"] = evals[b]["weight_bytes"] / 1e6
+    row.update(evaluations=int(summary["evaluations"]), draws_within_budget=e.draws_within_budget,
+               search_s=seconds, search_process_s=process_s, search_resumed=resumed,
+               time_ratio_vs_random=(random_s / seconds if random_s is not None and seconds > 0
+                                     else None))
+    for b in eval_bits:
+      row[f"test_acc_w{b}"] = float(evals[b]["accuracy"])
+    for b in eval_bits:
+      row[f"sar_w{b}"] = float(evals[b]["sar"])
+    row["sar"] = row[f"sar_w{max(eval_bits)}"]
+    budget_bytes = memory.weight_bytes(e.params, config.budget_bits)
+    row["fits_budgets"] = ",".join(f"{mb:g}" for mb in budgets
+                                   if budget_bytes <= memory.budget_bytes_from_mb(mb))
+    row.update(train_epochs=train_summary.get("epochs"),
+               test_examples=evals[max(eval_bits)].get("num_examples"))
+    out.append(row)
+  return out
+
+
+def _fmt(value: Any, digits: int) -> str:
+  if value is None:
+    return "—"
+  return f"{value:.{digits}f}"
+
+
+def markdown(rows: Sequence[dict], eval_bits: Sequence[int]) -> str:
+  """The table as GitHub Markdown (accuracy in %, memory in MB, times in s)."""
+  head = (["method", "budget (MB)", "genotype", "params"]
+          + [f"MB w{b}" for b in eval_bits]
+          + ["evaluations", "search (s)", "random / this"]
+          + [f"acc w{b} (%)" for b in eval_bits] + ["SAR"])
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in rows:
+    budget = "none" if r["budget_mb"] is None else f"{r['budget_mb']:g} @ {r['budget_bits']}-bit"
+    evals = str(r["evaluations"])
+    if r.get("draws_within_budget") is not None:
+      evals += f" ({r['draws_within_budget']} fit)"
+    seconds = _fmt(r["search_s"], 1) + (" (resumed)" if r["search_resumed"] else "")
+    ratio = "—" if r["time_ratio_vs_random"] is None else f"{r['time_ratio_vs_random']:.1f}×"
+    cells = ([r["method"], budget, f"`{r['genotype']}`", f"{r['params']:,}"]
+             + [_fmt(r[f"weight_mb_w{b}"], 3) for b in eval_bits]
+             + [evals, seconds, ratio]
+             + [_fmt(100 * r[f"test_acc_w{b}"], 2) for b in eval_bits]
+             + [_fmt(r["sar"], 4)])
+    lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def plot(path: str, rows: Sequence[dict], eval_bits: Sequence[int],
+         budgets: Sequence[float], budget_bits: int, title: str = "") -> None:
+  """Accuracy vs weight memory, two panels. Left: every network at every
+  bit width (marker: method, colour: bit width; log memory axis, the bit
+  widths being factors apart). Right, when ``budget_bits`` is evaluated: the
+  networks at the budgets' precision on a linear axis, with the budget lines
+  (dashed, MB at ``budget_bits``)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  markers = {"spikenas": "o", "random": "s", "lightsnn": "^"}
+  colors = dict(zip(sorted(eval_bits, reverse=True), ["C0", "C1", "C2", "C3", "C4"]))
+  zoom = budget_bits in eval_bits
+  fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(12 if zoom else 7, 4.8), squeeze=False)
+  panels = [(axes[0, 0], eval_bits, "log")] + ([(axes[0, 1], [budget_bits], "linear")]
+                                              if zoom else [])
+  for ax, bits, scale in panels:
+    for r in rows:
+      for b in bits:
+        ax.scatter(r[f"weight_mb_w{b}"], 100 * r[f"test_acc_w{b}"],
+                   marker=markers[r["method"]], color=colors[b], s=60, edgecolors="black",
+                   linewidths=0.5, zorder=3)
+    for mb in budgets:
+      ax.axvline(mb, color="red", ls="--", lw=1)
+      ax.text(mb, 0.02, f" {mb:g} MB", color="red", fontsize=7, rotation=90, va="bottom",
+              transform=ax.get_xaxis_transform())
+    ax.set_xscale(scale)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+  for method, m in markers.items():
+    if any(r["method"] == method for r in rows):
+      axes[0, 0].scatter([], [], marker=m, color="white", edgecolors="black", label=method)
+  for b in eval_bits:
+    axes[0, 0].scatter([], [], marker="o", color=colors[b], label=f"{b}-bit weights")
+  axes[0, 0].legend(fontsize=8, loc="best")
+  axes[0, 0].set_xlabel(f"weight memory (MB); budgets (red) at {budget_bits}-bit")
+  axes[0, 0].set_title(title or "found networks: accuracy vs weight memory", fontsize=9)
+  if zoom:
+    axes[0, 1].set_xlabel(f"weight memory at {budget_bits}-bit (MB)")
+    axes[0, 1].set_title(f"at the budgets' precision ({budget_bits}-bit)", fontsize=9)
+  fig.tight_layout()
+  io.save_figure(fig, path, dpi=110)
+  plt.close(fig)
+
+
+def write_table(workdir: str, rows: Sequence[dict], eval_bits: Sequence[int],
+                budgets: Sequence[float], budget_bits: int, title: str = "") -> str:
+  """Writes ``results.csv``, ``results.md`` and ``accuracy_vs_memory.png``
+  into ``workdir`` (atomically); returns the Markdown."""
+  io.write_dict_csv(os.path.join(workdir, TABLE_CSV), rows)
+  text = markdown(rows, eval_bits)
+  io.write_text(os.path.join(workdir, TABLE_MD), text)
+  plot(os.path.join(workdir, PLOT_PNG), rows, eval_bits, budgets, budget_bits, title)
+  return text
+
+
+# ----------------------------------------------------------------------------
+# The whole study.
+
+def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int, ...]]:
+  """``(methods, budgets, eval_bits)`` of a compare config.
+
+  Raises:
+    ValueError: a bad methods / budgets / bits list, ``network.ops`` or
+      ``network.backward`` set, ``budget_bits`` unknown, or a budget below
+      the smallest network of a budgeted method's space.
+  """
+  methods = parse_methods(config.methods)
+  budgets = parse_budgets(config.budgets_mb)
+  eval_bits = parse_bits(config.eval_bits)
+  if config.budget_bits not in memory.WEIGHT_BITS:
+    raise ValueError(f"budget_bits={config.budget_bits} is not one of "
+                     f"{', '.join(map(str, memory.WEIGHT_BITS))}")
+  for key in _SEARCH_NETWORK_SKIP:
+    if config.network.get(key) is not None:
+      raise ValueError(f"network.{key}={config.network[key]!r}: each method searches its own "
+                       f"space ({', '.join(METHODS)}); leave network.{key} unset")
+  for name in ("random_draws", "spikenas_candidates"):
+    if int(config[name]) < 1:
+      raise ValueError(f"{name}={config[name]} must be >= 1")
+  _check_budgets_admit_a_network(config, methods, budgets)
+  return methods, budgets, eval_bits
+
+
+def _check_budgets_admit_a_network(config, methods, budgets):
+  from snnax_nas import data as data_lib  # the dataset gives input shape and classes
+  from snnax_nas import search
+  info = data_lib.get_info(config.dataset)
+  for method in methods:
+    if method == "lightsnn":
+      continue
+    net = {k: v for k, v in config.network.items() if k not in _SEARCH_NETWORK_SKIP}
+    cfg = workdir_lib.network_from_job_config(
+        net, info, ops=_BUDGETED_OPS[method], backward=False)
+    smallest, params = search.smallest_network(cfg)
+    need = memory.weight_bytes(params, config.budget_bits)
+    for mb in budgets:
+      if memory.budget_bytes_from_mb(mb) < need:
+        raise ValueError(
+            f"budgets_mb: {mb:g} MB is below the smallest {method} network ({smallest}: "
+            f"{params:,} params = {need / 1e6:.4f} MB at {config.budget_bits}-bit); give "
+            "budgets above it")
+
+
+def claim(config, workdir: str) -> bool:
+  """Claims ``workdir`` for this study (``config.json``: job ``compare`` and
+  the config); a rerun with the same config resumes, another is refused.
+
+  Raises:
+    ValueError: the workdir holds another run (the fields that differ named).
+  """
+  record = workdir_lib.json_ready({"job": RECORD_JOB, "config": config.to_dict()})
+  return workdir_lib.claim(workdir, json.loads(json.dumps(record)))
+
+
+def run_study(config, workdir: str, runner: Runner = run_subprocess,
+              log: Callable[[str], None] = print) -> tuple[list[dict], str]:
+  """Runs (or resumes) the whole study and writes its table.
+
+  Args:
+    config: a ``configs/compare.py`` config.
+    workdir: the study's directory (sub-workdirs, records, logs, table).
+    runner: runs one stage's command (tests pass a fake).
+    log: progress lines.
+
+  Returns:
+    ``(rows, markdown)``: :func:`table_rows` and the Markdown table.
+
+  Raises:
+    ValueError: a bad config (see :func:`check_config`) or a workdir holding
+      another run.
+    StageError: a stage failed (rerun the same command after fixing it).
+  """
+  methods, budgets, eval_bits = check_config(config)
+  claim(config, workdir)
+  t0 = time.perf_counter()
+  # Searches first (they need no trained network); the random search before
+  # the rest, since every random row needs it.
+  order = [m for m in ("random", "spikenas", "lightsnn") if m in methods]
+  for method in order:
+    for mb in (budgets if method == "spikenas" else [None]):
+      run_stage(search_stage(config, workdir, method, mb), workdir, runner, log)
+  found = entries(config, workdir, methods, budgets)
+  for e in found:
+    run_stage(train_stage(config, workdir, e), workdir, runner, log)
+  for e in found:
+    for b in eval_bits:
+      run_stage(eval_stage(config, workdir, e, b), workdir, runner, log)
+  rows = table_rows(config, workdir, found, eval_bits, budgets)
+  title = (f"{config.dataset.split('/')[-1]}  width {config.network.width}  "
+           f"T {config.network.timesteps}  {config.training.epochs} epochs")
+  text = write_table(workdir, rows, eval_bits, budgets, config.budget_bits, title)
+  log(f"study finished ({time.perf_counter() - t0:.0f} s in this run); wrote "
+      f"{os.path.join(workdir, TABLE_MD)}")
+  return rows, text

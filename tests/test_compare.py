@@ -1,0 +1,245 @@
+"""launch.compare / snnax_nas.study: table, resume and errors, on fake stage outputs
+(no search, training or evaluation runs here)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import compare as compare_config
+from snnax_nas import io
+from snnax_nas import study
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Search wall times of the fake searches (s): the ratios follow from them.
+WALL = {"random": 600.0, "spikenas_8.86MB": 20.0, "spikenas_8.94MB": 30.0, "lightsnn": 40.0}
+# Random draws (candidate_id, genotype, score, params). Budget 8.86 MB at
+# 32-bit = 2,215,000 params: ids 0 and 3 fit, 3 scores higher; 2 fits 8.94
+# MB (2,235,000) and scores best of all; 1 fits neither; 4 is singular.
+DRAWS = [(0, "0001/0000/0000/0000", -50.0, 2_210_000), (1, "0344/0023/0002/0000", -10.0, 2_270_000),
+         (2, "0301/0001/0000/0000", -20.0, 2_230_000), (3, "0101/0001/0000/0000", -30.0, 2_212_000),
+         (4, "0201/0001/0000/0000", None, 2_205_000)]
+
+
+def _flags(argv):
+  out = {}
+  for a in argv[3:]:
+    key, _, value = a[2:].partition("=")
+    out[key] = value
+  return out
+
+
+class FakeRunner:
+  """Writes what each launcher would; records the stages it ran."""
+
+  def __init__(self, fail_on: str | None = None):
+    self.calls, self.fail_on = [], fail_on
+
+  def __call__(self, argv, log_path):
+    module, f = argv[2], _flags(argv)
+    where = f["workdir"]
+    self.calls.append((module, where, f))
+    if self.fail_on and self.fail_on in where + f.get("config.weight_bits", ""):
+      with open(log_path, "a") as log:
+        log.write("error: something broke\n")
+      return 2
+    os.makedirs(where, exist_ok=True)
+    if module == "launch.search":
+      self._search(where, f)
+    elif module == "launch.train":
+      io.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["config.training.epochs"])})
+    else:
+      bits = int(f["config.weight_bits"])
+      params = 2_220_000
+      path = study.eval_path(where, bits)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      io.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
+                         firing_rates={}, weight_bits=bits, weight_bytes=params * bits // 8,
+                         params=params, num_examples=10000, split="test"))
+    return 0
+
+  def _search(self, where, f):
+    method = f["config.method"]
+    name = os.path.basename(where)
+    ops = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}[method]
+    io.write_json(os.path.join(where, "config.json"),
+                  {"job": "search", "config": {"network": {
+                      "ops": ops, "width": int(f["config.network.width"]),
+                      "backward": method == "lightsnn", "linear_init": None}}})
+    genotype, params = {"spikenas": ("0222/0012/0002/0000|0222/0011/0002/0000", 2_214_000),
+                        "random": (DRAWS[1][1], DRAWS[1][3]),
+                        "lightsnn": ("0222/2020/2202/2220", 2_260_000)}[method]
+    if method == "spikenas" and name.endswith("8.94MB"):
+      genotype, params = "0222/0022/0002/0000|0222/0021/0002/0000", 2_234_000
+    evaluations = {"spikenas": 128, "random": len(DRAWS), "lightsnn": 60}[method]
+    if method == "random":
+      io.write_csv(os.path.join(where, "scores.csv"),
+                   ["genotype", "score", "singular", "params", "memory_bytes",
+                    "neuron_state_bytes", "step", "candidate_id"],
+                   [[g, "" if s is None else repr(s), int(s is None), p, p * 4, "", 0, i]
+                    for i, g, s, p in DRAWS])
+    io.write_json(os.path.join(where, "summary.json"), dict(
+        genotype=genotype, params=params, evaluations=evaluations,
+        timing=dict(wall_seconds=WALL[name], loaded_from_store=0)))
+
+
+def _config(**overrides):
+  c = compare_config.get_config()
+  c.training.epochs = 2
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+def _run(tmp_path, runner, config=None):
+  return study.run_study(config or _config(), str(tmp_path / "cmp"), runner=runner,
+                         log=lambda s: None)
+
+
+def test_fake_study_writes_the_table_csv_markdown_and_plot(tmp_path):
+  rows, text = _run(tmp_path, FakeRunner())
+  assert [(r["method"], r["budget_mb"]) for r in rows] == [
+      ("spikenas", 8.86), ("random", 8.86), ("spikenas", 8.94), ("random", 8.94),
+      ("lightsnn", None)]
+  by = {(r["method"], r["budget_mb"]): r for r in rows}
+  # Random: the best-scoring draw within each budget of the ONE search.
+  assert by["random", 8.86]["genotype"] == DRAWS[3][1]
+  assert by["random", 8.94]["genotype"] == DRAWS[2][1]
+  assert by["random", 8.86]["draws_within_budget"] == 3  # ids 0, 3 and the singular 4
+  # Ratio = random search time / this search's time, from the recorded times.
+  assert by["spikenas", 8.86]["time_ratio_vs_random"] == pytest.approx(600 / 20)
+  assert by["spikenas", 8.94]["time_ratio_vs_random"] == pytest.approx(600 / 30)
+  assert by["lightsnn", None]["time_ratio_vs_random"] == pytest.approx(600 / 40)
+  assert by["random", 8.94]["time_ratio_vs_random"] == pytest.approx(1.0)
+  assert by["random", 8.86]["evaluations"] == len(DRAWS)
+  # Memory per bit width is the evaluation's exact weight_bytes.
+  r = by["spikenas", 8.86]
+  assert (r["weight_mb_w32"], r["weight_mb_w8"], r["weight_mb_w4"]) == (8.88, 2.22, 1.11)
+  assert r["test_acc_w32"] == 0.5 and r["test_acc_w4"] == pytest.approx(0.472)
+  assert r["sar"] == r["sar_w32"] and r["train_epochs"] == 2
+  assert by["lightsnn", None]["fits_budgets"] == ""  # 2.26 M params fit neither budget
+  assert by["spikenas", 8.94]["fits_budgets"] == "8.94"
+  out = tmp_path / "cmp"
+  with open(out / study.TABLE_CSV) as f:
+    table = list(csv.DictReader(f))
+  assert len(table) == 5 and table[0]["method"] == "spikenas"
+  for col in ("genotype", "params", "weight_mb_w32", "weight_mb_w8", "weight_mb_w4",
+              "evaluations", "search_s", "time_ratio_vs_random", "test_acc_w32", "test_acc_w8",
+              "test_acc_w4", "sar"):
+    assert col in table[0]
+  assert (out / study.TABLE_MD).read_text() == text
+  lines = text.splitlines()
+  assert len(lines) == 2 + 5 and lines[0].startswith("| method | budget (MB)")
+  assert "30.0×" in lines[2] and "0222/0012/0002/0000\\|0222/0011/0002/0000" in lines[2]
+  assert "| none |" in lines[-1]
+  assert os.path.getsize(out / study.PLOT_PNG) > 1000
+
+
+def test_rerun_skips_finished_stages_and_keeps_their_times(tmp_path):
+  first = FakeRunner()
+  _run(tmp_path, first)
+  # 1 random + 2 spikenas + 1 lightsnn searches, 5 trainings, 5 x 3 evaluations.
+  assert len(first.calls) == 4 + 5 + 15
+  record = tmp_path / "cmp" / study.STAGES_DIR / "search__random.json"
+  before = json.loads(record.read_text())
+  again = FakeRunner()
+  rows, _ = _run(tmp_path, again)
+  assert again.calls == [] and json.loads(record.read_text()) == before
+  assert before["seconds"] is not None and "launch.search" in before["command"]
+  assert len(rows) == 5
+
+
+def test_a_failed_stage_stops_the_study_and_a_rerun_resumes_there(tmp_path):
+  with pytest.raises(study.StageError, match=r"train/random_8.94MB exited with status 2.*"
+                     r"something broke"):
+    _run(tmp_path, FakeRunner(fail_on="random_8.94MB"))
+  rest = FakeRunner()
+  _run(tmp_path, rest)
+  modules = [c[0] for c in rest.calls]
+  assert "launch.search" not in modules  # every search had finished
+  assert modules.count("launch.train") == 2  # the failed one and lightsnn
+  assert modules.count("launch.evaluate") == 15
+
+
+def test_output_without_record_is_kept_not_rerun(tmp_path):
+  # Killed after the stage wrote its output but before the study recorded it.
+  config, runner = _config(), FakeRunner()
+  workdir = str(tmp_path / "cmp")
+  stage = study.search_stage(config, workdir, "random", None)
+  runner(stage.argv(), os.devnull)
+  record = study.run_stage(stage, workdir, runner=FakeRunner(fail_on="random"),
+                           log=lambda s: None)
+  assert record["seconds"] is None and "not measured" in record["note"]
+
+
+def test_workdir_of_another_config_is_refused(tmp_path):
+  _run(tmp_path, FakeRunner())
+  other = _config()
+  other.training.epochs = 3
+  with pytest.raises(ValueError, match="training.epochs 2 -> 3"):
+    _run(tmp_path, FakeRunner(), other)
+
+
+@pytest.mark.parametrize("budgets, match", [
+    ("", "holds no budget"), ("8.9,abc", "'abc' is not a number"), ("8.9,-1", "'-1' must be"),
+    ("8.9,nan", "'nan' must be"), ("8.9,8.9", "repeats"),
+    ("1", r"1 MB is below the smallest spikenas network .*8.8195 MB")])
+def test_bad_budgets_are_refused_before_anything_runs(tmp_path, budgets, match):
+  runner = FakeRunner()
+  with pytest.raises(ValueError, match=match):
+    _run(tmp_path, runner, _config(budgets_mb=budgets))
+  assert runner.calls == [] and not (tmp_path / "cmp").exists()
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("eval_bits", "32,3", "'3' is not one of"), ("eval_bits", "8,8", "repeats"),
+    ("methods", "spikenas,grid", "give some of"), ("budget_bits", 12, "budget_bits=12")])
+def test_bad_lists_are_refused(tmp_path, field, value, match):
+  with pytest.raises(ValueError, match=match):
+    _run(tmp_path, FakeRunner(), _config(**{field: value}))
+
+
+def test_budgets_parse_sorted():
+  assert study.parse_budgets("8.94, 8.86") == (8.86, 8.94)
+  assert study.parse_bits("32,8,4") == (32, 8, 4)
+  assert study.parse_methods("lightsnn,spikenas") == ("spikenas", "lightsnn")
+
+
+def test_no_random_draw_within_budget_names_the_cheapest(tmp_path):
+  path = str(tmp_path / "scores.csv")
+  io.write_csv(path, ["genotype", "score", "params", "candidate_id"],
+               [["0001/0000/0000/0000", "-1.0", 3_000_000, 0]])
+  with pytest.raises(ValueError, match="cheapest draw has 3,000,000 params"):
+    study.best_within_budget(path, 8.86, 32)
+
+
+def test_launcher_refuses_a_bad_budget_with_one_line(tmp_path):
+  proc = subprocess.run([sys.executable, "-m", "launch.compare", "--config.budgets_mb=x",
+                         f"--workdir={tmp_path / 'w'}"], cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: budgets_mb='x'")
+
+
+def test_stage_commands_carry_the_budget_network_and_eval_cap(tmp_path):
+  config = _config(eval_max_examples=500)
+  workdir = str(tmp_path / "cmp")
+  spikenas = study.search_stage(config, workdir, "spikenas", 8.86)
+  assert "--config.budget.mb=8.86" in spikenas.flags
+  assert not any("network.ops" in f for f in spikenas.flags)  # each method's own op set
+  random = study.search_stage(config, workdir, "random", None)
+  assert "--config.num_candidates=5000" in random.flags
+  assert not any("budget.mb" in f for f in random.flags)
+  entry = study.Entry("lightsnn", None, "0222/2020/2202/2220", 1, random.output,
+                      {"ops": "lightsnn", "backward": True, "width": 16})
+  train = study.train_stage(config, workdir, entry)
+  assert {"--config.network.ops=lightsnn", "--config.network.backward=true",
+          "--config.training.epochs=2"} <= set(train.flags)
+  evaluate = study.eval_stage(config, workdir, entry, 4)
+  assert "--config.max_examples=500" in evaluate.flags
+  assert evaluate.output.endswith(os.path.join("train", "lightsnn", "eval", "test_w4.json"))
