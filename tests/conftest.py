@@ -3,6 +3,11 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests run tiny networks, where XLA's compile time dominates: skip most of its
+# optimisation passes (as flax's examples do in tests). Set here, in the
+# environment, so launcher subprocesses inherit it too. Numerics are
+# unchanged up to float rounding, which every tolerance already allows.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
