@@ -167,23 +167,16 @@ def plot_curves(history: list[dict], path: str, title: str = ""):
   plt = _pyplot()
   ep = [e["epoch"] for e in history]
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-  a1.plot(ep, [100 * e["train_accuracy"] for e in history], "o-", label="train")
-  test = [(e["epoch"], 100 * e["test_accuracy"]) for e in history
-          if e.get("test_accuracy") is not None]
-  if test:
-    a1.plot(*zip(*test), "s-", label="test")
-  a1.set_xlabel("epoch")
-  a1.set_ylabel("accuracy (%)")
-  a1.grid(alpha=0.3)
-  a1.legend()
-  a2.plot(ep, [e["train_loss"] for e in history], "o-", label="train")
-  test = [(e["epoch"], e["test_loss"]) for e in history if e.get("test_loss") is not None]
-  if test:
-    a2.plot(*zip(*test), "s-", label="test")
-  a2.set_xlabel("epoch")
-  a2.set_ylabel("loss")
-  a2.grid(alpha=0.3)
-  a2.legend()
+  for ax, key, scale, ylabel in ((a1, "accuracy", 100, "accuracy (%)"), (a2, "loss", 1, "loss")):
+    ax.plot(ep, [scale * e[f"train_{key}"] for e in history], "o-", label="train")
+    test = [(e["epoch"], scale * e[f"test_{key}"]) for e in history
+            if e.get(f"test_{key}") is not None]
+    if test:
+      ax.plot(*zip(*test), "s-", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
