@@ -352,8 +352,30 @@ def within_budget(genotypes, cfg: network_lib.NetworkConfig, *,
   Raises:
     ValueError: a bad budget (see :func:`normalize_budget`).
   """
+  return params_within_budget(param_count(genotypes, cfg), budget_params=budget_params,
+                              budget_bytes=budget_bytes, weight_bits=weight_bits)
+
+
+def params_within_budget(params, *, budget_params: Optional[float] = None,
+                         budget_bytes: Optional[float] = None,
+                         weight_bits: int = 32) -> np.ndarray:
+  """:func:`within_budget` for networks known by their parameter counts only
+  (e.g. rows of a scores table): the same rule.
+
+  Args:
+    params: int parameter counts, any shape.
+    budget_params: most parameters, or None / inf.
+    budget_bytes: most weight bytes at ``weight_bits``, or None / inf.
+    weight_bits: weight precision: 32, 16, 8 or 4.
+
+  Returns:
+    bool, the shape of ``params``.
+
+  Raises:
+    ValueError: a bad budget (see :func:`normalize_budget`).
+  """
   budget_params, budget_bytes = normalize_budget(budget_params, budget_bytes, weight_bits)
-  params = param_count(genotypes, cfg)
+  params = np.asarray(params, np.int64)
   ok = np.ones(params.shape, bool)
   if budget_params is not None:
     ok &= params <= budget_params

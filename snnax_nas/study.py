@@ -364,7 +364,8 @@ def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> t
   scores = np.array([float(r["score"]) if r["score"] not in ("", "None") else -np.inf
                      for r in rows], np.float64)
   scores = np.where(np.isnan(scores), -np.inf, scores)
-  ok = memory.weight_bytes(params, weight_bits) <= memory.budget_bytes_from_mb(budget_mb)
+  ok = memory.params_within_budget(params, budget_bytes=memory.budget_bytes_from_mb(budget_mb),
+                                   weight_bits=weight_bits)
   if not ok.any():
     cheapest = int(np.argmin(params))
     raise ValueError(f"no random draw fits budget_mb={budget_mb:g} at {weight_bits}-bit; the "
@@ -479,9 +480,10 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
     for b in eval_bits:
       row[f"sar_w{b}"] = float(evals[b]["sar"])
     row["sar"] = row[f"sar_w{max(eval_bits)}"]
-    budget_bytes = memory.weight_bytes(e.params, config.budget_bits)
-    row["fits_budgets"] = ",".join(f"{mb:g}" for mb in budgets
-                                   if budget_bytes <= memory.budget_bytes_from_mb(mb))
+    row["fits_budgets"] = ",".join(
+        f"{mb:g}" for mb in budgets
+        if memory.params_within_budget(e.params, budget_bytes=memory.budget_bytes_from_mb(mb),
+                                       weight_bits=config.budget_bits))
     row.update(train_epochs=train_summary.get("epochs"),
                test_examples=evals[max(eval_bits)].get("num_examples"))
     out.append(row)
@@ -614,7 +616,8 @@ def _check_budgets_admit_a_network(config, methods, budgets):
     smallest, params = search.smallest_network(cfg)
     need = memory.weight_bytes(params, config.budget_bits)
     for mb in budgets:
-      if memory.budget_bytes_from_mb(mb) < need:
+      if not memory.params_within_budget(params, budget_bytes=memory.budget_bytes_from_mb(mb),
+                                         weight_bits=config.budget_bits):
         raise ValueError(
             f"budgets_mb: {mb:g} MB is below the smallest {method} network ({smallest}: "
             f"{params:,} params = {need / 1e6:.4f} MB at {config.budget_bits}-bit); give "

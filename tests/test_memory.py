@@ -132,3 +132,17 @@ def test_budget_in_megabytes():
       memory.budget_bytes_from_mb(value)
   with pytest.raises(ValueError, match="weight_bits"):
     memory.normalize_budget(budget_bytes=100, weight_bits=12)
+
+
+def test_params_within_budget_is_the_rule_of_within_budget():
+  cfg = network.network_config(None, width=8, hidden=64, ops="snasnet")
+  gs = genotype_lib.enumerate_forward(cfg.ops)[:200]
+  params = memory.param_count(gs, cfg)
+  for bits in (32, 8):
+    limit = float(np.median(memory.weight_bytes(params, bits)))
+    by_genotype = memory.within_budget(gs, cfg, budget_bytes=limit, weight_bits=bits)
+    assert 0 < by_genotype.sum() < len(gs)
+    np.testing.assert_array_equal(
+        memory.params_within_budget(params, budget_bytes=limit, weight_bits=bits), by_genotype)
+  with pytest.raises(ValueError, match="budget_bytes"):
+    memory.params_within_budget(params, budget_bytes=-1)
