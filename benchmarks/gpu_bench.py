@@ -292,8 +292,8 @@ def main(args):
             f"here ({rate_flops / 1e12:.3g} useful TFLOP/s) about {est / 60:.1f} min "
             f"({'of this smoke config' if args.smoke else 'reference scale'}); wrote {path}")
       print("  resumable job (rerun the same command after a crash; chunks already on disk "
-            "are kept):\n  python -m launch.score --config=$(python -c 'import configs; "
-            "print(configs.path(\"score\"))'):reference \\\n"
+            "are kept):\n  python -m launch.score "
+            "--config=snnax_nas/configs/score.py:reference \\\n"
             f"      --config.genotypes={path} --config.network.ops=snasnet "
             f"--config.scoring.conv_dtype={args.conv_dtype} \\\n"
             "      --config.data_dir=DATA_DIR --workdir=runs/space_snasnet_reference")

@@ -3,7 +3,7 @@ r"""SpikeNAS step 1: how much each operation matters to accuracy.
   python -m launch.analyze_ops --config.network.ops=snasnet --config.training.epochs=5 \
       --config.training.seeds=3 --workdir=runs/analyze_ops
 
-The config is ``configs/analyze.py`` (presets ``small``, the default, and
+The config is ``snnax_nas/configs/analyze.py`` (presets ``small``, the default, and
 ``reference``). For the full op set (``network.ops``) and for each op removed
 from it ("-conv3x3" = the space without conv3x3), a training-free search
 picks the best architecture of that space (SNASNet random search:
@@ -34,6 +34,7 @@ import numpy as np
 
 from launch import common
 from snnax_nas import autotune
+from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import io
 from snnax_nas import network
@@ -145,7 +146,7 @@ def main(argv):
     info = data_lib.get_info(config.dataset)
     if info.is_event:
       raise ValueError("analyze_ops supports static-image datasets")
-    full_cfg = workdir_lib.network_from_job_config(config.network, info)  # validates it
+    full_cfg = configs.network_from_job_config(config.network, info)  # validates it
     common.check_example_limits(tr)
     images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
                                     config.seed, config.data_dir)
@@ -171,7 +172,7 @@ def main(argv):
 
   rows = []
   for variant, removed, ops in variants(full):
-    cfg = workdir_lib.network_from_job_config(config.network, info, ops=ops)
+    cfg = configs.network_from_job_config(config.network, info, ops=ops)
     pick_path = os.path.join(workdir, "runs", variant, "pick.json")
     pick = _read_json(pick_path)
     if pick is None or pick.get("op_set") != str(ops):

@@ -1,6 +1,6 @@
 """Flags and helpers shared by the launch scripts (thin absl front ends).
 
-Each launcher takes ``--config`` (its job's ``configs/<job>.py``, a preset
+Each launcher takes ``--config`` (its job's ``snnax_nas/configs/<job>.py``, a preset
 after a colon, any field overridden by its dotted name:
 ``--config.network.width=32``) and ``--workdir``, a plain flag.
 """
@@ -17,7 +17,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-import configs
+from snnax_nas import configs
 from snnax_nas import distributed
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import score
@@ -32,7 +32,7 @@ def define_config_flags(job: str, workdir_default: Optional[str] = None):
   try:  # config_flags reads the overrides of sys.argv here
     config_flags.DEFINE_config_file(
         "config", configs.path(job),
-        f"Job config: a file with get_config(preset) (default configs/{job}.py), "
+        f"Job config: a file with get_config(preset) (default snnax_nas/configs/{job}.py), "
         "':PRESET' after it picks a preset (small, reference); override any field with "
         "--config.DOTTED.NAME=VALUE.")
   except (AttributeError, KeyError) as e:  # an unknown --config.FIELD

@@ -4,14 +4,14 @@ r"""The accuracy-vs-memory table: SpikeNAS vs SNASNet random search vs LightSNN.
   python -m launch.compare --config.budgets_mb=8.86,8.94 --config.network.timesteps=3 \
       --config.dataset='npz:/data/cifar10/{split}10k.npz' --config.training.epochs=2 \
       --workdir=runs/compare
-  python -m launch.compare --config=configs/compare.py:reference --workdir=runs/compare_ref
+  python -m launch.compare --config=snnax_nas/configs/compare.py:reference --workdir=runs/compare_ref
 
 For every memory budget (``budgets_mb``, MB of weights at ``budget_bits``)
 it runs the SpikeNAS memory-aware search, takes the best draw within the
 budget of one SNASNet random search (``random_draws``, 5000, timed once) and
 runs LightSNN pruning once (no budget); trains each found network
 (``launch.train``) and evaluates it at each ``eval_bits`` precision
-(``launch.evaluate``). The config is ``configs/compare.py``; the stage logic
+(``launch.evaluate``). The config is ``snnax_nas/configs/compare.py``; the stage logic
 is :mod:`snnax_nas.study`.
 
 Writes to ``--workdir``: ``config.json`` (the study's config), ``search/``,

@@ -4,7 +4,7 @@ r"""Scores candidate architectures with the SAHD kernel log-determinant.
   python -m launch.score --config.genotypes=cells.txt --config.network.backward \
       --workdir=runs/score
 
-The config is ``configs/score.py`` (presets ``small``, the default, and
+The config is ``snnax_nas/configs/score.py`` (presets ``small``, the default, and
 ``reference``). ``--config.scoring.kernel`` is any of ``snnax_nas.score.KERNELS``
 (sahd, the default and the reference's; hamming, sahd_norm, sahd_time, swap,
 membrane), ``--config.scoring.draws=D`` averages D weight draws per candidate,
@@ -41,6 +41,7 @@ import numpy as np
 
 from launch import common
 from snnax_nas import autotune
+from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import distributed
 from snnax_nas import flops
@@ -48,7 +49,6 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import score
-from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 common.define_config_flags("score")
@@ -97,7 +97,7 @@ def main(argv):
     # Event data: binned into exactly the network's T frames.
     options = common.dataset_options(config, config.network.timesteps)
     info = data_lib.get_info(config.dataset, **options)
-    cfg = workdir_lib.network_from_job_config(config.network, info)
+    cfg = configs.network_from_job_config(config.network, info)
     if config.genotypes:
       texts = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
       genotypes = score.as_genotypes(texts, cfg)

@@ -4,9 +4,9 @@ r"""Training-free architecture search: SpikeNAS (default), SNASNet random, Light
   python -m launch.search --config.budget.mb=0.8 --config.budget.weight_bits=8   # memory-aware
   python -m launch.search --config.method=random --config.num_candidates=5000 --workdir=runs/random
   python -m launch.search --config.method=lightsnn --workdir=runs/lightsnn
-  python -m launch.search --config=configs/search.py:reference --workdir=runs/cifar10
+  python -m launch.search --config=snnax_nas/configs/search.py:reference --workdir=runs/cifar10
 
-The config is ``configs/search.py`` (presets ``small``, the default, and
+The config is ``snnax_nas/configs/search.py`` (presets ``small``, the default, and
 ``reference``); fields left None take the method's default
 (``configs.search.resolve``): ``network.ops`` spikenas / snasnet / lightsnn,
 ``num_candidates`` 64 (spikenas) / 5000 (random), ``network.backward`` True
@@ -46,9 +46,9 @@ from absl import logging
 import jax
 import numpy as np
 
-from configs import search as search_config
 from launch import common
 from snnax_nas import autotune
+from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import io
 from snnax_nas import memory
@@ -56,6 +56,7 @@ from snnax_nas import results
 from snnax_nas import score
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.configs import search as search_config
 
 FLAGS = flags.FLAGS
 common.define_config_flags("search", workdir_default="runs/search")
@@ -203,7 +204,7 @@ def main(argv):
     # Event data: binned into exactly the network's T frames.
     options = common.dataset_options(config, config.network.timesteps)
     info = data_lib.get_info(config.dataset, **options)
-    cfg = workdir_lib.network_from_job_config(config.network, info)
+    cfg = configs.network_from_job_config(config.network, info)
     genotypes = None
     if config.genotypes:
       genotypes = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
@@ -265,7 +266,7 @@ def main(argv):
   # Everything needed to rebuild the network (snnax_nas.workdir.load_run);
   # standard JSON (an infinite budget is written as null: no budget).
   summary["config"] = config.to_dict()
-  summary["network"] = workdir_lib.network_to_json(cfg)
+  summary["network"] = configs.network_to_json(cfg)
   summary = workdir_lib.json_ready(summary)
   _write_csv(os.path.join(workdir, "scores.csv"), result, cfg)
   _plot(os.path.join(workdir, "search.png"), result)

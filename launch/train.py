@@ -10,7 +10,7 @@ r"""Trains a searched architecture (SNASNet recipe) and reports accuracy and spi
   python -m launch.train --config.genotype=0303/0030/2002/0200 --config.network.backward=true \
       --config.network.linear_init=fan_in --config.training.weight_bits=8 --workdir=runs/qat8
 
-The config is ``configs/train.py`` (presets ``small``, the default, and
+The config is ``snnax_nas/configs/train.py`` (presets ``small``, the default, and
 ``reference``). ``config.genotype`` takes the string launch.search prints:
 one genotype for every cell, or per-cell genotypes joined with ``|``.
 ``config.from_search=WORKDIR`` reads the search back
@@ -50,6 +50,7 @@ import jax
 import numpy as np
 
 from launch import common
+from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import io
 from snnax_nas import memory
@@ -100,7 +101,7 @@ def parse_architecture(config, info) -> tuple[network.NetworkConfig, np.ndarray]
     ValueError: a malformed genotype, or a backward edge without
       ``network.backward`` (the message names the genotype).
   """
-  cfg = workdir_lib.network_from_job_config(config.network, info)
+  cfg = configs.network_from_job_config(config.network, info)
   common.check_direction(config.genotype, cfg.ops, cfg.backward)
   return cfg, score.as_genotypes([config.genotype], cfg)[0]
 
@@ -202,7 +203,7 @@ def main(argv):
       genotype=text, dataset=config.dataset, train_examples=len(train_data[1]),
       test_examples=len(test_data[1]), batch_size=tr.batch_size, lr=tr.lr,
       loss=tr.loss, seed=config.seed, wall_time_s=time.perf_counter() - t0,
-      test_is_train=test_is_train, config=workdir_lib.network_to_json(cfg),
+      test_is_train=test_is_train, config=configs.network_to_json(cfg),
       weight_bits=tr.weight_bits, linear_init=cfg.linear_init,
       weight_bytes_at_bits=int(memory.quantized_weight_bytes(genotypes[None], cfg,
                                                              tr.weight_bits)[0]),

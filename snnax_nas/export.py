@@ -315,7 +315,7 @@ def export_network(variables: dict, config: configs.NetworkConfig, genotype,
       arrays[name] = value
       tensors[name] = {"shape": list(value.shape), "dtype": "float32"}
   doc = {"format": FORMAT, "version": VERSION, "weight_bits": weight_bits,
-         "genotype": model.genotype, "config": workdir_lib.network_to_json(config),
+         "genotype": model.genotype, "config": configs.network_to_json(config),
          "time": _time_section(config), "tensors": tensors,
          "nodes": graph(config, model.genotype)}
   base = _base(path)
@@ -374,7 +374,7 @@ def load_export(path: str) -> tuple[dict, configs.NetworkConfig, str]:
         raise ValueError(f"{base}.npz lacks tensor {e}") from None
   variables = _nest(flat)
   return ({"params": variables["params"], "batch_stats": variables["batch_stats"]},
-          workdir_lib.network_from_json(doc["config"]), doc["genotype"])
+          configs.network_from_json(doc["config"]), doc["genotype"])
 
 
 def bytes_of(path: str) -> int:

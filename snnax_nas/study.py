@@ -59,6 +59,7 @@ from typing import Sequence
 
 import numpy as np
 
+from snnax_nas import configs
 from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import workdir as workdir_lib
@@ -611,7 +612,7 @@ def _check_budgets_admit_a_network(config, methods, budgets):
     if method == "lightsnn":
       continue
     net = {k: v for k, v in config.network.items() if k not in _SEARCH_NETWORK_SKIP}
-    cfg = workdir_lib.network_from_job_config(
+    cfg = configs.network_from_job_config(
         net, info, ops=_BUDGETED_OPS[method], backward=False)
     smallest, params = search.smallest_network(cfg)
     need = memory.weight_bytes(params, config.budget_bits)
@@ -640,7 +641,7 @@ def run_study(config, workdir: str, runner: Runner = run_subprocess,
   """Runs (or resumes) the whole study and writes its table.
 
   Args:
-    config: a ``configs/compare.py`` config.
+    config: a ``snnax_nas/configs/compare.py`` config.
     workdir: the study's directory (sub-workdirs, records, logs, table).
     runner: runs one stage's command (tests pass a fake).
     log: progress lines.

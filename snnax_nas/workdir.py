@@ -17,8 +17,8 @@ genotype a search found::
 
 Every job config has a ``network`` section whose keys are
 :class:`NetworkConfig` fields other than the dataset-derived ones;
-:func:`network_from_job_config` is the one function that turns it (and the
-dataset) into a ``NetworkConfig``.
+:func:`snnax_nas.configs.network_from_job_config` is the one function that
+turns it (and the dataset) into a ``NetworkConfig``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from ml_collections import config_dict
 
 from snnax_nas import configs
 from snnax_nas import io
-from snnax_nas import neurons
 
 RECORD_NAME = "config.json"
 JOBS = ("search", "score", "train", "analyze")
@@ -67,47 +66,6 @@ class Run:
   network: configs.NetworkConfig
   genotypes: tuple[str, ...]
   summary: Optional[dict]
-
-
-def network_from_job_config(network: Mapping[str, Any], info: Any,
-                            **overrides) -> configs.NetworkConfig:
-  """The :class:`NetworkConfig` of a job config's ``network`` section.
-
-  Args:
-    network: ``config.network`` of a job config (or a dict): ``ops``,
-      ``width``, ``cells_per_stage``, ``timesteps``, ``hidden``,
-      ``second_pool``, ``dropout``, ``backward``; keys set to None are left
-      at the ``NetworkConfig`` default.
-    info: the dataset (:class:`snnax_nas.data.DatasetInfo`): input shape,
-      classes, vote group and stem stride come from it
-      (:func:`snnax_nas.configs.network_config_for_dataset`).
-    **overrides: fields that replace the section's values (e.g. ``backward``
-      implied by a genotype file).
-
-  Raises:
-    ValueError: an unknown or dataset-derived key, or an invalid value.
-  """
-  fields = dict(network.items()) if not hasattr(network, "to_dict") else network.to_dict()
-  fields = {k: v for k, v in fields.items() if v is not None}
-  fields.update(overrides)
-  return configs.network_config_for_dataset(info, **fields)
-
-
-def network_to_json(cfg: configs.NetworkConfig) -> dict:
-  """Every field of ``cfg`` as JSON-ready data (inverse:
-  :func:`network_from_json`)."""
-  out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-  out.update(input_shape=list(cfg.input_shape), ops=str(cfg.ops),
-             lif=dataclasses.asdict(cfg.lif))
-  return out
-
-
-def network_from_json(data: Mapping[str, Any]) -> configs.NetworkConfig:
-  """The :class:`NetworkConfig` of :func:`network_to_json`'s output."""
-  data = dict(data)
-  if "lif" in data:
-    data["lif"] = neurons.LIFConfig(**data["lif"])
-  return configs.NetworkConfig(**data)
 
 
 def sha256_of(path: str) -> str:
@@ -177,7 +135,7 @@ def make_record(job: str, config: Any, network: configs.NetworkConfig,
   config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
   # Through JSON, so that a record read back compares equal (tuples -> lists).
   return json.loads(json.dumps(json_ready({
-      "job": job, "config": config, "network": network_to_json(network),
+      "job": job, "config": config, "network": configs.network_to_json(network),
       "inputs": {label: sha256_of(path) for label, path in sorted(inputs.items())}}),
       allow_nan=False))
 
@@ -279,7 +237,7 @@ def _legacy_search(workdir: str, summary: dict) -> tuple[dict, configs.NetworkCo
   if not isinstance(dataset, str):
     raise ValueError(f"{workdir}: summary.json names no dataset and there is no {RECORD_NAME}")
   config = {"dataset": dataset, "network": network}
-  return config, network_from_job_config(network, data_lib.get_info(dataset))
+  return config, configs.network_from_job_config(network, data_lib.get_info(dataset))
 
 
 def load_run(workdir: str) -> Run:
@@ -305,7 +263,7 @@ def load_run(workdir: str) -> Run:
   summary = _read_json(os.path.join(workdir, "summary.json"))
   if record is not None:
     job, config = record["job"], record["config"]
-    network = network_from_json(record["network"])
+    network = configs.network_from_json(record["network"])
   elif summary is not None and isinstance(summary.get("config"), dict):
     job = "search"
     config, network = _legacy_search(workdir, summary)

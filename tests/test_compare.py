@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from configs import compare as compare_config
 from snnax_nas import io
 from snnax_nas import study
+from snnax_nas.configs import compare as compare_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Search wall times of the fake searches (s): the ratios follow from them.

@@ -1,4 +1,4 @@
-"""Job configs (configs/): each loads, presets differ as intended, and dotted
+"""Job configs (snnax_nas/configs/): each loads, presets differ as intended, and dotted
 overrides parse as the launchers parse them."""
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
-import configs
-from configs import search as search_config
-from snnax_nas import configs as net_configs
+from snnax_nas import configs
 from snnax_nas import data as data_lib
-from snnax_nas import workdir as workdir_lib
+from snnax_nas.configs import search as search_config
 
 INFO = data_lib.get_info("cifar10_sample")
 
@@ -38,15 +36,15 @@ def _parse(job: str, *args: str):
 @pytest.mark.parametrize("preset", [None, "small", "reference"])
 def test_each_job_config_loads_and_builds_its_network(job, preset):
   config, _ = _parse(job, *([f"--config={configs.path(job)}:{preset}"] if preset else []))
-  cfg = workdir_lib.network_from_job_config(config.network, INFO)
-  assert isinstance(cfg, net_configs.NetworkConfig)
+  cfg = configs.network_from_job_config(config.network, INFO)
+  assert isinstance(cfg, configs.NetworkConfig)
   assert cfg.width == config.network.width and cfg.input_shape == (32, 32, 3)
   assert config.seed == 0 and config.dataset
 
 
 @pytest.mark.parametrize("job", configs.JOBS)
 def test_presets_differ_as_intended(job):
-  module = __import__(f"configs.{job}", fromlist=["get_config"])
+  module = __import__(f"snnax_nas.configs.{job}", fromlist=["get_config"])
   small, ref = module.get_config("small"), module.get_config("reference")
   assert module.get_config().to_dict() == small.to_dict()  # small is the default
   assert (small.network.width, small.network.second_pool) == (16, 2)
@@ -55,6 +53,25 @@ def test_presets_differ_as_intended(job):
     assert (small.scoring.batch_size, ref.scoring.batch_size) == (64, 256)
   with pytest.raises(ValueError, match="nosuch"):
     module.get_config("nosuch")
+
+
+def test_network_section_is_every_user_field_of_network_config():
+  import dataclasses
+  fields = {f.name for f in dataclasses.fields(configs.NetworkConfig)}
+  section = configs.get_config("train").network
+  assert set(section) == fields - set(configs.DATASET_FIELDS) - {"lif"}
+  # Every default but the small width is NetworkConfig's own.
+  default = configs.NetworkConfig()
+  built = configs.network_from_job_config(section, INFO)
+  assert built.replace(width=default.width) == configs.network_config_for_dataset(INFO)
+  with pytest.raises(ValueError, match="widht"):
+    built.replace(widht=3)
+
+
+def test_get_config_names_the_job_and_preset():
+  assert configs.get_config("search", "reference").network.width == 256
+  with pytest.raises(ValueError, match="nosuch"):
+    configs.get_config("nosuch")
 
 
 def test_search_reference_is_cifar10_and_small_the_sample():

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from snnax_nas import configs
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import score
@@ -84,20 +85,20 @@ def test_release_and_uncreatable_workdir(tmp_path):
 def test_network_json_round_trip():
   cfg = network.network_config(None, width=4, hidden=32, timesteps=2, input_shape=(16, 16, 3),
                                ops="skip,conv3x3@0.5,conv3x3", backward=True, dropout=0.25)
-  data = json.loads(json.dumps(workdir_lib.network_to_json(cfg)))
-  assert workdir_lib.network_from_json(data) == cfg
-  assert workdir_lib.network_from_json(data).ops == ops_lib.op_set("skip,conv3x3@0.5,conv3x3")
+  data = json.loads(json.dumps(configs.network_to_json(cfg)))
+  assert configs.network_from_json(data) == cfg
+  assert configs.network_from_json(data).ops == ops_lib.op_set("skip,conv3x3@0.5,conv3x3")
 
 
 def test_network_from_job_config_takes_the_dataset_rules():
   class Info:
     image_shape, num_classes = (64, 64, 3), 200
-  cfg = workdir_lib.network_from_job_config(
+  cfg = configs.network_from_job_config(
       {"width": 8, "ops": "snasnet", "backward": None, "hidden": 64}, Info, backward=True)
   assert (cfg.stem_stride, cfg.vote_group, cfg.num_classes) == (2, 5, 200)
   assert cfg.backward and cfg.width == 8 and cfg.hidden == 64
   with pytest.raises(ValueError, match="vote_group"):
-    workdir_lib.network_from_job_config({"vote_group": 3}, Info)
+    configs.network_from_job_config({"vote_group": 3}, Info)
 
 
 def test_load_run_of_a_train_record(tmp_path):
@@ -128,7 +129,7 @@ def test_load_run_round_trip_of_a_search(tmp_path, random_npz, env):
       ops="snasnet")
   summary = json.load(open(work / "summary.json"))
   assert run.genotypes == (summary["genotype"],)
-  assert workdir_lib.network_from_json(summary["network"]) == run.network
+  assert configs.network_from_json(summary["network"]) == run.network
   assert score.as_genotypes(list(run.genotypes), run.network).shape == (1, 2, 4, 4)
   with open(work / "config.json") as f:
     assert json.load(f)["inputs"]["dataset"] == workdir_lib.sha256_of(random_npz)

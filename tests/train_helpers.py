@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import network
 
@@ -70,15 +71,15 @@ def train_workdir(workdir: str, dataset: str, *, weight_bits: int = 32, epochs: 
   metrics of :func:`snnax_nas.train.train_and_evaluate`, as the launcher
   writes them) for the tiny network of :data:`GENOTYPE`; returns the
   :class:`snnax_nas.train.TrainResult`."""
-  import configs.train as train_config
   from snnax_nas import train
   from snnax_nas import workdir as workdir_lib
+  from snnax_nas.configs import train as train_config
   config = train_config.get_config()
   config.dataset, config.genotype = dataset, GENOTYPE
   config.network.update(width=4, hidden=32, timesteps=2, linear_init=linear_init)
   config.training.update(batch_size=16, epochs=epochs, weight_bits=weight_bits, augment=False)
   info = data_lib.get_info(dataset)
-  cfg = workdir_lib.network_from_job_config(config.network, info)
+  cfg = configs.network_from_job_config(config.network, info)
   record = workdir_lib.make_record("train", config, cfg, workdir_lib.dataset_files(dataset))
   workdir_lib.claim(workdir, record)
   train_xy = data_lib.load_arrays(dataset, "train")

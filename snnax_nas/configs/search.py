@@ -15,13 +15,9 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-import configs
+from snnax_nas.configs import sections
 
-PRESETS = {
-    "small": {},
-    "reference": {"dataset": "cifar10", "network.width": 256, "network.second_pool": 4,
-                  "scoring.batch_size": 256},
-}
+PRESETS = {"reference": {"dataset": "cifar10"}}  # added to sections.REFERENCE
 DEFAULT_OPS = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}
 DEFAULT_NUM_CANDIDATES = {"spikenas": 64, "random": 5000}
 
@@ -33,9 +29,9 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.dataset = "cifar10_sample"  # cifar10_sample, cifar10, cifar100, tinyimagenet, npz:PATH, folder:PATH
   c.data_dir = config_dict.placeholder(str)  # where a tfds dataset or folder lives
   c.seed = 0  # seed of the candidates, weights and batches
-  c.network = configs.network(ops=config_dict.placeholder(str),
+  c.network = sections.network(ops=config_dict.placeholder(str),
                               backward=config_dict.placeholder(bool))
-  c.scoring = configs.scoring()
+  c.scoring = sections.scoring()
   c.num_candidates = config_dict.placeholder(int)
   # Budgets: parameters of the whole network, or weight memory in MB (10^6
   # bytes) at weight_bits; lightsnn takes none.
@@ -43,7 +39,7 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
       params=config_dict.placeholder(int), mb=config_dict.placeholder(float), weight_bits=32))
   # random only: a file of genotype strings to score instead of sampling.
   c.genotypes = config_dict.placeholder(str)
-  return configs.apply_preset(c, PRESETS, preset)
+  return sections.apply_preset(c, preset, PRESETS)
 
 
 def resolve(config: config_dict.ConfigDict) -> None:

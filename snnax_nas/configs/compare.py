@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-import configs
+from snnax_nas.configs import sections
 
-PRESETS = {
-    "small": {},
-    "reference": {"network.width": 256, "network.second_pool": 4, "scoring.batch_size": 256,
-                  "budgets_mb": "50,75", "training.epochs": 300,
+PRESETS = {  # added to sections.SMALL and sections.REFERENCE
+    "reference": {"budgets_mb": "50,75", "training.epochs": 300,
                   "training.per_epoch_schedule": True, "training.eval_every": 10},
 }
 
@@ -45,12 +43,12 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.eval_max_examples = config_dict.placeholder(int)  # evaluate the first N test examples
   # Every method searches its own op set (spikenas / snasnet / lightsnn,
   # backward cells for lightsnn): leave network.ops and network.backward None.
-  c.network = configs.network(ops=config_dict.placeholder(str),
+  c.network = sections.network(ops=config_dict.placeholder(str),
                               backward=config_dict.placeholder(bool))
-  c.scoring = configs.scoring()
+  c.scoring = sections.scoring()
   c.training = config_dict.ConfigDict(dict(
       epochs=3, batch_size=64, lr=0.1, per_epoch_schedule=False,
       eval_every=1,  # epochs between the training run's own test evaluations
       max_train_examples=config_dict.placeholder(int),
       max_test_examples=config_dict.placeholder(int)))
-  return configs.apply_preset(c, PRESETS, preset)
+  return sections.apply_preset(c, preset, PRESETS)

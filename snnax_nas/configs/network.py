@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from typing import Mapping
 from typing import Optional
 
 import numpy as np
@@ -18,6 +19,8 @@ from snnax_nas import neurons
 from snnax_nas import ops as ops_lib
 
 LINEAR_INITS = ("reference", "fan_in")
+# NetworkConfig fields the dataset decides (network_config_for_dataset).
+DATASET_FIELDS = ("input_shape", "num_classes", "vote_group", "stem_stride")
 # Gain of the "fan_in" classifier init: with spike inputs (0/1, rate r) the
 # hidden pre-activation std is gain·sqrt(r); 4 makes a threshold-1 LIF fire at
 # rates of a few percent from the first step.
@@ -85,6 +88,19 @@ class NetworkConfig:
     if h % div or w % div:
       raise ValueError(
           f"input {h}x{w} is not divisible by stem_stride*2*second_pool = {div}")
+
+  def replace(self, **changes) -> "NetworkConfig":
+    """A copy with ``changes`` (field names) applied and validated, e.g. a
+    loaded run's network at another width: ``run.network.replace(width=32)``.
+
+    Raises:
+      ValueError: an unknown field or an invalid value.
+    """
+    fields = {f.name for f in dataclasses.fields(self)}
+    unknown = sorted(set(changes) - fields)
+    if unknown:
+      raise ValueError(f"unknown NetworkConfig field(s) {', '.join(unknown)}")
+    return dataclasses.replace(self, **changes)
 
   @property
   def num_cells(self) -> int:
@@ -183,3 +199,44 @@ def network_config_for_dataset(info: Any, **overrides) -> NetworkConfig:
   if clash:
     raise ValueError(f"{', '.join(clash)} come from the dataset; do not override them")
   return network_config(None, **derived, **overrides)
+
+
+def network_from_job_config(network: Mapping[str, Any], info: Any,
+                            **overrides) -> NetworkConfig:
+  """The :class:`NetworkConfig` of a job config's ``network`` section.
+
+  Args:
+    network: ``config.network`` of a job config (or a dict): ``ops``,
+      ``width``, ``cells_per_stage``, ``timesteps``, ``hidden``,
+      ``second_pool``, ``dropout``, ``backward``, ``linear_init``; keys set
+      to None are left at the ``NetworkConfig`` default.
+    info: the dataset (:class:`snnax_nas.data.DatasetInfo`): input shape,
+      classes, vote group and stem stride come from it
+      (:func:`network_config_for_dataset`).
+    **overrides: fields that replace the section's values (e.g. ``ops`` of
+      one variant of a space).
+
+  Raises:
+    ValueError: an unknown or dataset-derived key, or an invalid value.
+  """
+  fields = dict(network.items()) if not hasattr(network, "to_dict") else network.to_dict()
+  fields = {k: v for k, v in fields.items() if v is not None}
+  fields.update(overrides)
+  return network_config_for_dataset(info, **fields)
+
+
+def network_to_json(cfg: NetworkConfig) -> dict:
+  """Every field of ``cfg`` as JSON-ready data (inverse:
+  :func:`network_from_json`)."""
+  out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+  out.update(input_shape=list(cfg.input_shape), ops=str(cfg.ops),
+             lif=dataclasses.asdict(cfg.lif))
+  return out
+
+
+def network_from_json(data: Mapping[str, Any]) -> NetworkConfig:
+  """The :class:`NetworkConfig` of :func:`network_to_json`'s output."""
+  data = dict(data)
+  if "lif" in data:
+    data["lif"] = neurons.LIFConfig(**data["lif"])
+  return NetworkConfig(**data)

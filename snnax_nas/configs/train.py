@@ -13,13 +13,9 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-import configs
+from snnax_nas.configs import sections
 
-PRESETS = {
-    "small": {},
-    "reference": {"network.width": 256, "network.second_pool": 4,
-                  "training.per_epoch_schedule": True},
-}
+PRESETS = {"reference": {"training.per_epoch_schedule": True}}  # added to sections.REFERENCE
 
 
 def get_config(preset: str | None = None) -> config_dict.ConfigDict:
@@ -32,7 +28,7 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.dataset = "cifar10"
   c.data_dir = config_dict.placeholder(str)
   c.seed = 0  # weights, data order, dropout and augmentation
-  c.network = configs.network()  # feedback edges need network.backward
+  c.network = sections.network()  # feedback edges need network.backward
   c.training = config_dict.ConfigDict(dict(
       batch_size=64,              # global; a multiple of the device count
       epochs=300,
@@ -51,4 +47,4 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
       weight_bits=32,
       log_every=50))              # progress line every N steps (0: per epoch)
   c.dvs = config_dict.ConfigDict(dict(frames=16, size=32))  # dvs128_gesture only
-  return configs.apply_preset(c, PRESETS, preset)
+  return sections.apply_preset(c, preset, PRESETS)

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-import configs
+from snnax_nas.configs import sections
 
-PRESETS = {
-    "small": {},
-    "reference": {"dataset": "cifar10", "network.width": 256, "network.second_pool": 4,
-                  "scoring.batch_size": 256},
-}
+PRESETS = {"reference": {"dataset": "cifar10"}}  # added to sections.REFERENCE
 
 
 def get_config(preset: str | None = None) -> config_dict.ConfigDict:
@@ -23,11 +19,11 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.dataset = "cifar10_sample"
   c.data_dir = config_dict.placeholder(str)
   c.seed = 0
-  c.network = configs.network()  # a file with feedback edges needs network.backward
-  c.scoring = configs.scoring()
+  c.network = sections.network()  # a file with feedback edges needs network.backward
+  c.scoring = sections.scoring()
   # A file of genotype strings, one per line ('|' between per-cell
   # genotypes); None: num_candidates sampled from the space.
   c.genotypes = config_dict.placeholder(str)
   c.num_candidates = 16
   c.weight_bits = 32  # precision of memory_bytes: 32, 16, 8 or 4
-  return configs.apply_preset(c, PRESETS, preset)
+  return sections.apply_preset(c, preset, PRESETS)

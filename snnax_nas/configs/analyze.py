@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
-import configs
-
-PRESETS = {
-    "small": {},
-    "reference": {"network.width": 256, "network.second_pool": 4,
-                  "scoring.batch_size": 256},
-}
+from snnax_nas.configs import sections
 
 
 def get_config(preset: str | None = None) -> config_dict.ConfigDict:
@@ -23,11 +17,11 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.dataset = "cifar10"  # a static-image dataset with a test split
   c.data_dir = config_dict.placeholder(str)
   c.seed = 0  # the search: sampling, weights, score batches
-  c.network = configs.network()  # network.ops: the full op set
-  c.scoring = configs.scoring()
+  c.network = sections.network()  # network.ops: the full op set
+  c.scoring = sections.scoring()
   c.num_candidates = 100  # genotypes sampled and scored per space
   c.training = config_dict.ConfigDict(dict(
       epochs=5, seeds=3, batch_size=64, lr=0.1, loss="ce",
       max_train_examples=config_dict.placeholder(int),
       max_test_examples=config_dict.placeholder(int)))
-  return configs.apply_preset(c, PRESETS, preset)
+  return sections.apply_preset(c, preset)
