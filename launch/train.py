@@ -10,55 +10,22 @@ r"""Trains a searched architecture (SNASNet recipe) and reports accuracy and spi
   python -m launch.train --config.genotype=0303/0030/2002/0200 --config.network.backward=true \
       --config.network.linear_init=fan_in --config.training.weight_bits=8 --workdir=runs/qat8
 
-The config is ``snnax_nas/configs/train.py`` (presets ``small``, the default, and
-``reference``). ``config.genotype`` takes the string launch.search prints:
-one genotype for every cell, or per-cell genotypes joined with ``|``.
-``config.from_search=WORKDIR`` reads the search back
-(:func:`snnax_nas.workdir.load_run`): its genotype, its ``network`` section
-and its dataset (``cifar10_sample`` becomes ``cifar10``); fields given on the
-command line win.
-
-Writes to ``--workdir``: ``config.json`` (the workdir record:
-:mod:`snnax_nas.workdir`), ``metrics.jsonl`` and ``metrics.csv`` (one row per
-epoch: train/test loss and accuracy, SAR, per-layer firing rates, epoch time,
-images/s, peak memory), TensorBoard event files under ``tb/`` (tensorboardX,
-no TensorFlow), ``accuracy.png`` and, at the end, ``summary.json`` (its
-``config`` is the full network). Checkpoints (every epoch, the last
-``training.keep_checkpoints``) go to ``--checkpoint_dir`` (default
-``WORKDIR/checkpoints``; summary.json records where). The network is the
-flax Module :class:`snnax_nas.models.SpikingNetwork` and the checkpoints hold
-its variables. ``training.weight_bits`` below 32 trains quantisation-aware
-(every kernel fake-quantised per output channel in the forward, straight-through
-gradient; the test metrics are the quantised network's); evaluate any run at
-any precision with ``launch.evaluate``. ``network.linear_init=fan_in`` draws
-the classifier so that it fires at initialisation at small widths (the
-default ``reference`` is SNASNet's N(0, 0.01²)). Resumable: a killed run (even ``kill -9``) rerun
-with the same command continues from its last checkpoint, and the metrics
-files hold every epoch exactly once.
+The job is :func:`snnax_nas.jobs.train.run` (its docstring: ``from_search``,
+the files written, QAT, resuming); the config is ``snnax_nas/configs/train.py``.
+With ``--config.from_search`` the fields given on the command line win over
+the search's.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
-from absl import logging
-import jax
-import numpy as np
 
 from launch import common
-from snnax_nas import configs
-from snnax_nas import data as data_lib
-from snnax_nas import io
-from snnax_nas import memory
-from snnax_nas import network
-from snnax_nas import quant
-from snnax_nas import score
-from snnax_nas import train
-from snnax_nas import workdir as workdir_lib
+from snnax_nas.jobs import train as job
 
 FLAGS = flags.FLAGS
 common.define_config_flags("train")
@@ -66,159 +33,13 @@ flags.DEFINE_string("checkpoint_dir", None, "Checkpoint directory (default WORKD
                     "checkpoints).")
 
 
-def apply_search(config, given: set[str]):
-  """Takes the genotype, the network section and the dataset of the search
-  workdir ``config.from_search`` for every field not in ``given`` (the
-  dotted names set on the command line). A search on ``cifar10_sample``
-  (1,024 CIFAR-10 training images, no test split) trains on ``cifar10``.
-
-  Raises:
-    ValueError: not a search workdir, or the search has not finished.
-  """
-  where = config.from_search
-  try:
-    run = workdir_lib.load_run(where)
-  except ValueError as e:
-    raise ValueError(f"--config.from_search: {e}") from None
-  if run.job != "search":
-    raise ValueError(f"--config.from_search: {where!r} holds a {run.job} run, not a search")
-  if not run.genotypes:
-    raise ValueError(f"--config.from_search: {where!r} has no genotype (has the search "
-                     "finished?)")
-  config.genotype = run.genotypes[0]
-  for key, value in run.config["network"].items():
-    if f"network.{key}" not in given and key in config.network and value is not None:
-      config.network[key] = value
-  if "dataset" not in given and run.config.get("dataset"):
-    dataset = run.config["dataset"]
-    config.dataset = "cifar10" if dataset == "cifar10_sample" else dataset
-
-
-def parse_architecture(config, info) -> tuple[network.NetworkConfig, np.ndarray]:
-  """``(cfg, genotypes [L, 4, 4])`` of ``config.genotype``.
-
-  Raises:
-    ValueError: a malformed genotype, or a backward edge without
-      ``network.backward`` (the message names the genotype).
-  """
-  cfg = configs.network_from_job_config(config.network, info)
-  common.check_direction(config.genotype, cfg.ops, cfg.backward)
-  return cfg, score.as_genotypes([config.genotype], cfg)[0]
-
-
-def load_data(name: str, data_dir, info, training, timesteps: int, **options):
-  """Train and test arrays, cut to ``training.max_*_examples``; event frames
-  are summed into ``timesteps`` frames (:func:`snnax_nas.data.bin_frames`:
-  all frames used, none cut).
-
-  Raises:
-    ValueError: a limit below 1, an empty split, labels outside the classes,
-      fewer frames than timesteps, and the loaders' errors.
-  """
-  common.check_example_limits(training)
-  train_x, train_y = data_lib.first_examples(
-      *data_lib.load_arrays(name, "train", data_dir, **options), training.max_train_examples)
-  test_x, test_y = data_lib.first_examples(
-      *data_lib.load_arrays(name, train.default_test_split(name), data_dir, **options),
-      training.max_test_examples)
-  if info.is_event:
-    train_x, test_x = data_lib.bin_frames(train_x, timesteps), data_lib.bin_frames(test_x,
-                                                                                   timesteps)
-  for split, y in (("train", train_y), ("test", test_y)):
-    if not len(y):
-      raise ValueError(f"{name}: the {split} split is empty")
-    if y.min() < 0 or y.max() >= info.num_classes:
-      raise ValueError(f"{name} {split}: labels outside 0..{info.num_classes - 1}")
-  return (train_x, np.asarray(train_y, np.int32)), (test_x, np.asarray(test_y, np.int32))
-
-
 @common.exits_cleanly_on_interrupt
 def main(argv):
-  if len(argv) > 1:
-    common.fail(f"unexpected arguments {' '.join(argv[1:])!r}; every input is a flag "
-                "(--config.genotype=GENOTYPE)")
-  t0 = time.perf_counter()
+  common.check_no_args(argv, "--config.genotype=GENOTYPE")
   common.use_cpu_cores()
-  config = FLAGS.config
-  tr = config.training
-  if bool(config.genotype) == bool(config.from_search):
-    common.fail("give exactly one of --config.genotype and --config.from_search")
-  common.check_training(tr, "epochs", "batch_size", "eval_every", "keep_checkpoints")
-  if tr.weight_bits not in quant.WEIGHT_BITS:
-    common.fail(f"--config.training.weight_bits={tr.weight_bits} must be one of "
-                f"{', '.join(map(str, quant.WEIGHT_BITS))} (32: float training, else "
-                "quantisation-aware)")
-  try:
-    if config.from_search:
-      apply_search(config, common.overridden())
-    text = config.genotype
-    options = common.dataset_options(config, config.network.timesteps)
-    info = data_lib.get_info(config.dataset, **options)
-    cfg, genotypes = parse_architecture(config, info)
-    if config.dataset == "cifar10_sample":
-      raise ValueError("cifar10_sample has no test split; use cifar10 or npz:PATH")
-    train_data, test_data = load_data(config.dataset, config.data_dir, info, tr, cfg.timesteps,
-                                      **options)
-    if tr.batch_size % jax.device_count():
-      raise ValueError(f"--config.training.batch_size={tr.batch_size} is not a multiple of "
-                       f"the {jax.device_count()} devices")
-    if len(train_data[1]) < tr.batch_size:
-      raise ValueError(f"{len(train_data[1])} training examples is fewer than one batch of "
-                       f"{tr.batch_size}")
-  except (ValueError, FileNotFoundError) as e:
-    common.fail(str(e))
-  # One file for every split (npz:FILE without {split}): the "test" accuracy
-  # is measured on training data. Allowed (a quick check that a network can
-  # fit), but said up front and recorded in summary.json.
-  test_is_train = not data_lib.has_separate_splits(config.dataset)
-  if test_is_train:
-    common.warn(f"--config.dataset={config.dataset} is one file for every split: the test "
-                "accuracy is measured on the TRAINING data (put '{split}' in the path for "
-                "separate train/test files)")
-  workdir = FLAGS.workdir
-  common.claim_workdir("train", config, cfg, write=jax.process_index() == 0)
-  fingerprint = {"dataset": config.dataset, "genotype": text, "cfg": repr(cfg),
-                 "loss": tr.loss, "augment": tr.augment, "momentum": tr.momentum,
-                 "weight_decay": tr.weight_decay, "train_examples": len(train_data[1]),
-                 "per_epoch_schedule": tr.per_epoch_schedule, "weight_bits": tr.weight_bits}
-  logging.info("training %s on %s (%d train / %d test), %s", text, config.dataset,
-               len(train_data[1]), len(test_data[1]), cfg)
-  title = (f"{text}  {config.dataset}  width {cfg.width}  T {cfg.timesteps}  "
-           f"batch {tr.batch_size}  lr {tr.lr}")
-  try:
-    result = train.train_and_evaluate(
-        cfg, genotypes, info, train_data, test_data, epochs=tr.epochs,
-        batch_size=tr.batch_size, lr=tr.lr, momentum=tr.momentum,
-        weight_decay=tr.weight_decay, loss=tr.loss, augment=tr.augment,
-        seed=config.seed, eval_every=tr.eval_every, workdir=workdir,
-        checkpoint_dir=FLAGS.checkpoint_dir, keep_checkpoints=tr.keep_checkpoints,
-        log_every=tr.log_every, fingerprint=fingerprint, plot_title=title,
-        per_epoch_schedule=tr.per_epoch_schedule, weight_bits=tr.weight_bits)
-  except ValueError as e:
-    common.fail(str(e))
-  if jax.process_index() != 0:
-    return
-  summary = dict(result.summary)
-  summary.update(
-      genotype=text, dataset=config.dataset, train_examples=len(train_data[1]),
-      test_examples=len(test_data[1]), batch_size=tr.batch_size, lr=tr.lr,
-      loss=tr.loss, seed=config.seed, wall_time_s=time.perf_counter() - t0,
-      test_is_train=test_is_train, config=configs.network_to_json(cfg),
-      weight_bits=tr.weight_bits, linear_init=cfg.linear_init,
-      weight_bytes_at_bits=int(memory.quantized_weight_bytes(genotypes[None], cfg,
-                                                             tr.weight_bits)[0]),
-      checkpoint_dir=os.path.abspath(FLAGS.checkpoint_dir or os.path.join(workdir,
-                                                                          "checkpoints")),
-      command=" ".join([os.path.basename(sys.executable), "-m", "launch.train"] + sys.argv[1:]))
-  path = os.path.join(workdir, "summary.json")
-  io.write_json(path, workdir_lib.json_ready(summary))
-  acc = summary["final_test_accuracy"]
-  measured = "accuracy on the TRAINING data" if test_is_train else "test accuracy"
-  bits = "" if tr.weight_bits == 32 else f" ({tr.weight_bits}-bit weights, QAT)"
-  print(f"trained {text}{bits}: {summary['epochs']} epochs, {measured} "
-        f"{100 * acc:.2f}%, SAR {summary['sar']:.4f}, {summary['params']:,} params "
-        f"({summary['weight_bytes'] / 1e6:.2f} MB), {summary['images_per_sec']:.1f} img/s; "
-        f"wrote {path}")
+  command = " ".join([os.path.basename(sys.executable), "-m", "launch.train"] + sys.argv[1:])
+  common.run_job(job, FLAGS.config, FLAGS.workdir, given=common.overridden(),
+                 checkpoint_dir=FLAGS.checkpoint_dir, command=command)
 
 
 if __name__ == "__main__":

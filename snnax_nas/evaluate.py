@@ -107,13 +107,6 @@ class TrainedRun:
   weight_bits: int
 
 
-def check_weight_bits(weight_bits: int) -> None:
-  """Raises ValueError unless ``weight_bits`` is 32, 16, 8 or 4."""
-  if weight_bits not in quant.WEIGHT_BITS:
-    raise ValueError(f"weight_bits={weight_bits!r} must be one of "
-                     f"{', '.join(map(str, quant.WEIGHT_BITS))}")
-
-
 def checkpoint_dir_of(workdir: str, summary: Optional[dict]) -> str:
   """Where a train run's checkpoints are: ``summary.json``'s
   ``checkpoint_dir`` (a run given ``--checkpoint_dir``), else
@@ -170,7 +163,7 @@ def quantized_variables(variables: dict, weight_bits: int) -> dict:
     variables: ``{"params", "batch_stats"}`` of the Module.
     weight_bits: 32 (returned as is), 16, 8 or 4.
   """
-  check_weight_bits(weight_bits)
+  quant.check_weight_bits(weight_bits)
   params = quant.dequantize(quant.quantize_params(variables["params"], weight_bits))
   return dict(variables, params=params)
 
@@ -264,7 +257,7 @@ def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
       ``max_examples``, a workdir without a checkpointed training run, or a
       dataset that cannot be loaded (the message says which).
   """
-  check_weight_bits(weight_bits)
+  quant.check_weight_bits(weight_bits)
   if split not in SPLITS:
     raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
   trained = load_trained_run(workdir)
@@ -284,6 +277,6 @@ def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
       num_examples=int(metrics["count"]), split=split, epoch=trained.epoch)
 
 
-__all__ = ["Evaluation", "SPLITS", "TrainedRun", "check_weight_bits", "checkpoint_dir_of",
+__all__ = ["Evaluation", "SPLITS", "TrainedRun", "checkpoint_dir_of",
            "evaluate_run", "evaluate_variables", "load_split", "load_trained_run",
            "quantized_variables"]

@@ -289,9 +289,7 @@ def export_network(variables: dict, config: configs.NetworkConfig, genotype,
     ValueError: bad ``weight_bits``, or variables that are not this
       network's.
   """
-  if weight_bits not in quant.WEIGHT_BITS:
-    raise ValueError(f"weight_bits={weight_bits!r} must be one of "
-                     f"{', '.join(map(str, quant.WEIGHT_BITS))}")
+  quant.check_weight_bits(weight_bits)
   model = models.SpikingNetwork.for_genotypes(config, genotype)
   expected = jax.eval_shape(
       lambda: models.variables_from_standalone(

@@ -1,4 +1,5 @@
-"""Atomic file writes: a file is either its old version or its whole new one.
+"""Atomic file writes (a file is either its old version or its whole new one),
+and the one JSON reader.
 
 Every file a job writes into a workdir goes through these helpers, so a job
 killed at any point (even ``kill -9``) never leaves a half-written file: the
@@ -16,6 +17,7 @@ from typing import Any
 from typing import Iterable
 from typing import Iterator
 from typing import Mapping
+from typing import Optional
 from typing import Sequence
 
 
@@ -54,6 +56,29 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, obj: Any, *, indent: int = 2) -> None:
   """Writes ``obj`` as JSON (sorted keys, trailing newline) atomically."""
   write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
+
+
+def read_json(path: str, *, required: bool = False) -> Optional[Any]:
+  """The JSON in ``path``, read back.
+
+  Args:
+    path: the file.
+    required: raise when it does not exist (else None: a job's output not
+      written yet).
+
+  Raises:
+    ValueError: the file exists but cannot be read or parsed, or (``required``)
+      does not exist; the message names the file.
+  """
+  if not os.path.isfile(path):
+    if required:
+      raise ValueError(f"{path} not found")
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"cannot read {path}: {e}") from None
 
 
 def write_csv(path: str, header: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -53,6 +53,7 @@ from snnax_nas import ops as ops_lib
 from snnax_nas import quant
 
 WEIGHT_BITS = quant.WEIGHT_BITS  # one definition, shared with the quantiser
+check_weight_bits = quant.check_weight_bits  # and its one check
 
 
 # One inventory of weight tensors: every count below (parameters, exact
@@ -161,12 +162,6 @@ def param_count(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
   for l, (_, _, c) in enumerate(cfg.cell_shapes):
     total = total + _digit_table(cfg, c, "params")[digits[..., l, :]].sum(-1)
   return total
-
-
-def check_weight_bits(weight_bits: int) -> None:
-  """Raises ValueError unless ``weight_bits`` is one of :data:`WEIGHT_BITS`."""
-  if weight_bits not in WEIGHT_BITS:
-    raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}, got {weight_bits!r}")
 
 
 def weight_bytes(params: Union[int, np.ndarray], weight_bits: int = 32) -> np.ndarray:

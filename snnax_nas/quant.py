@@ -65,9 +65,12 @@ WEIGHT_BITS = (32, 16, 8, 4)
 FLOAT_BYTES = 4  # scales and unquantised leaves are float32
 
 
-def _check_bits(bits: int) -> None:
+def check_weight_bits(bits: int, name: str = "weight_bits") -> None:
+  """The one check of a weight precision: raises ValueError unless ``bits``
+  is one of :data:`WEIGHT_BITS`; the message names the field ``name``
+  (``--config.budget.weight_bits`` in a job)."""
   if bits not in WEIGHT_BITS:
-    raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}, got {bits!r}")
+    raise ValueError(f"{name}={bits!r} must be one of {', '.join(map(str, WEIGHT_BITS))}")
 
 
 def qmax(bits: int) -> int:
@@ -104,7 +107,7 @@ def leaf_bytes(elements, out_channels, bits: int):
     ``4 * n`` at 32 bits, else ``ceil(n * bits / 8) + 4 * out_channels``;
     same type/shape as ``elements`` broadcast with ``out_channels``.
   """
-  _check_bits(bits)
+  check_weight_bits(bits)
   if bits == 32:
     return FLOAT_BYTES * elements
   return (elements * bits + 7) // 8 + FLOAT_BYTES * out_channels
@@ -209,7 +212,7 @@ def quantize_params(params: Params, bits: int) -> QuantizedParams:
   Raises:
     ValueError: ``bits`` not in 32, 16, 8, 4.
   """
-  _check_bits(bits)
+  check_weight_bits(bits)
   if bits == 32:
     return QuantizedParams(params, 32)
   tree = jax.tree.map(lambda x: quantize_tensor(x, bits) if is_weight(x) else x, params)
@@ -256,7 +259,7 @@ def fake_quantize(params: Params, bits: int) -> Params:
   Returns:
     float32 pytree of ``params``' structure.
   """
-  _check_bits(bits)
+  check_weight_bits(bits)
   if bits == 32:
     return params
   return jax.tree.map(lambda x: _fake_quantize_tensor(x, bits) if is_weight(x) else x, params)

@@ -15,19 +15,21 @@ under the same network, data and scorer:
 * **LightSNN** (``lightsnn``): one pruning run; it takes no budget, so it
   is one row (``budget_mb`` empty) with the budgets its network fits.
 
-Each found network is trained (``launch.train``) and evaluated at every
-weight precision (``launch.evaluate``, post-training quantisation). Every
-stage runs its existing launcher as a subprocess in its own sub-workdir:
+Each found network is trained (the train job) and evaluated at every
+weight precision (the evaluate job, post-training quantisation). Every
+stage calls its job's ``run(config, workdir)`` (:mod:`snnax_nas.jobs`) in
+this process, with a config built from the job's default config and the
+study's fields, in its own sub-workdir:
 
-  WORKDIR/search/<method>[_<budget>MB]   launch.search
-  WORKDIR/train/<method>[_<budget>MB]    launch.train (+ eval/test_w<B>.json)
-  WORKDIR/stages/<stage>.json            when the stage finished, its process time
-  WORKDIR/logs/<stage>.log               the subprocess output (appended on resume)
+  WORKDIR/search/<method>[_<budget>MB]   the search job
+  WORKDIR/train/<method>[_<budget>MB]    the train job (+ eval/test_w<B>.json)
+  WORKDIR/stages/<stage>.json            when the stage finished, its time, its command
+  WORKDIR/logs/<stage>.log               the stage's output (appended on resume)
 
-The launchers resume after ``kill -9``, so the study does too: a stage whose
+The jobs resume after ``kill -9``, so the study does too: a stage whose
 output file exists is not rerun and keeps its first record; a stage killed
-half way is rerun and continues from its own checkpoint or store. A
-subprocess dies with the study (``PR_SET_PDEATHSIG`` on Linux).
+half way is rerun and continues from its own checkpoint or store. Each
+stage's record holds the equivalent ``python -m launch.<job>`` command.
 
 Search time is the search's own measurement (``summary.json``
 ``timing.wall_seconds``: the search call, scorer compilation included;
@@ -43,13 +45,11 @@ import contextlib
 import csv
 import dataclasses
 import datetime
-import importlib.util
 import json
+import logging
 import math
 import os
 import shlex
-import subprocess
-import sys
 import time
 from typing import Any
 from typing import Callable
@@ -63,6 +63,9 @@ from snnax_nas import configs
 from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.jobs import evaluate as evaluate_job
+from snnax_nas.jobs import search as search_job
+from snnax_nas.jobs import train as train_job
 
 METHODS = ("spikenas", "random", "lightsnn")
 RECORD_JOB = "compare"
@@ -74,13 +77,14 @@ _SEARCH_NETWORK_SKIP = ("ops", "backward")
 # The op set each budgeted method searches (launch.search's defaults).
 _BUDGETED_OPS = {"spikenas": "spikenas", "random": "snasnet"}
 
-# runner(argv, log_path) -> exit status; argv[0] is the Python interpreter.
-Runner = Callable[[Sequence[str], str], int]
+# The command line of each job a stage runs (for the stage's record).
+LAUNCHERS = {"search": "launch.search", "train": "launch.train",
+             "evaluate": "launch.evaluate"}
 
 
 class StageError(RuntimeError):
-  """A stage's subprocess failed or left no output; the message names the
-  stage, its exit status, its log file and the log's last line."""
+  """A stage failed or left no output; the message names the stage, its
+  exit status, its log file and the log's last line."""
 
 
 # ----------------------------------------------------------------------------
@@ -163,63 +167,73 @@ def budget_label(mb: Optional[float]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-  """One subprocess of the study.
+  """One job run of the study.
 
   Attributes:
     name: ``search/spikenas_8.86MB``, ``train/random_8.86MB``,
       ``eval/lightsnn_w4``: unique; names its record and log.
-    module: the launcher module (``launch.search`` ...).
-    flags: its command-line flags.
+    job: ``search``, ``train`` or ``evaluate``.
+    workdir: the job's workdir.
+    overrides: ``(dotted field, value)`` pairs set on the job's default
+      config (:func:`snnax_nas.configs.get_config`).
     output: the file whose presence means the stage finished.
   """
 
   name: str
-  module: str
-  flags: tuple[str, ...]
+  job: str
+  workdir: str
+  overrides: tuple[tuple[str, Any], ...]
   output: str
 
-  def argv(self) -> list[str]:
-    """The command: ``[python, -m, module, *flags]``."""
-    return [sys.executable, "-m", self.module, *self.flags]
+  def config(self):
+    """The job config: the job's ``small`` config with :attr:`overrides`."""
+    config = configs.get_config(self.job)
+    for dotted, value in self.overrides:
+      *parents, leaf = dotted.split(".")
+      node = config
+      for p in parents:
+        node = node[p]
+      node[leaf] = value
+    return config
 
   def command(self) -> str:
-    """The command as a user types it."""
-    return shlex.join(["python", "-m", self.module, *self.flags])
+    """The same run as a user types it."""
+    flags = [f"--workdir={self.workdir}"] + [_flag(k, v) for k, v in self.overrides]
+    return shlex.join(["python", "-m", LAUNCHERS[self.job], *flags])
 
 
-def _die_with_parent():  # pragma: no cover - runs in the child
-  # kill -9 of the study must not leave a search or training running on (a
-  # rerun would then race it for its workdir).
-  with contextlib.suppress(Exception):
-    import ctypes
-    import signal
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+# runner(stage, log_path) -> exit status (0: done; 2: the job refused, as a
+# launcher exits).
+Runner = Callable[[Stage, str], int]
 
 
-def run_subprocess(argv: Sequence[str], log_path: str) -> int:
-  """Runs ``argv`` with its output appended to ``log_path``; returns its exit
-  status. The launchers are found from any directory (the repository root
-  goes on ``PYTHONPATH``)."""
-  env = dict(os.environ)
-  spec = importlib.util.find_spec("launch")
-  if spec is not None and spec.origin:
-    root = os.path.dirname(os.path.dirname(spec.origin))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+def run_in_process(stage: Stage, log_path: str) -> int:
+  """Runs ``stage``'s job in this process; its printed report, warnings and
+  log records are appended to ``log_path`` (log records also go to the
+  console). Returns 0, or 2 after an ``error:`` line in the log when the job
+  refused its config or input (a ``ValueError``)."""
+  from snnax_nas import jobs  # noqa: PLC0415 (the jobs import the whole library)
+  job = jobs.get(stage.job)
   with open(log_path, "a") as log:
-    log.write(f"$ {shlex.join(argv)}\n")
+    log.write(f"$ {stage.command()}\n")
     log.flush()
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.run(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env,
-                          preexec_fn=preexec, check=False).returncode
+    handler = logging.StreamHandler(log)
+    logging.getLogger().addHandler(handler)
+    try:
+      with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+          result = job.run(stage.config(), stage.workdir)
+        except (ValueError, FileNotFoundError) as e:
+          print(f"error: {e}")
+          return 2
+        print(job.report(result, stage.workdir))
+    finally:
+      logging.getLogger().removeHandler(handler)
+  return 0
 
 
 def _record_path(workdir: str, name: str) -> str:
   return os.path.join(workdir, STAGES_DIR, name.replace("/", "__") + ".json")
-
-
-def _read_json(path: str) -> dict:
-  with open(path) as f:
-    return json.load(f)
 
 
 def _last_line(path: str) -> str:
@@ -230,31 +244,31 @@ def _last_line(path: str) -> str:
   return ""
 
 
-def run_stage(stage: Stage, workdir: str, runner: Runner = run_subprocess,
+def run_stage(stage: Stage, workdir: str, runner: Runner = run_in_process,
               log: Callable[[str], None] = print) -> dict:
   """Runs ``stage`` unless it finished before; returns its record.
 
   The record (``WORKDIR/stages/<name>.json``, written atomically once the
-  subprocess has exited 0 and left ``stage.output``) holds the command and
-  its process wall time ``seconds``. A finished stage keeps its first record.
+  job has returned and left ``stage.output``) holds the equivalent command
+  and the job's wall time ``seconds``. A finished stage keeps its first record.
   A stage whose output exists without a record (killed between the two) gets
   a record with ``seconds`` None instead of a rerun.
 
   Raises:
-    StageError: the subprocess exited non-zero or left no output.
+    StageError: the job failed (status non-zero) or left no output.
   """
   record_path = _record_path(workdir, stage.name)
   os.makedirs(os.path.dirname(record_path), exist_ok=True)
   done = os.path.exists(stage.output)
   if done and os.path.exists(record_path):
-    return _read_json(record_path)
+    return io.read_json(record_path, required=True)
   record = dict(stage=stage.name, command=stage.command(), seconds=None)
   if not done:
     log_path = os.path.join(workdir, LOGS_DIR, stage.name.replace("/", "__") + ".log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     log(f"[{stage.name}] {stage.command()}  (log {log_path})")
     t0 = time.perf_counter()
-    rc = runner(stage.argv(), log_path)
+    rc = runner(stage, log_path)
     seconds = time.perf_counter() - t0
     if rc != 0 or not os.path.exists(stage.output):
       what = f"exited with status {rc}" if rc != 0 else f"left no {stage.output}"
@@ -277,34 +291,34 @@ def _flag(name: str, value: Any) -> str:
   return f"--config.{name}={value}"
 
 
-def _common_flags(config) -> list[str]:
-  out = [_flag("dataset", config.dataset), _flag("seed", config.seed)]
+def _common_fields(config) -> list[tuple[str, Any]]:
+  out = [("dataset", config.dataset), ("seed", config.seed)]
   if config.data_dir:
-    out.append(_flag("data_dir", config.data_dir))
+    out.append(("data_dir", config.data_dir))
   return out
 
 
 def search_stage(config, workdir: str, method: str, budget_mb: Optional[float]) -> Stage:
-  """The ``launch.search`` stage of ``method`` at ``budget_mb`` (None: no
-  budget; random and lightsnn)."""
+  """The search stage of ``method`` at ``budget_mb`` (None: no budget;
+  random and lightsnn)."""
   name = method + (f"_{budget_label(budget_mb)}" if budget_mb is not None else "")
   where = os.path.join(workdir, "search", name)
-  flags = [f"--workdir={where}", _flag("method", method)] + _common_flags(config)
+  fields = [("method", method)] + _common_fields(config)
   for key, value in sorted(config.network.items()):
     if key not in _SEARCH_NETWORK_SKIP and value is not None:
-      flags.append(_flag(f"network.{key}", value))
+      fields.append((f"network.{key}", value))
   for key, value in sorted(config.scoring.items()):
-    flags.append(_flag(f"scoring.{key}", value))
+    fields.append((f"scoring.{key}", value))
   if method == "spikenas":
-    flags += [_flag("num_candidates", config.spikenas_candidates),
-              _flag("budget.mb", budget_mb), _flag("budget.weight_bits", config.budget_bits)]
+    fields += [("num_candidates", config.spikenas_candidates), ("budget.mb", budget_mb),
+               ("budget.weight_bits", config.budget_bits)]
   elif method == "random":
-    flags += [_flag("num_candidates", config.random_draws),
-              _flag("budget.weight_bits", config.budget_bits)]
+    fields += [("num_candidates", config.random_draws),
+               ("budget.weight_bits", config.budget_bits)]
   else:
-    flags.append(_flag("budget.weight_bits", config.budget_bits))
-  return Stage(f"search/{name}", "launch.search", tuple(flags),
-               os.path.join(where, "summary.json"))
+    fields.append(("budget.weight_bits", config.budget_bits))
+  return Stage(f"search/{name}", "search", where, tuple(fields),
+               os.path.join(where, search_job.SUMMARY))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,7 +351,8 @@ class Entry:
 
 
 def _search_network(search_dir: str) -> dict:
-  return dict(_read_json(os.path.join(search_dir, workdir_lib.RECORD_NAME))["config"]["network"])
+  record = io.read_json(os.path.join(search_dir, workdir_lib.RECORD_NAME), required=True)
+  return dict(record["config"]["network"])
 
 
 def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> tuple[str, int, int]:
@@ -389,7 +404,7 @@ def entries(config, workdir: str, methods: Sequence[str],
       stage = search_stage(config, workdir, method, mb if method == "spikenas" else None)
       where = os.path.dirname(stage.output)
       if method == "spikenas":
-        summary = _read_json(stage.output)
+        summary = io.read_json(stage.output, required=True)
         out.append(Entry(method, mb, summary["genotype"], int(summary["params"]), where,
                          _search_network(where)))
       else:
@@ -398,7 +413,7 @@ def entries(config, workdir: str, methods: Sequence[str],
         out.append(Entry(method, mb, geno, params, where, _search_network(where), within))
   if "lightsnn" in methods:
     stage = search_stage(config, workdir, "lightsnn", None)
-    summary = _read_json(stage.output)
+    summary = io.read_json(stage.output, required=True)
     where = os.path.dirname(stage.output)
     out.append(Entry("lightsnn", None, summary["genotype"], int(summary["params"]), where,
                      _search_network(where)))
@@ -406,33 +421,33 @@ def entries(config, workdir: str, methods: Sequence[str],
 
 
 def train_stage(config, workdir: str, entry: Entry) -> Stage:
-  """The ``launch.train`` stage of a found network: its genotype and its
-  search's network section, the study's dataset and training fields."""
+  """The train stage of a found network: its genotype and its search's
+  network section, the study's dataset and training fields."""
   where = os.path.join(workdir, "train", entry.name)
-  flags = [f"--workdir={where}", _flag("genotype", entry.genotype)] + _common_flags(config)
+  fields = [("genotype", entry.genotype)] + _common_fields(config)
   for key, value in sorted(entry.network.items()):
     if value is not None:
-      flags.append(_flag(f"network.{key}", value))
+      fields.append((f"network.{key}", value))
   for key, value in sorted(config.training.items()):
     if value is not None:
-      flags.append(_flag(f"training.{key}", value))
-  return Stage(f"train/{entry.name}", "launch.train", tuple(flags),
-               os.path.join(where, "summary.json"))
+      fields.append((f"training.{key}", value))
+  return Stage(f"train/{entry.name}", "train", where, tuple(fields),
+               os.path.join(where, train_job.SUMMARY))
 
 
 def eval_path(train_dir: str, bits: int) -> str:
-  """Where ``launch.evaluate`` writes the test evaluation at ``bits``."""
-  return os.path.join(train_dir, "eval", f"test_w{bits}.json")
+  """Where the evaluate job writes the test evaluation at ``bits``."""
+  return evaluate_job.result_path(train_dir, "test", bits)
 
 
 def eval_stage(config, workdir: str, entry: Entry, bits: int) -> Stage:
-  """The ``launch.evaluate`` stage of a trained network at ``bits`` (test
-  split; the first ``config.eval_max_examples`` examples when set)."""
+  """The evaluate stage of a trained network at ``bits`` (test split; the
+  first ``config.eval_max_examples`` examples when set)."""
   where = os.path.join(workdir, "train", entry.name)
-  flags = [f"--workdir={where}", _flag("weight_bits", bits), _flag("split", "test")]
+  fields = [("weight_bits", bits), ("split", "test")]
   if config.eval_max_examples is not None:
-    flags.append(_flag("max_examples", config.eval_max_examples))
-  return Stage(f"eval/{entry.name}_w{bits}", "launch.evaluate", tuple(flags),
+    fields.append(("max_examples", config.eval_max_examples))
+  return Stage(f"eval/{entry.name}_w{bits}", "evaluate", where, tuple(fields),
                eval_path(where, bits))
 
 
@@ -440,7 +455,7 @@ def eval_stage(config, workdir: str, entry: Entry, bits: int) -> Stage:
 # The table.
 
 def _search_time(search_dir: str) -> tuple[float, bool, dict]:
-  summary = _read_json(os.path.join(search_dir, "summary.json"))
+  summary = io.read_json(os.path.join(search_dir, search_job.SUMMARY), required=True)
   timing = summary.get("timing") or {}
   return float(timing["wall_seconds"]), bool(timing.get("loaded_from_store", 0)), summary
 
@@ -464,12 +479,13 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
   for e in rows:
     seconds, resumed, summary = _search_time(e.search_dir)
     stage = _record_path(workdir, "search/" + os.path.basename(e.search_dir))
-    process_s = _read_json(stage).get("seconds") if os.path.exists(stage) else None
+    process_s = io.read_json(stage, required=True).get("seconds") if os.path.exists(
+        stage) else None
     train_dir = os.path.join(workdir, "train", e.name)
-    train_summary = _read_json(os.path.join(train_dir, "summary.json"))
+    train_summary = io.read_json(os.path.join(train_dir, train_job.SUMMARY), required=True)
     row = dict(method=e.method, budget_mb=e.budget_mb, budget_bits=config.budget_bits,
                genotype=e.genotype, ops=e.network.get("ops"), params=e.params)
-    evals = {b: _read_json(eval_path(train_dir, b)) for b in eval_bits}
+    evals = {b: io.read_json(eval_path(train_dir, b), required=True) for b in eval_bits}
     for b in eval_bits:
       row[f"weight_mb_w{b}"] = evals[b]["weight_bytes"] / 1e6
     row.update(evaluations=int(summary["evaluations"]), draws_within_budget=e.draws_within_budget,
@@ -590,9 +606,7 @@ def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int,
   methods = parse_methods(config.methods)
   budgets = parse_budgets(config.budgets_mb)
   eval_bits = parse_bits(config.eval_bits)
-  if config.budget_bits not in memory.WEIGHT_BITS:
-    raise ValueError(f"budget_bits={config.budget_bits} is not one of "
-                     f"{', '.join(map(str, memory.WEIGHT_BITS))}")
+  memory.check_weight_bits(config.budget_bits, "budget_bits")
   for key in _SEARCH_NETWORK_SKIP:
     if config.network.get(key) is not None:
       raise ValueError(f"network.{key}={config.network[key]!r}: each method searches its own "
@@ -636,14 +650,14 @@ def claim(config, workdir: str) -> bool:
   return workdir_lib.claim(workdir, json.loads(json.dumps(record)))
 
 
-def run_study(config, workdir: str, runner: Runner = run_subprocess,
+def run_study(config, workdir: str, runner: Runner = run_in_process,
               log: Callable[[str], None] = print) -> tuple[list[dict], str]:
   """Runs (or resumes) the whole study and writes its table.
 
   Args:
-    config: a ``snnax_nas/configs/compare.py`` config.
+    config: a :mod:`snnax_nas.configs.compare` config.
     workdir: the study's directory (sub-workdirs, records, logs, table).
-    runner: runs one stage's command (tests pass a fake).
+    runner: runs one stage (tests pass a fake).
     log: progress lines.
 
   Returns:

@@ -38,9 +38,8 @@ from snnax_nas import configs
 from snnax_nas import io
 
 RECORD_NAME = "config.json"
-JOBS = ("search", "score", "train", "analyze")
 # Files a job writes into its workdir: a workdir holding one of them but no
-# record was made before records existed, and is not overwritten.
+# record is not a run of this library's, and is not overwritten.
 _RUN_OUTPUTS = ("summary.json", "scores.csv", "results.sqlite", "metrics.jsonl",
                 "ops_significance.csv")
 
@@ -66,6 +65,13 @@ class Run:
   network: configs.NetworkConfig
   genotypes: tuple[str, ...]
   summary: Optional[dict]
+
+  def job_config(self) -> config_dict.ConfigDict:
+    """A mutable copy of the run's job config: the way to derive a new run
+    from this one (``c = run.job_config(); c.network.width = 32;
+    snnax_nas.jobs.search.run(c, "runs/wider")``). A search's config is the
+    resolved one (each field the method filled is explicit)."""
+    return self.config.as_configdict()
 
 
 def sha256_of(path: str) -> str:
@@ -130,8 +136,8 @@ def make_record(job: str, config: Any, network: configs.NetworkConfig,
   """The record :func:`claim` writes: job kind, resolved config (a
   ``ConfigDict`` or dict), network and ``{input label: sha256}`` of the
   files ``inputs`` names (``{label: path}``)."""
-  if job not in JOBS:
-    raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+  if job not in configs.JOBS:
+    raise ValueError(f"unknown job {job!r}; jobs: {', '.join(configs.JOBS)}")
   config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
   # Through JSON, so that a record read back compares equal (tuples -> lists).
   return json.loads(json.dumps(json_ready({
@@ -181,11 +187,9 @@ def claim(workdir: str, record: Mapping[str, Any], *, write: bool = True) -> boo
     raise ValueError(f"workdir {workdir!r} cannot be created: {e.strerror}") from None
   if os.path.exists(path):
     try:
-      with open(path) as f:
-        old = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-      raise ValueError(f"workdir {workdir!r}: cannot read {RECORD_NAME} ({e}); "
-                       "use another --workdir") from None
+      old = io.read_json(path)
+    except ValueError as e:
+      raise ValueError(f"workdir {workdir!r}: {e}; use another --workdir") from None
     if old.get("job") != record.get("job"):
       raise ValueError(f"workdir {workdir!r} holds a {old.get('job')} run, not a "
                        f"{record.get('job')} run (job {old.get('job')} -> {record.get('job')}); "
@@ -216,37 +220,11 @@ def release(workdir: str) -> None:
     os.remove(path)
 
 
-def _read_json(path: str) -> Optional[dict]:
-  if not os.path.isfile(path):
-    return None
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ValueError(f"cannot read {path}: {e}") from None
-
-
-def _legacy_search(workdir: str, summary: dict) -> tuple[dict, configs.NetworkConfig]:
-  """Job config and network of a search workdir written before records
-  (``summary.json`` with a flat ``config``: dataset and network fields)."""
-  from snnax_nas import data as data_lib  # only this path needs the dataset
-  flat = dict(summary.get("config") or {})
-  network = {k: flat[k] for k in ("ops", "width", "cells_per_stage", "timesteps", "hidden",
-                                  "second_pool", "dropout", "backward") if k in flat}
-  dataset = flat.get("dataset")
-  if not isinstance(dataset, str):
-    raise ValueError(f"{workdir}: summary.json names no dataset and there is no {RECORD_NAME}")
-  config = {"dataset": dataset, "network": network}
-  return config, configs.network_from_job_config(network, data_lib.get_info(dataset))
-
-
 def load_run(workdir: str) -> Run:
   """Reads a workdir of ``launch.search``, ``launch.score``, ``launch.train``
   or ``launch.analyze_ops`` back.
 
-  The job, config and network come from ``config.json``; a search workdir
-  written before ``config.json`` existed is read from its ``summary.json``
-  (its dataset then gives the input shape and classes). The genotype(s) come
+  The job, config and network come from ``config.json``; the genotype(s)
   from ``summary.json`` (search) or the config (train).
 
   Args:
@@ -259,17 +237,16 @@ def load_run(workdir: str) -> Run:
   Raises:
     ValueError: ``workdir`` holds no run, or its files cannot be read.
   """
-  record = _read_json(os.path.join(workdir, RECORD_NAME))
-  summary = _read_json(os.path.join(workdir, "summary.json"))
-  if record is not None:
-    job, config = record["job"], record["config"]
-    network = configs.network_from_json(record["network"])
-  elif summary is not None and isinstance(summary.get("config"), dict):
-    job = "search"
-    config, network = _legacy_search(workdir, summary)
-  else:
+  record = io.read_json(os.path.join(workdir, RECORD_NAME))
+  summary = io.read_json(os.path.join(workdir, "summary.json"))
+  if record is None:
     raise ValueError(f"{workdir!r} holds no run ({RECORD_NAME} not found); give the "
                      "--workdir of a launcher")
+  job, config = record["job"], record["config"]
+  if "network" not in record:  # a compare study: its stages are the runs
+    raise ValueError(f"{workdir!r} holds a {job} study, not one run; load one of its "
+                     "stages' workdirs (search/..., train/...)")
+  network = configs.network_from_json(record["network"])
   genotypes: tuple[str, ...] = ()
   if job == "search" and summary is not None:
     text = summary.get("genotype")

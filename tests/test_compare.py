@@ -1,5 +1,6 @@
 """launch.compare / snnax_nas.study: table, resume and errors, on fake stage outputs
-(no search, training or evaluation runs here)."""
+(no search, training or evaluation runs here, but for one refused stage run in
+process)."""
 
 from __future__ import annotations
 
@@ -26,35 +27,26 @@ DRAWS = [(0, "0001/0000/0000/0000", -50.0, 2_210_000), (1, "0344/0023/0002/0000"
          (4, "0201/0001/0000/0000", None, 2_205_000)]
 
 
-def _flags(argv):
-  out = {}
-  for a in argv[3:]:
-    key, _, value = a[2:].partition("=")
-    out[key] = value
-  return out
-
-
 class FakeRunner:
   """Writes what each launcher would; records the stages it ran."""
 
   def __init__(self, fail_on: str | None = None):
     self.calls, self.fail_on = [], fail_on
 
-  def __call__(self, argv, log_path):
-    module, f = argv[2], _flags(argv)
-    where = f["workdir"]
+  def __call__(self, stage, log_path):
+    module, f, where = stage.job, dict(stage.overrides), stage.workdir
     self.calls.append((module, where, f))
-    if self.fail_on and self.fail_on in where + f.get("config.weight_bits", ""):
+    if self.fail_on and self.fail_on in where + str(f.get("weight_bits", "")):
       with open(log_path, "a") as log:
         log.write("error: something broke\n")
       return 2
     os.makedirs(where, exist_ok=True)
-    if module == "launch.search":
+    if module == "search":
       self._search(where, f)
-    elif module == "launch.train":
-      io.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["config.training.epochs"])})
+    elif module == "train":
+      io.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["training.epochs"])})
     else:
-      bits = int(f["config.weight_bits"])
+      bits = int(f["weight_bits"])
       params = 2_220_000
       path = study.eval_path(where, bits)
       os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -64,12 +56,12 @@ class FakeRunner:
     return 0
 
   def _search(self, where, f):
-    method = f["config.method"]
+    method = f["method"]
     name = os.path.basename(where)
     ops = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}[method]
     io.write_json(os.path.join(where, "config.json"),
                   {"job": "search", "config": {"network": {
-                      "ops": ops, "width": int(f["config.network.width"]),
+                      "ops": ops, "width": int(f["network.width"]),
                       "backward": method == "lightsnn", "linear_init": None}}})
     genotype, params = {"spikenas": ("0222/0012/0002/0000|0222/0011/0002/0000", 2_214_000),
                         "random": (DRAWS[1][1], DRAWS[1][3]),
@@ -161,9 +153,9 @@ def test_a_failed_stage_stops_the_study_and_a_rerun_resumes_there(tmp_path):
   rest = FakeRunner()
   _run(tmp_path, rest)
   modules = [c[0] for c in rest.calls]
-  assert "launch.search" not in modules  # every search had finished
-  assert modules.count("launch.train") == 2  # the failed one and lightsnn
-  assert modules.count("launch.evaluate") == 15
+  assert "search" not in modules  # every search had finished
+  assert modules.count("train") == 2  # the failed one and lightsnn
+  assert modules.count("evaluate") == 15
 
 
 def test_output_without_record_is_kept_not_rerun(tmp_path):
@@ -171,7 +163,7 @@ def test_output_without_record_is_kept_not_rerun(tmp_path):
   config, runner = _config(), FakeRunner()
   workdir = str(tmp_path / "cmp")
   stage = study.search_stage(config, workdir, "random", None)
-  runner(stage.argv(), os.devnull)
+  runner(stage, os.devnull)
   record = study.run_stage(stage, workdir, runner=FakeRunner(fail_on="random"),
                            log=lambda s: None)
   assert record["seconds"] is None and "not measured" in record["note"]
@@ -226,20 +218,35 @@ def test_launcher_refuses_a_bad_budget_with_one_line(tmp_path):
   assert proc.stderr.strip().splitlines()[-1].startswith("error: budgets_mb='x'")
 
 
-def test_stage_commands_carry_the_budget_network_and_eval_cap(tmp_path):
+def test_stage_configs_carry_the_budget_network_and_eval_cap(tmp_path):
   config = _config(eval_max_examples=500)
   workdir = str(tmp_path / "cmp")
   spikenas = study.search_stage(config, workdir, "spikenas", 8.86)
-  assert "--config.budget.mb=8.86" in spikenas.flags
-  assert not any("network.ops" in f for f in spikenas.flags)  # each method's own op set
+  assert spikenas.config().budget.mb == 8.86 and spikenas.config().method == "spikenas"
+  assert spikenas.config().network.ops is None  # each method's own op set
+  assert "--config.budget.mb=8.86" in spikenas.command()
   random = study.search_stage(config, workdir, "random", None)
-  assert "--config.num_candidates=5000" in random.flags
-  assert not any("budget.mb" in f for f in random.flags)
+  assert random.config().num_candidates == 5000 and random.config().budget.mb is None
   entry = study.Entry("lightsnn", None, "0222/2020/2202/2220", 1, random.output,
                       {"ops": "lightsnn", "backward": True, "width": 16})
   train = study.train_stage(config, workdir, entry)
-  assert {"--config.network.ops=lightsnn", "--config.network.backward=true",
-          "--config.training.epochs=2"} <= set(train.flags)
+  c = train.config()
+  assert (c.network.ops, c.network.backward, c.training.epochs) == ("lightsnn", True, 2)
+  assert "--config.network.backward=true" in train.command()
   evaluate = study.eval_stage(config, workdir, entry, 4)
-  assert "--config.max_examples=500" in evaluate.flags
+  assert evaluate.config().max_examples == 500 and evaluate.config().weight_bits == 4
   assert evaluate.output.endswith(os.path.join("train", "lightsnn", "eval", "test_w4.json"))
+
+
+def test_a_stage_runs_its_job_in_process_and_a_refusal_is_status_2(tmp_path):
+  # A backward edge without backward cells: the train job refuses before
+  # loading any data; the stage's log holds the job's one-line error.
+  entry = study.Entry("random", 8.86, "0303/0030/2002/0200", 1, str(tmp_path / "s"),
+                      {"ops": "snasnet", "backward": False, "width": 4})
+  stage = study.train_stage(_config(), str(tmp_path / "cmp"), entry)
+  log = tmp_path / "train.log"
+  assert study.run_in_process(stage, str(log)) == 2
+  lines = log.read_text().splitlines()
+  assert lines[0].startswith("$ python -m launch.train --workdir=")
+  assert lines[-1].startswith("error: '0303/0030/2002/0200' has a backward edge")
+  assert not (tmp_path / "cmp" / "train" / "random_8.86MB" / "config.json").exists()

@@ -1,10 +1,11 @@
-"""Quantisation-aware training and snnax_nas.evaluate (PTQ evaluation of a run;
-launch.evaluate in a subprocess, marked slow)."""
+"""Quantisation-aware training, snnax_nas.evaluate (PTQ evaluation of a run)
+and the train and evaluate jobs in process."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -14,16 +15,18 @@ from train_helpers import CFG1
 from train_helpers import GENOTYPE
 from train_helpers import INFO
 from train_helpers import G
-from train_helpers import launch
 from train_helpers import separable
 from train_helpers import train_workdir
 from train_helpers import write_npz_dataset
 
+from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import evaluate
 from snnax_nas import memory
 from snnax_nas import quant
 from snnax_nas import train
+from snnax_nas.jobs import evaluate as evaluate_job
+from snnax_nas.jobs import train as train_job
 
 
 @pytest.mark.slow
@@ -61,15 +64,15 @@ def qat_run(tmp_path_factory):
   root = tmp_path_factory.mktemp("qat")
   dataset = write_npz_dataset(str(root))
   work = str(root / "run")
-  result = train_workdir(work, dataset, weight_bits=8)
-  return work, result
+  _, history = train_workdir(work, dataset, weight_bits=8)
+  return work, history
 
 
 @pytest.mark.slow
 def test_ptq_evaluation_of_a_qat_run_equals_its_fake_quant_forward(qat_run):
-  work, result = qat_run
+  work, history = qat_run
   ev = evaluate.evaluate_run(work, weight_bits=8, batch_size=16)
-  last = result.history[-1]
+  last = history[-1]
   # The run's own evaluation (fake-quantised forward) and the PTQ network agree.
   assert ev.num_examples == 16 and ev.split == "test" and ev.epoch == 1
   assert ev.accuracy == pytest.approx(last["test_accuracy"], abs=1e-9)
@@ -115,33 +118,32 @@ def test_evaluate_run_at_each_precision_and_bad_inputs(qat_run, tmp_path):
     evaluate.evaluate_run(str(tmp_path))
 
 
-@pytest.mark.slow
-def test_launch_train_qat_then_launch_evaluate(tmp_path, env):
+def test_train_job_qat_then_evaluate_job(tmp_path):
   dataset = write_npz_dataset(str(tmp_path))
   work = str(tmp_path / "run")
-  out = launch("launch.train", [f"--config.dataset={dataset}", f"--config.genotype={GENOTYPE}",
-                                "--config.network.width=4", "--config.network.hidden=32",
-                                "--config.network.timesteps=2", "--config.training.epochs=1",
-                                "--config.training.batch_size=16",
-                                "--config.network.linear_init=fan_in",
-                                "--config.training.weight_bits=8", f"--workdir={work}"], env)
-  assert out.returncode == 0, out.stderr[-3000:]
-  with open(os.path.join(work, "summary.json")) as f:
-    summary = json.load(f)
+  config = configs.get_config("train")
+  config.dataset, config.genotype = dataset, GENOTYPE
+  config.network.update(width=4, hidden=32, timesteps=2, linear_init="fan_in")
+  config.training.update(epochs=1, batch_size=16, weight_bits=8)
+  summary = train_job.run(config, work)
   assert summary["weight_bits"] == 8 and summary["linear_init"] == "fan_in"
-  out = launch("launch.evaluate", [f"--workdir={work}", "--config.weight_bits=8",
-                                   "--config.batch_size=16"], env)
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert "accuracy" in out.stdout and "SAR" in out.stdout and "head/fc_lif" in out.stdout
-  with open(os.path.join(work, "eval", "test_w8.json")) as f:
-    got = json.load(f)
+  with open(os.path.join(work, "summary.json")) as f:
+    assert json.load(f) == summary
+  assert config.genotype == GENOTYPE and config.from_search is None  # the caller's, unchanged
+  ev_config = configs.get_config("evaluate")
+  ev_config.update(weight_bits=8, batch_size=16)
+  ev = evaluate_job.run(ev_config, work)
+  text = evaluate_job.report(ev, work)
+  assert "accuracy" in text and "SAR" in text and "head/fc_lif" in text
+  got = evaluate_job.read_result(work, "test", 8)
+  assert got == json.loads(json.dumps(ev.to_json()))
   assert got["weight_bits"] == 8 and got["num_examples"] == 16
   assert got["accuracy"] == pytest.approx(summary["final_test_accuracy"], abs=1e-9)
-  for args, needle in ((["--config.weight_bits=5"], "weight_bits"),
-                       (["--config.split=dev"], "split"),
-                       ([f"--workdir={tmp_path}"], "holds no run")):
-    argv = [f"--workdir={work}", *args] if not args[0].startswith("--workdir") else args
-    out = launch("launch.evaluate", argv, env)
-    assert out.returncode == 2, (args, out.stderr[-2000:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], out.stderr
+  for field, value, needle in (("weight_bits", 5, "--config.weight_bits=5"),
+                               ("split", "dev", "--config.split='dev'")):
+    bad = configs.get_config("evaluate")
+    bad[field] = value
+    with pytest.raises(ValueError, match=re.escape(needle)):
+      evaluate_job.run(bad, work)
+  with pytest.raises(ValueError, match="holds no run"):
+    evaluate_job.run(configs.get_config("evaluate"), str(tmp_path))

@@ -67,24 +67,19 @@ def write_npz_dataset(directory, n_train: int = 48, n_test: int = 16) -> str:
 
 def train_workdir(workdir: str, dataset: str, *, weight_bits: int = 32, epochs: int = 1,
                   linear_init: str = "fan_in"):
-  """A ``launch.train`` workdir made in-process (the record, checkpoints and
-  metrics of :func:`snnax_nas.train.train_and_evaluate`, as the launcher
-  writes them) for the tiny network of :data:`GENOTYPE`; returns the
-  :class:`snnax_nas.train.TrainResult`."""
-  from snnax_nas import train
-  from snnax_nas import workdir as workdir_lib
-  from snnax_nas.configs import train as train_config
-  config = train_config.get_config()
+  """A train workdir made in-process by the train job
+  (:func:`snnax_nas.jobs.train.run`) for the tiny network of
+  :data:`GENOTYPE`; returns ``(summary, history)``: its ``summary.json`` and
+  its ``metrics.jsonl`` rows."""
+  import json
+
+  from snnax_nas.jobs import train as train_job
+  config = configs.get_config("train")
   config.dataset, config.genotype = dataset, GENOTYPE
   config.network.update(width=4, hidden=32, timesteps=2, linear_init=linear_init)
-  config.training.update(batch_size=16, epochs=epochs, weight_bits=weight_bits, augment=False)
-  info = data_lib.get_info(dataset)
-  cfg = configs.network_from_job_config(config.network, info)
-  record = workdir_lib.make_record("train", config, cfg, workdir_lib.dataset_files(dataset))
-  workdir_lib.claim(workdir, record)
-  train_xy = data_lib.load_arrays(dataset, "train")
-  test_xy = data_lib.load_arrays(dataset, "test")
-  return train.train_and_evaluate(
-      cfg, G[None].repeat(cfg.num_cells, 0), info, train_xy, test_xy, epochs=epochs,
-      batch_size=16, lr=0.5, augment=False, workdir=workdir, log_every=0,
-      weight_bits=weight_bits)
+  config.training.update(batch_size=16, epochs=epochs, weight_bits=weight_bits, augment=False,
+                         lr=0.5, log_every=0)
+  summary = train_job.run(config, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    history = [json.loads(line) for line in f if line.strip()]
+  return summary, history

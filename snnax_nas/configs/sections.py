@@ -36,7 +36,7 @@ from snnax_nas.configs import network as network_lib
 
 JOBS = ("search", "score", "train", "analyze", "compare")
 # Configs of commands that read a finished run (no network section, no presets).
-TOOLS = ("evaluate",)
+TOOLS = ("evaluate", "correlate")
 
 # NetworkConfig fields that are not in a job's network section: the dataset
 # decides them, and the neuron constants are not a job choice.

@@ -1,0 +1,54 @@
+"""The jobs: each a library function ``run(config, workdir)`` that validates its
+config, claims its workdir (:mod:`snnax_nas.workdir`), runs, and writes its
+outputs next to the code that reads them back; ``report(result, workdir)``
+gives the lines its launcher prints.
+
+=========  ================================  ===============================
+job        config                            command line
+=========  ================================  ===============================
+search     :mod:`snnax_nas.configs.search`   ``python -m launch.search``
+score      :mod:`snnax_nas.configs.score`    ``python -m launch.score``
+train      :mod:`snnax_nas.configs.train`    ``python -m launch.train``
+evaluate   :mod:`snnax_nas.configs.evaluate` ``python -m launch.evaluate``
+analyze    :mod:`snnax_nas.configs.analyze`  ``python -m launch.analyze_ops``
+compare    :mod:`snnax_nas.configs.compare`  ``python -m launch.compare``
+correlate  :mod:`snnax_nas.configs.correlate` ``python -m launch.correlate``
+=========  ================================  ===============================
+
+From Python::
+
+  from snnax_nas import configs, jobs
+  config = configs.get_config("train")
+  config.from_search, config.training.epochs = "runs/search", 30
+  summary = jobs.get("train").run(config, "runs/train")
+
+A bad value raises a one-line ``ValueError`` naming the field; the launchers
+print it and exit with status 2. The modules are imported on first use
+(``jobs.get`` or ``from snnax_nas.jobs import train``): the training stack
+is not loaded for a search.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+JOBS = ("search", "score", "train", "evaluate", "analyze", "compare", "correlate")
+
+
+def get(job: str) -> ModuleType:
+  """The module of ``job`` (its ``run(config, workdir)`` and ``report``).
+
+  Raises:
+    ValueError: an unknown job (the message lists them).
+  """
+  if job not in JOBS:
+    raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+  return importlib.import_module(f"snnax_nas.jobs.{job}")
+
+
+def __getattr__(name: str) -> ModuleType:
+  # jobs.search etc. without an explicit import of the submodule.
+  if name in JOBS:
+    return get(name)
+  raise AttributeError(f"module 'snnax_nas.jobs' has no attribute {name!r}")

@@ -1,0 +1,90 @@
+r"""The evaluate job: a trained run's checkpoint at a weight precision
+(post-training quantisation), as ``run(config, workdir)``; ``launch.evaluate``
+is its command line.
+
+  python -m launch.evaluate --workdir=runs/train
+  python -m launch.evaluate --workdir=runs/train --config.weight_bits=8 --config.split=test
+
+``workdir`` is a train workdir: its network, genotype, dataset and latest
+checkpoint are read back (:func:`snnax_nas.evaluate.evaluate_run`), restored
+on this process's devices whatever the device count it trained on. At
+``config.weight_bits`` 16, 8 or 4 every conv and dense kernel is quantised
+per output channel (symmetric codes, float32 scales; BN and biases float32).
+
+Writes the numbers to ``WORKDIR/eval/{split}_w{bits}.json``
+(:func:`result_path`, atomically; :func:`read_result` reads it back). Bad
+values (bits not in 32/16/8/4, an unknown split, a workdir without a
+checkpointed training run) raise one-line ValueErrors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from snnax_nas import evaluate
+from snnax_nas import io
+from snnax_nas import quant
+from snnax_nas.jobs import common
+
+
+def result_path(workdir: str, split: str, weight_bits: int) -> str:
+  """``WORKDIR/eval/{split}_w{bits}.json``."""
+  return os.path.join(workdir, "eval", f"{split}_w{weight_bits}.json")
+
+
+def read_result(workdir: str, split: str, weight_bits: int) -> dict:
+  """The JSON :func:`run` wrote for ``(split, weight_bits)`` (the fields of
+  :class:`snnax_nas.evaluate.Evaluation`)."""
+  with open(result_path(workdir, split, weight_bits)) as f:
+    return json.load(f)
+
+
+def report(ev: evaluate.Evaluation, workdir: str) -> str:
+  """The lines ``launch.evaluate`` prints for one evaluation."""
+  lines = [f"{workdir}: epoch {ev.epoch}, {ev.split} split, {ev.num_examples} examples, "
+           f"{ev.weight_bits}-bit weights",
+           f"  accuracy {100 * ev.accuracy:.2f}%  loss {ev.loss:.4f}  SAR {ev.sar:.4f}",
+           f"  weights {ev.weight_bytes:,} bytes ({ev.weight_bytes / 1e6:.3f} MB), "
+           f"{ev.params:,} params",
+           "  firing rates (spikes per neuron and timestep):"]
+  width = max((len(k) for k in ev.firing_rates), default=0)
+  lines += [f"    {name:<{width}}  {rate:.4f}" for name, rate in ev.firing_rates.items()]
+  lines.append(f"wrote {result_path(workdir, ev.split, ev.weight_bits)}")
+  return "\n".join(lines)
+
+
+def run(config, workdir: str) -> evaluate.Evaluation:
+  """Evaluates the train run in ``workdir`` as ``config`` says and writes
+  :func:`result_path`.
+
+  Args:
+    config: a :mod:`snnax_nas.configs.evaluate` config (``weight_bits``,
+      ``split``, ``batch_size``, ``max_examples``).
+    workdir: a train run's workdir.
+
+  Returns:
+    The :class:`snnax_nas.evaluate.Evaluation`.
+
+  Raises:
+    ValueError: a bad config value, no checkpointed training run, a dataset
+      that cannot be loaded, or an unwritable workdir.
+  """
+  if not workdir:
+    raise ValueError("--workdir is required: the launch.train workdir to evaluate")
+  quant.check_weight_bits(config.weight_bits, "--config.weight_bits")
+  if config.split not in evaluate.SPLITS:
+    raise ValueError(f"unknown --config.split={config.split!r}; choose from "
+                     f"{', '.join(evaluate.SPLITS)}")
+  common.check_positive(config, "batch_size")
+  if config.max_examples is not None:
+    common.check_positive(config, "max_examples")
+  ev = evaluate.evaluate_run(workdir, weight_bits=config.weight_bits, split=config.split,
+                             batch_size=config.batch_size, max_examples=config.max_examples)
+  path = result_path(workdir, config.split, config.weight_bits)
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    io.write_json(path, ev.to_json())
+  except OSError as e:
+    raise ValueError(f"cannot write {path}: {e.strerror}") from None
+  return ev
