@@ -52,9 +52,9 @@ def define_config_flags(job: str, workdir_default: Optional[str] = None):
   except (AttributeError, KeyError) as e:  # an unknown --config.FIELD
     _bad_override(e)
   flags.DEFINE_string("workdir", workdir_default, "Output directory.")
-  main = sys.modules["__main__"].__name__
+  # absl's --help lists the key flags of the module it names by sys.argv[0].
   for name in ("config", "workdir"):
-    FLAGS.register_key_flag_for_module(main, FLAGS[name])
+    FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 
 def parse_flags(argv: list[str]) -> list[str]:

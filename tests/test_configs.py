@@ -60,6 +60,10 @@ def test_network_section_is_every_user_field_of_network_config():
   fields = {f.name for f in dataclasses.fields(configs.NetworkConfig)}
   section = configs.get_config("train").network
   assert set(section) == fields - set(configs.DATASET_FIELDS) - {"lif"}
+  # The values every workdir record holds (a rerun must match them).
+  assert section.to_dict() == dict(ops="snasnet", width=16, cells_per_stage=1, timesteps=5,
+                                   hidden=1024, second_pool=2, dropout=0.5, backward=False,
+                                   linear_init="reference")
   # Every default but the small width is NetworkConfig's own.
   default = configs.NetworkConfig()
   built = configs.network_from_job_config(section, INFO)

@@ -32,6 +32,7 @@ from typing import Optional
 
 from ml_collections import config_dict
 
+from snnax_nas import ops as ops_lib
 from snnax_nas.configs import network as network_lib
 
 JOBS = ("search", "score", "train", "analyze", "compare")
@@ -74,7 +75,10 @@ def network(**values: Any) -> config_dict.ConfigDict:
   for field in dataclasses.fields(network_lib.NetworkConfig):
     if field.name not in _NOT_IN_SECTION:
       value = getattr(defaults, field.name)
-      section[field.name] = str(value) if field.name == "ops" else value
+      if field.name == "ops":  # by its preset's name ("snasnet"), as a user writes it
+        value = next((name for name, ops in ops_lib.OP_SET_PRESETS.items()
+                      if ops == value.names), str(value))
+      section[field.name] = value
   for key, value in values.items():
     section[key] = value
   return section
