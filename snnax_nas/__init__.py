@@ -4,7 +4,8 @@ The curated public API. Submodules hold one concept each (``ops``,
 ``genotype``, ``configs``, ``layers``, ``network``, ``models``, ``score``,
 ``memory``, ``flops``, ``quant``, ``search``, ``train``, ``evaluate``,
 ``export``, ``data``, ``workdir``, ...); the names below are the ones a user
-script needs. They are imported on first use, so ``import snnax_nas`` is cheap
+script needs. ``configs`` holds every job's config and ``jobs`` every job as
+``run(config, workdir)``, the functions the launchers call. They are imported on first use, so ``import snnax_nas`` is cheap
 and does not pull in the training stack (orbax, optax) until asked.
 
 Example::
@@ -68,8 +69,10 @@ _EXPORTS = {
     "restore_checkpoint": "train",
     "firing_rates": "train",
     "evaluate_run": "evaluate",
+    "evaluate_model": "evaluate",
     "Evaluation": "evaluate",
     "export_run": "export",
+    "export_network": "export",
     "load_export": "export",
     # runs
     "load_run": "workdir",
@@ -84,7 +87,7 @@ _EXPORTS = {
 
 _SUBMODULES = (
     "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
-    "genotype", "io", "layers", "memory", "models", "network", "neurons", "ops", "quant",
+    "genotype", "io", "jobs", "layers", "memory", "models", "network", "neurons", "ops", "quant",
     "results", "score", "search", "study", "train", "workdir",
 )
 

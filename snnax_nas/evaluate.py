@@ -9,6 +9,9 @@ and evaluates one split of the run's dataset::
   ev = evaluate.evaluate_run("runs/train", weight_bits=8)
   ev.accuracy, ev.sar, ev.firing_rates["head/fc_lif"], ev.weight_bytes
 
+:func:`evaluate_model` does the same for a model and variables held in memory
+(parameters trained in one's own loop).
+
 Quantisation (:mod:`snnax_nas.quant`): every conv and dense kernel is
 replaced by its symmetric per-output-channel codes, dequantised
 (``codes * scale``); BN affines, running statistics and the fc2 bias stay
@@ -39,6 +42,7 @@ import optax
 from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import memory
+from snnax_nas import models
 from snnax_nas import network
 from snnax_nas import quant
 from snnax_nas import train
@@ -236,6 +240,49 @@ def evaluate_variables(variables: dict, cfg: configs.NetworkConfig, genotypes, i
   return train.evaluate(steps, state, images, labels, batch_size)
 
 
+def evaluate_model(model, variables: dict, images, labels, info, *, weight_bits: int = 32,
+                   batch_size: int = 256, loss: str = "ce", split: str = "given",
+                   epoch: int = 0) -> Evaluation:
+  """Evaluates a network held in memory (e.g. trained in one's own loop, as the
+  README's 15-line optax step) at ``weight_bits``, as :func:`evaluate_run`
+  evaluates a run's checkpoint::
+
+    ev = snnax_nas.evaluate_model(model, variables, test_x, test_y, info, weight_bits=8)
+
+  Args:
+    model: the :class:`snnax_nas.models.SpikingNetwork` (its ``config`` and
+      ``genotype``).
+    variables: its ``{"params", "batch_stats"}`` (float32; quantised here).
+    images, labels: raw images or frames [N, H, W, C] (uint8 or float, as the
+      dataset's loader gives them: normalised here with ``info``), int [N].
+    info: the dataset (:func:`snnax_nas.data.get_info`).
+    weight_bits: 32 (as given), or 16 / 8 / 4: post-training quantisation of
+      every kernel (see the module docstring).
+    batch_size: evaluation batch, split over the most devices that divide it.
+    loss: ``"ce"`` or ``"mse"``, the loss reported.
+    split, epoch: labels recorded in the :class:`Evaluation`.
+
+  Returns:
+    :class:`Evaluation` (``weight_bytes`` at ``weight_bits``).
+
+  Raises:
+    ValueError: bad ``weight_bits`` or ``batch_size``.
+  """
+  quant.check_weight_bits(weight_bits)
+  cfg = model.config
+  genotypes = network.network_genotypes(model.genotype, cfg)
+  metrics = evaluate_variables(quantized_variables(variables, weight_bits), cfg, genotypes,
+                               info, images, np.asarray(labels, np.int32),
+                               batch_size=batch_size, loss=loss)
+  return Evaluation(
+      accuracy=float(metrics["accuracy"]), loss=float(metrics["loss"]),
+      sar=float(metrics["sar"]), firing_rates=dict(metrics["rates"]),
+      weight_bits=weight_bits,
+      weight_bytes=int(memory.quantized_weight_bytes(genotypes[None], cfg, weight_bits)[0]),
+      params=memory.tree_param_count(variables["params"]),
+      num_examples=int(metrics["count"]), split=split, epoch=epoch)
+
+
 def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
                  batch_size: int = 256, max_examples: Optional[int] = None) -> Evaluation:
   """Evaluates a ``launch.train`` run's latest checkpoint at ``weight_bits``.
@@ -261,22 +308,14 @@ def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
   if split not in SPLITS:
     raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
   trained = load_trained_run(workdir)
-  cfg = trained.config
-  info, images, labels = load_split(trained.run, cfg, split, max_examples)
-  variables = quantized_variables(trained.variables, weight_bits)
+  info, images, labels = load_split(trained.run, trained.config, split, max_examples)
   loss = (trained.run.config.get("training") or {}).get("loss", "ce")
-  metrics = evaluate_variables(variables, cfg, trained.genotypes, info, images, labels,
-                               batch_size=batch_size, loss=loss)
-  return Evaluation(
-      accuracy=float(metrics["accuracy"]), loss=float(metrics["loss"]),
-      sar=float(metrics["sar"]), firing_rates=dict(metrics["rates"]),
-      weight_bits=weight_bits,
-      weight_bytes=int(memory.quantized_weight_bytes(trained.genotypes[None], cfg,
-                                                     weight_bits)[0]),
-      params=memory.tree_param_count(trained.variables["params"]),
-      num_examples=int(metrics["count"]), split=split, epoch=trained.epoch)
+  model = models.SpikingNetwork.for_genotypes(trained.config, trained.genotypes)
+  return evaluate_model(model, trained.variables, images, labels, info,
+                        weight_bits=weight_bits, batch_size=batch_size, loss=loss, split=split,
+                        epoch=trained.epoch)
 
 
 __all__ = ["Evaluation", "SPLITS", "TrainedRun", "checkpoint_dir_of",
-           "evaluate_run", "evaluate_variables", "load_split", "load_trained_run",
+           "evaluate_model", "evaluate_run", "evaluate_variables", "load_split", "load_trained_run",
            "quantized_variables"]

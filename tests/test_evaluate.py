@@ -23,6 +23,7 @@ from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import evaluate
 from snnax_nas import memory
+from snnax_nas import models
 from snnax_nas import quant
 from snnax_nas import train
 from snnax_nas.jobs import evaluate as evaluate_job
@@ -116,6 +117,25 @@ def test_evaluate_run_at_each_precision_and_bad_inputs(qat_run, tmp_path):
     evaluate.evaluate_run(work, split="dev")
   with pytest.raises(ValueError, match="holds no run"):
     evaluate.evaluate_run(str(tmp_path))
+
+
+def test_evaluate_model_in_memory_is_evaluate_run(qat_run):
+  # A model and variables held in memory (one's own training loop) evaluate
+  # as the run's checkpoint does.
+  work, _ = qat_run
+  trained = evaluate.load_trained_run(work)
+  by_run = evaluate.evaluate_run(work, weight_bits=4, split="train", batch_size=8,
+                                 max_examples=12)
+  dataset = trained.run.config["dataset"]
+  x, y = data_lib.first_examples(*data_lib.load_arrays(dataset, "train"), 12)
+  model = models.SpikingNetwork(trained.config, trained.genotype)
+  in_memory = evaluate.evaluate_model(model, trained.variables, x, y, data_lib.get_info(dataset),
+                                      weight_bits=4, batch_size=8, split="train",
+                                      epoch=trained.epoch)
+  assert in_memory == by_run
+  with pytest.raises(ValueError, match="weight_bits=3"):
+    evaluate.evaluate_model(model, trained.variables, x, y, data_lib.get_info(dataset),
+                            weight_bits=3)
 
 
 def test_train_job_qat_then_evaluate_job(tmp_path):
