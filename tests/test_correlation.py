@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from snnax_nas import configs
 from snnax_nas import correlation
+from snnax_nas.jobs import correlate as correlate_job
 
 
 def _brute_kendall_tau_b(x, y):
@@ -49,8 +51,13 @@ def test_top_k_and_report():
     correlation.correlation_report([1, 2], [1, 2, 3])
 
 
-@pytest.mark.slow
-def test_launch_correlate_end_to_end(tmp_path):
+def _job(tmp_path, workdir="out", **fields):
+  config = configs.get_config("correlate")
+  config.update(scores=f"{tmp_path}/scores.csv", truth=f"{tmp_path}/truth.csv", **fields)
+  return correlate_job.run(config, str(tmp_path / workdir))
+
+
+def test_correlate_job_end_to_end(tmp_path):
   gs = ["0303/0030/2002/0200", "0302/0030/3003/0000", "0104/0040/0003/0000",
         "0111/0011/0001/0000", "0333/0033/0003/0000"]
   with open(tmp_path / "scores.csv", "w", newline="") as f:
@@ -63,19 +70,16 @@ def test_launch_correlate_end_to_end(tmp_path):
     w.writerow(["genotype", "accuracy"])
     for i, g in enumerate(gs):
       w.writerow([g.replace("/", " "), 0.5 + 0.1 * i])
-  out = subprocess.run([sys.executable, "-m", "launch.correlate", f"--scores={tmp_path}/scores.csv",
-                        f"--truth={tmp_path}/truth.csv", f"--workdir={tmp_path}/out",
-                        "--top_k=2"], capture_output=True, text=True, timeout=300)
-  assert out.returncode == 0, out.stderr
+  _job(tmp_path, top_k="2", resamples=100)
   rep = json.loads((tmp_path / "out" / "correlation.json").read_text())
   assert rep["matched"] == 5
   assert rep["score"]["kendall_tau"] == pytest.approx(1.0)
   assert rep["params_baseline"]["kendall_tau"] == pytest.approx(-1.0)
   assert (tmp_path / "out" / "correlation.png").stat().st_size > 1000
-  bad = subprocess.run([sys.executable, "-m", "launch.correlate", f"--scores={tmp_path}/nope.csv",
-                        f"--truth={tmp_path}/truth.csv", f"--workdir={tmp_path}/out2"],
-                       capture_output=True, text=True, timeout=300)
-  assert bad.returncode != 0 and "nope.csv" in bad.stderr
+  config = configs.get_config("correlate")
+  config.update(scores=f"{tmp_path}/nope.csv", truth=f"{tmp_path}/truth.csv")
+  with pytest.raises(ValueError, match="nope.csv"):
+    correlate_job.run(config, str(tmp_path / "out2"))
 
 
 def test_argmax_percentile_bootstrap_and_nan_exclusion():
@@ -119,8 +123,7 @@ def _correlate(tmp_path, *extra):
                         capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
-def test_launch_correlate_input_rules(tmp_path):
+def test_correlate_job_input_rules(tmp_path):
   gs = ["0303/0030/2002/0200", "0012/0000/3003/0000", "0104/0040/0003/0000",
         "0111/0011/0001/0000", "0333/0033/0003/0000"]
   # Two raw forms of the second cell (an edge on a dead path differs) and a NaN row.
@@ -129,21 +132,28 @@ def test_launch_correlate_input_rules(tmp_path):
   _write(tmp_path / "truth.csv", ["genotype", "accuracy"],
          [[g, 10.0 * i] for i, g in enumerate(gs[:4])] + [[gs[4], "nan"],
                                                           ["0312/0000/3003/0000", 20.0]])
-  out = _correlate(tmp_path, "--top_k=2")
-  assert out.returncode == 0, out.stderr
+  result = _job(tmp_path, top_k="2", resamples=20)
+  text = correlate_job.report(result, str(tmp_path / "out"))
   rep = json.loads((tmp_path / "out" / "correlation.json").read_text())
   assert rep["matched"] == 5 and rep["excluded_nan"] == 1
   assert rep["merged_truth_rows"] == 1 and rep["merged_score_rows"] == 1
   assert rep["score"]["n"] == 4 and "mean accuracy" in rep["rules"]["duplicates"]
-  assert "excluded for NaN" in out.stdout and "merged duplicate rows: 1" in out.stdout
+  assert "excluded for NaN" in text and "merged duplicate rows: 1" in text
   # The merged cell's accuracy is the mean (10 + 20) / 2 = 15, between its neighbours: tau 1.
   assert rep["score"]["kendall_tau"] == pytest.approx(1.0)
   assert "kendall_tau_ci" in rep["score"] and "argmax_percentile" in rep["score"]
+  with pytest.raises(ValueError, match="--top_k=0"):
+    _job(tmp_path, top_k="0")
+  _write(tmp_path / "scores.csv", ["genotype", "score"],
+         [[g, i] for i, g in enumerate(gs)] + [[gs[0], "high"]])
+  with pytest.raises(ValueError, match="row 7: score 'high'"):
+    _job(tmp_path, resamples=20)
+
+
+@pytest.mark.slow
+def test_launch_correlate_bad_input_is_one_line(tmp_path):
+  _write(tmp_path / "scores.csv", ["genotype", "score"], [["0303/0030/2002/0200", 1.0]])
+  _write(tmp_path / "truth.csv", ["genotype", "accuracy"], [["0303/0030/2002/0200", 0.5]])
   bad_k = _correlate(tmp_path, "--top_k=0")
   assert bad_k.returncode == 2 and "--top_k=0" in bad_k.stderr
   assert len(bad_k.stderr.strip().splitlines()) == 1
-  _write(tmp_path / "scores.csv", ["genotype", "score"],
-         [[g, i] for i, g in enumerate(gs)] + [[gs[0], "high"]])
-  bad = _correlate(tmp_path)
-  assert bad.returncode == 2 and "row 7" in bad.stderr and "'high'" in bad.stderr
-  assert len(bad.stderr.strip().splitlines()) == 1

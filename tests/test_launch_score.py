@@ -1,4 +1,5 @@
-"""launch.score end to end (subprocesses: marked slow)."""
+"""The score job in process (:func:`snnax_nas.jobs.score.run`); launch.score in
+subprocesses for several processes (marked slow)."""
 
 import csv
 import json
@@ -8,14 +9,28 @@ import sys
 import numpy as np
 import pytest
 
+from snnax_nas import configs
 from snnax_nas import network
 from snnax_nas import workdir as workdir_lib
-
-pytestmark = pytest.mark.slow
+from snnax_nas.jobs import score as score_job
 
 TINY = ["--config.network.width=4", "--config.network.hidden=32", "--config.network.timesteps=2",
         "--config.scoring.batch_size=8", "--config.scoring.repeats=1",
         "--config.scoring.chunk_size=4"]
+
+
+def _config(**fields):
+  """The score config of TINY with dotted ``fields`` (``network__backward``)."""
+  config = configs.get_config("score")
+  config.network.update(width=4, hidden=32, timesteps=2)
+  config.scoring.update(batch_size=8, repeats=1, chunk_size="4")  # as the flag gives it
+  for key, value in fields.items():
+    *parents, leaf = key.split("__")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
 
 
 def _run(args):
@@ -26,9 +41,9 @@ def _run(args):
 def test_scores_a_genotype_file_with_backward_edges(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("# two cells\n0303/0030/2002/0200\n\n0302/0030/0003/0000\n")
-  out = _run([f"--config.dataset=npz:{random_npz}", f"--config.genotypes={gfile}",
-              "--config.network.backward=true", f"--workdir={tmp_path}/w", *TINY])
-  assert out.returncode == 0, out.stderr
+  result = score_job.run(_config(dataset=f"npz:{random_npz}", genotypes=str(gfile),
+                                 network__backward=True), str(tmp_path / "w"))
+  assert "scored 2 candidates (2 in this run" in score_job.report(result, str(tmp_path / "w"))
   rows = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
   assert [r["genotype"] for r in rows] == ["0303/0030/2002/0200", "0302/0030/0003/0000"]
   assert all(np.isfinite(float(r["score"])) or r["singular"] == "1" for r in rows)
@@ -36,27 +51,28 @@ def test_scores_a_genotype_file_with_backward_edges(tmp_path, random_npz):
   assert int(rows[0]["memory_bytes"]) == 4 * int(rows[0]["params"])
 
 
-@pytest.mark.parametrize("args, word", [
-    (["--config.genotypes=MISSING"], "missing.txt"),
-    (["--config.network.ops=skip,conv9x9"], "conv9x9"),
-    (["--config.dataset=nosuchdata"], "nosuchdata"),
+@pytest.mark.parametrize("fields, word", [
+    ({"genotypes": "MISSING"}, "missing.txt"),
+    ({"network__ops": "skip,conv9x9"}, "conv9x9"),
+    ({"dataset": "nosuchdata"}, "nosuchdata"),
 ])
-def test_bad_input_exits_with_one_line(tmp_path, args, word):
-  args = [a.replace("MISSING", str(tmp_path / "missing.txt")) for a in args]
-  out = _run([f"--workdir={tmp_path}/w", *TINY, *args])
-  assert out.returncode != 0
-  assert word in out.stderr.strip().splitlines()[-1]
+def test_bad_input_is_refused_before_writing(tmp_path, fields, word):
+  fields = {k: v.replace("MISSING", str(tmp_path / "missing.txt")) for k, v in fields.items()}
+  with pytest.raises(ValueError, match=word):
+    score_job.run(_config(**fields), str(tmp_path / "w"))
   assert not (tmp_path / "w" / "scores.csv").exists()
+  assert not (tmp_path / "w" / "config.json").exists()
 
 
 def test_malformed_genotype_in_file(tmp_path, random_npz):
   gfile = tmp_path / "g.txt"
   gfile.write_text("0303/0030/2002/0200\n0303/003/2002/0200\n")
-  out = _run([f"--config.dataset=npz:{random_npz}", f"--config.genotypes={gfile}",
-              f"--workdir={tmp_path}/w", *TINY])
-  assert out.returncode != 0 and "0303/003/2002/0200" in out.stderr
+  with pytest.raises(ValueError, match="line 2: .*0303/003/2002/0200"):
+    score_job.run(_config(dataset=f"npz:{random_npz}", genotypes=str(gfile)),
+                  str(tmp_path / "w"))
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz, free_port):
   base = [f"--config.dataset=npz:{random_npz}", "--config.num_candidates=6",
           "--config.scoring.chunk_size=2", *TINY[:-1]]
@@ -102,12 +118,11 @@ def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz,
 
 
 def test_resuming_with_other_flags_is_refused(tmp_path, random_npz):
-  base = [f"--config.dataset=npz:{random_npz}", "--config.num_candidates=2",
-          f"--workdir={tmp_path}/w", *TINY]
-  assert _run(base).returncode == 0
-  out = _run([*base, "--config.seed=1"])
-  assert out.returncode != 0 and "other flags" in out.stderr
-  assert "config.seed 0 -> 1" in out.stderr.strip().splitlines()[-1]
+  config = _config(dataset=f"npz:{random_npz}", num_candidates=2)
+  score_job.run(config, str(tmp_path / "w"))
+  config.seed = 1
+  with pytest.raises(ValueError, match=r"other flags .*config.seed 0 -> 1"):
+    score_job.run(config, str(tmp_path / "w"))
 
 
 def test_a_search_workdir_is_refused_not_overwritten(tmp_path, random_npz):
@@ -116,10 +131,7 @@ def test_a_search_workdir_is_refused_not_overwritten(tmp_path, random_npz):
   workdir_lib.claim(str(work), workdir_lib.make_record(
       "search", {"dataset": f"npz:{random_npz}", "network": {"width": 4}}, cfg, {}))
   (work / "scores.csv").write_text("the search's scores\n")
-  out = _run([f"--config.dataset=npz:{random_npz}", "--config.num_candidates=2",
-              f"--workdir={work}", *TINY])
-  assert out.returncode != 0
-  last = out.stderr.strip().splitlines()[-1]
-  assert "search run" in last and "--workdir" in last
+  with pytest.raises(ValueError, match="search run.*--workdir"):
+    score_job.run(_config(dataset=f"npz:{random_npz}", num_candidates=2), str(work))
   assert (work / "scores.csv").read_text() == "the search's scores\n"
   assert json.load(open(work / "config.json"))["job"] == "search"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,12 +21,15 @@ import jax
 import numpy as np
 import pytest
 
+from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import results
 from snnax_nas import score
 from snnax_nas import search
+from snnax_nas import workdir as workdir_lib
+from snnax_nas.jobs import search as search_job
 
 TINY = dict(width=4, hidden=32, timesteps=2, vote_group=2, input_shape=(16, 16, 3))
 CFG = network.network_config(None, ops="snasnet", **TINY)  # the one real-scorer config
@@ -383,29 +387,40 @@ def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, 
   assert other.returncode != 0 and work in other.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("extra, word", [
-    (["--config.method=evolution"], "evolution"),
-    (["--config.network.ops=skip,conv9x9"], "conv9x9"),
-    (["--config.dataset=nosuchdata"], "nosuchdata"),
-    (["--config.method=random", "--config.genotypes=GFILE"], "0303/003/2002/0200"),
-    (["--config.budget.params=100"], "minimum"),
-    (["--config.budget.mb=nan"], "budget_mb is NaN"),
-    (["--workdir=FILE/sub"], "sub"),
+def _job_config(dataset, **dotted):
+  """The search config of LAUNCH_TINY with ``dotted`` fields set."""
+  config = configs.get_config("search")
+  config.update(dataset=dataset, method="spikenas", num_candidates=6)
+  config.network.update(width=4, hidden=32, timesteps=2, ops="snasnet")
+  config.scoring.update(batch_size=8, repeats=1, chunk_size="2")
+  for key, value in dotted.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+@pytest.mark.parametrize("fields, word", [
+    ({"method": "evolution"}, "evolution"),
+    ({"network.ops": "skip,conv9x9"}, "conv9x9"),
+    ({"dataset": "nosuchdata"}, "nosuchdata"),
+    ({"method": "random", "genotypes": "GFILE"}, "0303/003/2002/0200"),
+    ({"budget.params": 100}, "minimum"),
+    ({"budget.mb": float("nan")}, "budget_mb is NaN"),
+    ({"workdir": "FILE/sub"}, "sub"),
 ])
-def test_bad_input_exits_with_one_line(tmp_path, random_npz, env, extra, word):
+def test_search_job_refuses_bad_input_before_writing(tmp_path, random_npz, fields, word):
   (tmp_path / "g.txt").write_text("0303/0030/2002/0200\n0303/003/2002/0200\n")
   (tmp_path / "file").write_text("not a directory")
-  extra = [a.replace("GFILE", str(tmp_path / "g.txt")).replace("FILE", str(tmp_path / "file"))
-           for a in extra]
-  workdir = f"--workdir={tmp_path}/w"
-  if any(a.startswith("--config.dataset") for a in extra):
-    base = LAUNCH_TINY
-  else:
-    base = [f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY]
-  out = _launch([*base, workdir, *extra], env)
-  assert out.returncode != 0
-  lines = out.stderr.strip().splitlines()
-  assert len(lines) == 1 and word in lines[0], out.stderr
+  fields = {k: v.replace("GFILE", str(tmp_path / "g.txt")).replace("FILE", str(tmp_path / "file"))
+            if isinstance(v, str) else v for k, v in fields.items()}
+  workdir = fields.pop("workdir", str(tmp_path / "w"))
+  config = _job_config(fields.pop("dataset", f"npz:{random_npz}"), **fields)
+  with pytest.raises(ValueError, match=re.escape(word)) as info:
+    search_job.run(config, workdir)
+  assert "\n" not in str(info.value)  # one line
   assert not (tmp_path / "w" / "summary.json").exists()
   assert not (tmp_path / "w" / results.STORE_NAME).exists()
 
@@ -447,12 +462,20 @@ def test_two_processes_search_like_one(tmp_path, random_npz, env, free_port, met
   np.testing.assert_allclose(again["score"], one["score"], atol=1e-5)
 
 
-@pytest.mark.slow
-def test_launch_budget_mb_inf_is_no_budget(tmp_path, random_npz, env):
+def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
   # inf MB once ended in an OverflowError; it means no limit, as None does.
-  out = _launch([f"--config.dataset=npz:{random_npz}", *LAUNCH_TINY, "--config.budget.mb=inf",
-                 f"--workdir={tmp_path}/w"], env)
-  assert out.returncode == 0, out.stderr
+  config = _job_config(f"npz:{random_npz}", **{"budget.mb": float("inf")})
+  result = search_job.run(config, str(tmp_path / "w"))
+  assert config.network.backward is None  # the caller's config: not resolved in place
   with open(tmp_path / "w" / "summary.json") as f:
     summary = json.load(f)
   assert summary["budget_bytes"] is None and summary["candidates_skipped"] == 0
+  assert summary["genotype"] == result.genotype
+  assert "spikenas found" in search_job.report(result, str(tmp_path / "w"))
+  # The run read back gives its config to derive the next one from.
+  run = workdir_lib.load_run(str(tmp_path / "w"))
+  derived = run.job_config()
+  assert derived.network.backward is False and derived.num_candidates == 6  # resolved
+  derived.seed = 1
+  with pytest.raises(ValueError, match="config.seed 0 -> 1"):
+    search_job.run(derived, str(tmp_path / "w"))
