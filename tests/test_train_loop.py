@@ -1,5 +1,6 @@
 """snnax_nas.train.loop: train_and_evaluate (progress, ETA, silent layers,
-plots) and the launchers that drive it (subprocesses, marked slow)."""
+plots), the train and analyze jobs in process, and launch.train killed and
+resumed (subprocesses, marked slow)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import json
 import logging as std_logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +26,12 @@ from train_helpers import G
 from train_helpers import launch
 from train_helpers import separable
 
+from snnax_nas import configs
+from snnax_nas import network
 from snnax_nas import train
+from snnax_nas import workdir as workdir_lib
+from snnax_nas.jobs import analyze as analyze_job
+from snnax_nas.jobs import train as train_job
 
 
 def test_format_duration_and_time_left():
@@ -175,56 +182,68 @@ def test_launch_train_resumes_after_kill_9(tmp_path, tiny_npz, env):
     assert a["test_accuracy"] == pytest.approx(b["test_accuracy"])
 
 
-@pytest.mark.slow
-def test_launch_train_from_search_summary(tmp_path, tiny_npz, env):
-  search = tmp_path / "search"
-  search.mkdir()
-  # The network the other launcher tests compiled (a compilation-cache hit).
-  (search / "summary.json").write_text(json.dumps(
-      {"genotype": GENOTYPE, "config": {"dataset": "cifar10_sample", "ops": "snasnet",
-                                        "backward": False, "cells_per_stage": 1, "width": 8,
-                                        "timesteps": 2, "hidden": 32}}))
-  out = launch("launch.train", [f"--config.dataset={tiny_npz}",
-                                 f"--config.from_search={search}",
-                                 "--config.training.epochs=4", "--config.training.lr=0.5",
-                                 "--config.training.batch_size=16", "--config.network.width=4",
-                                 f"--workdir={tmp_path / 'w'}"], env)
-  assert out.returncode == 0, out.stderr[-3000:]
-  with open(tmp_path / "w" / "summary.json") as f:
-    s = json.load(f)
-  assert s["genotype"] == GENOTYPE
-  assert s["config"]["width"] == 4 and s["dataset"] == tiny_npz  # the command line wins
-  assert s["config"]["timesteps"] == 2 and s["config"]["hidden"] == 32  # from the search
+def _train_config(dataset, **training):
+  config = configs.get_config("train")
+  config.dataset = dataset
+  config.network.update(width=4, hidden=32, timesteps=2)
+  config.training.update(batch_size=16, **training)
+  return config
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra, word", [
-    (["--config.genotype=0303/003/0003/0000"], "0303/003/0003/0000"),
-    (["--config.genotype=0303/0030/0003/0000", "--config.dataset=nosuchdata"], "nosuchdata"),
-    (["--config.from_search=/nonexistent/search"], "/nonexistent/search"),
-    (["--config.genotype=0303/0030/0003/0000", "--config.training.loss=hinge"], "hinge"),
+def test_train_job_from_search(tmp_path, tiny_npz):
+  search = str(tmp_path / "search")
+  cfg = network.network_config(None, width=8, timesteps=2, hidden=32, input_shape=(32, 32, 3))
+  section = {"ops": "snasnet", "backward": False, "cells_per_stage": 1, "width": 8,
+             "timesteps": 2, "hidden": 32}
+  workdir_lib.claim(search, workdir_lib.make_record(
+      "search", {"dataset": "cifar10_sample", "network": section}, cfg, {}))
+  (tmp_path / "search" / "summary.json").write_text(json.dumps({"genotype": GENOTYPE}))
+  config = _train_config(tiny_npz, epochs=4, lr=0.5)
+  config.from_search = search
+  # The fields a launcher user gave on the command line win over the search's.
+  given = {"dataset", "network.width", "training.epochs", "training.lr",
+           "training.batch_size"}
+  summary = train_job.run(config, str(tmp_path / "w"), given=given)
+  assert summary["genotype"] == GENOTYPE
+  assert summary["config"]["width"] == 4 and summary["dataset"] == tiny_npz  # given wins
+  assert summary["config"]["timesteps"] == 2 and summary["config"]["hidden"] == 32  # search's
+  assert "command" not in summary and config.genotype is None  # the caller's config unchanged
+  into_search = _train_config(tiny_npz, epochs=1)
+  into_search.genotype = GENOTYPE
+  with pytest.raises(ValueError, match="holds a search run, not a train run"):
+    train_job.run(into_search, search)
+
+
+@pytest.mark.parametrize("fields, word", [
+    ({"genotype": "0303/003/0003/0000"}, "0303/003/0003/0000"),
+    ({"genotype": "0303/0030/0003/0000", "dataset": "nosuchdata"}, "nosuchdata"),
+    ({"from_search": "/nonexistent/search"}, "/nonexistent/search"),
+    ({"genotype": "0303/0030/0003/0000", "loss": "hinge"}, "hinge"),
 ])
-def test_launch_train_bad_input_exits_with_one_line(tmp_path, tiny_npz, env, extra, word):
-  args = [f"--config.dataset={tiny_npz}", *TINY_FLAGS, f"--workdir={tmp_path}", *extra]
-  out = launch("launch.train", args, env, timeout=120)
-  assert out.returncode != 0
-  last = out.stderr.strip().splitlines()[-1]
-  assert word in last
-  assert "Traceback" not in out.stderr
+def test_train_job_refuses_bad_input_with_one_line(tmp_path, tiny_npz, fields, word):
+  fields = dict(fields)
+  config = _train_config(fields.pop("dataset", tiny_npz))
+  if "loss" in fields:
+    config.training.loss = fields.pop("loss")
+  config.update(fields)
+  with pytest.raises(ValueError, match=re.escape(word)) as info:
+    train_job.run(config, str(tmp_path / "w"))
+  assert "\n" not in str(info.value)
+  assert not (tmp_path / "w" / "config.json").exists()
 
 
 @pytest.mark.slow
-def test_analyze_ops_end_to_end(tmp_path, tiny_npz, env):
-  work = tmp_path / "ops"
-  out = launch("launch.analyze_ops", [
-      f"--config.dataset={tiny_npz}", "--config.network.ops=zero,conv3x3",
-      "--config.network.width=4", "--config.network.hidden=32", "--config.network.timesteps=1",
-      "--config.num_candidates=2", "--config.scoring.batch_size=8",
-      "--config.scoring.chunk_size=2", "--config.training.epochs=1", "--config.training.seeds=2",
-      "--config.training.batch_size=16", f"--workdir={work}"], env)
-  assert out.returncode == 0, out.stderr[-3000:]
-  with open(work / "ops_significance.csv") as f:
-    rows = list(csv.DictReader(f))
+def test_analyze_job_end_to_end(tmp_path, tiny_npz):
+  work = str(tmp_path / "ops")
+  config = configs.get_config("analyze")
+  config.update(dataset=tiny_npz, num_candidates=2)
+  config.network.update(ops="zero,conv3x3", width=4, hidden=32, timesteps=1)
+  config.scoring.update(batch_size=8, chunk_size="2")
+  config.training.update(epochs=1, seeds=2, batch_size=16)
+  rows = analyze_job.run(config, work)
+  with open(os.path.join(work, "ops_significance.csv")) as f:
+    assert [r["variant"] for r in csv.DictReader(f)] == [r["variant"] for r in rows]
   # Removing conv3x3 would leave only 'zero' (no network): skipped.
   assert [r["variant"] for r in rows] == ["full", "-zero"]
   assert rows[0]["op_set"] == "zero,conv3x3" and rows[1]["op_set"] == "conv3x3"
@@ -234,5 +253,5 @@ def test_analyze_ops_end_to_end(tmp_path, tiny_npz, env):
     assert int(r["params"]) > 0
   # Without 'zero' every forward edge holds conv3x3 (digit 1 of that set).
   assert rows[1]["genotype"] == "0111/0011/0001/0000"
-  assert os.path.getsize(work / "ops_significance.png") > 0
-  assert "-zero" in out.stdout
+  assert os.path.getsize(os.path.join(work, "ops_significance.png")) > 0
+  assert "-zero" in analyze_job.report(rows, work)
