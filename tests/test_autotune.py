@@ -1,5 +1,7 @@
 """The scorer's automatic layout: a pure choice, its memory bound, overrides."""
 
+import logging as std_logging
+
 import numpy as np
 import pytest
 
@@ -116,26 +118,19 @@ def test_scoring_options_checks_every_field():
       assert w in str(e.value), (bad, str(e.value))
 
 
-TINY_FLAGS = ["--config.network.width=4", "--config.network.hidden=32",
-              "--config.network.timesteps=2", "--config.scoring.batch_size=8",
-              "--config.scoring.repeats=1", "--config.num_candidates=3"]
-
-
-def _launch_score(*args):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  return subprocess.run([sys.executable, "-m", "launch.score", *args], capture_output=True,
-                        text=True, timeout=600)
-
-
 @pytest.mark.slow
-def test_launch_score_auto_layout_and_new_scoring_fields(tmp_path, random_npz):
-  out = _launch_score(f"--config.dataset=npz:{random_npz}", f"--workdir={tmp_path}/w",
-                      "--config.scoring.kernel=sahd_time", "--config.scoring.draws=2",
-                      "--config.scoring.conv_dtype=bfloat16", *TINY_FLAGS)
-  assert out.returncode == 0, out.stderr
-  assert "scorer layout: cpu: chunk" in out.stderr  # the automatic choice is logged
+def test_score_job_auto_layout_and_new_scoring_fields(tmp_path, random_npz, caplog):
+  from snnax_nas import configs  # noqa: PLC0415 (the jobs load the whole library)
+  from snnax_nas.jobs import score as score_job  # noqa: PLC0415
+  caplog.set_level(std_logging.INFO, logger="absl")
+  config = configs.get_config("score")
+  config.update(dataset=f"npz:{random_npz}", num_candidates=3)
+  config.network.update(width=4, hidden=32, timesteps=2)
+  config.scoring.update(batch_size=8, repeats=1, kernel="sahd_time", draws=2,
+                        conv_dtype="bfloat16")
+  score_job.run(config, str(tmp_path / "w"))
+  assert "scorer layout: cpu: chunk" in caplog.text  # the automatic choice is logged
   assert (tmp_path / "w" / "scores.csv").exists()
-  bad = _launch_score(f"--config.dataset=npz:{random_npz}", f"--workdir={tmp_path}/b",
-                      "--config.scoring.draws=0", *TINY_FLAGS)
-  assert bad.returncode == 2 and "--config.scoring.draws=0" in bad.stderr, bad.stderr
+  config.scoring.draws = 0
+  with pytest.raises(ValueError, match="--config.scoring.draws=0"):
+    score_job.run(config, str(tmp_path / "b"))

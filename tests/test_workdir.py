@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +12,7 @@ from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import score
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.jobs import search as search_job
 
 CFG = network.network_config(None, width=4, hidden=32, timesteps=2, input_shape=(16, 16, 3))
 CONFIG = {"dataset": "npz:x.npz", "seed": 0, "network": {"width": 4, "ops": "snasnet"}}
@@ -111,17 +110,13 @@ def test_load_run_of_a_train_record(tmp_path):
     workdir_lib.load_run(str(tmp_path / "nothing"))
 
 
-@pytest.mark.slow
-def test_load_run_round_trip_of_a_search(tmp_path, random_npz, env):
+def test_load_run_round_trip_of_a_search(tmp_path, random_npz):
   work = tmp_path / "search"
-  out = subprocess.run(
-      [sys.executable, "-m", "launch.search", f"--config.dataset=npz:{random_npz}",
-       "--config.method=random", "--config.num_candidates=2", "--config.network.width=4",
-       "--config.network.hidden=32", "--config.network.timesteps=2",
-       "--config.network.second_pool=4", "--config.scoring.batch_size=8",
-       "--config.scoring.repeats=1", "--config.scoring.chunk_size=2", f"--workdir={work}"],
-      capture_output=True, text=True, timeout=300, env=env)
-  assert out.returncode == 0, out.stderr[-3000:]
+  config = configs.get_config("search")
+  config.update(dataset=f"npz:{random_npz}", method="random", num_candidates=2)
+  config.network.update(width=4, hidden=32, timesteps=2, second_pool=4)
+  config.scoring.update(batch_size=8, repeats=1, chunk_size="2")
+  search_job.run(config, str(work))
   run = workdir_lib.load_run(str(work))
   assert run.job == "search" and run.config.method == "random"
   assert run.network == network.network_config(
