@@ -62,6 +62,7 @@ _EXPORTS = {
     "spikenas_search": "search",
     "lightsnn_prune": "search",
     "SearchResult": "search",
+    "ScorerOptions": "search",
     # training, evaluation, export
     "train_and_evaluate": "train",
     "create_train_state": "train",

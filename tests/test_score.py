@@ -376,17 +376,14 @@ def test_auto_layout_and_conv_dtype_options():
 @pytest.mark.slow
 def test_searches_pass_draws_and_conv_dtype_to_the_scorer():
   from snnax_nas import search  # pylint: disable=g-import-not-at-top
-  from snnax_nas.search import common as search_common  # pylint: disable=g-import-not-at-top
   fwd = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
                                input_shape=(16, 16, 3))
   texts = ["0104/0040/0003/0000", "0333/0033/0003/0000"]
   key, images = jax.random.key(2), _images(4)
-  res = search.random_search(images, key, fwd, genotypes=texts, chunk_size=2, draws=2,
-                             conv_dtype="bfloat16")
+  res = search.random_search(images, key, fwd, genotypes=texts,
+                             scorer=search.ScorerOptions(chunk_size=2, draws=2,
+                                                         conv_dtype="bfloat16"))
   direct = score.score_candidates(texts, images, key, fwd, chunk_size=2, draws=2,
                                   conv_dtype="bfloat16")
   got = {r.candidate_id: r.score for r in res.records}
   np.testing.assert_allclose([got[0], got[1]], direct.scores, atol=1e-5)
-  # Defaults leave a store's fingerprint as before (old stores resume).
-  assert search_common.score_args(1, None) == search_common.score_args(1, "float32") == {}
-  assert search_common.score_args(2, "bfloat16") == {"draws": 2, "conv_dtype": "bfloat16"}

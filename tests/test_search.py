@@ -36,6 +36,7 @@ CFG = network.network_config(None, ops="snasnet", **TINY)  # the one real-scorer
 IMAGES = np.asarray(jax.random.normal(jax.random.key(0), (1, 8, 16, 16, 3))) * 2.0
 KEY = jax.random.key(0)
 CHUNK = 4
+SCORER = search.ScorerOptions(chunk_size=CHUNK)
 
 
 class Spy:
@@ -86,7 +87,7 @@ def test_spikenas_never_scores_over_budget_candidates(spy):
   p0 = memory.param_count(pool, CFG)
   budget = int(np.median(p0))  # about half of step 0 is over budget
   res = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=8, budget_params=budget,
-                               chunk_size=CHUNK)
+                               scorer=SCORER)
   scored = np.concatenate([spy.genotypes(c) for c in spy.calls])
   assert len(scored) == res.candidates_scored == len(res.records)
   assert (memory.param_count(scored, CFG) <= budget).all()
@@ -107,7 +108,7 @@ def test_byte_budget_counts_weight_bits(fake, bits):
   p = memory.param_count(space, cfg)
   budget = int(memory.weight_bytes(int(np.quantile(p, 0.3)), bits))
   res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=64, budget_bytes=budget,
-                               weight_bits=bits, chunk_size=CHUNK)
+                               weight_bits=bits, scorer=SCORER)
   scored = np.concatenate([fake.genotypes(c) for c in fake.calls])
   assert (memory.weight_bytes(memory.param_count(scored, cfg), bits) <= budget).all()
   assert memory.within_budget(scored, cfg, budget_bytes=budget, weight_bits=bits).all()
@@ -133,9 +134,9 @@ def test_too_small_budget_states_the_minimum(fake, method):
 def test_infinite_budget_is_no_budget(fake, method):
   fn = search.random_search if method == "random" else search.spikenas_search
   search.check_budget(CFG, budget_params=float("inf"), budget_bytes=np.inf)
-  plain = fn(IMAGES, KEY, CFG, num_candidates=6, chunk_size=CHUNK).summary()
+  plain = fn(IMAGES, KEY, CFG, num_candidates=6, scorer=SCORER).summary()
   for budget in (dict(budget_bytes=float("inf")), dict(budget_params=np.inf, weight_bits=32)):
-    res = fn(IMAGES, KEY, CFG, num_candidates=6, chunk_size=CHUNK, **budget)
+    res = fn(IMAGES, KEY, CFG, num_candidates=6, scorer=SCORER, **budget)
     assert res.budget_params is None and res.budget_bytes is None
     assert res.candidates_skipped == 0
     summary = res.summary()
@@ -171,7 +172,7 @@ def test_candidate_pool_dedupes_and_enumerates_small_spaces():
 
 def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
   cfg = network.network_config(None, ops="snasnet", cells_per_stage=2, **TINY)
-  res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=20, chunk_size=CHUNK)
+  res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=20, scorer=SCORER)
   assert len(res.steps) == cfg.num_cells == 4
   by_step, by_id = {}, {}
   for call in fake.calls:  # calls run costliest first, not in id order
@@ -202,7 +203,7 @@ def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
 @pytest.mark.parametrize("backward, expected", [(True, 60), (False, 30)])
 def test_lightsnn_evaluation_count_one_call_per_round(fake, backward, expected):
   cfg = network.network_config(None, ops="lightsnn", backward=backward, **TINY)
-  res = search.lightsnn_prune(IMAGES, KEY, cfg, candidate_id=7, chunk_size=CHUNK)
+  res = search.lightsnn_prune(IMAGES, KEY, cfg, candidate_id=7, scorer=SCORER)
   assert res.candidates_scored == res.evaluations == expected
   assert res.extra_evaluations == 1
   edges = cfg.num_edges
@@ -241,7 +242,7 @@ def test_lightsnn_resumes_from_the_store(fake, tmp_path):
 @pytest.mark.slow
 def test_lightsnn_real_scorer_forward():
   cfg = network.network_config(None, ops="lightsnn", **TINY)
-  res = search.lightsnn_prune(IMAGES, KEY, cfg, chunk_size=CHUNK)
+  res = search.lightsnn_prune(IMAGES, KEY, cfg, scorer=SCORER)
   assert res.candidates_scored == 30 and len(res.records) == 31
   assert np.isfinite(res.score) or res.singular
   mask_params = search.supernet_param_count(np.ones((1, 6, 3), bool), cfg)[0]
@@ -262,7 +263,7 @@ def test_lightsnn_real_scorer_forward():
 def test_random_search_argmax_duplicates_and_fields(spy):
   texts = ["0303/0030/0002/0000", "0303/0030/0002/0000", "0100/0010/0001/0000",
            "0203/0040/0001/0000"]
-  res = search.random_search(IMAGES, KEY, CFG, genotypes=texts, chunk_size=CHUNK)
+  res = search.random_search(IMAGES, KEY, CFG, genotypes=texts, scorer=SCORER)
   scores = np.array([r.score for r in res.records])
   assert [r.candidate_id for r in res.records] == [0, 1, 2, 3]
   assert res.score == scores.max() and res.genotype == texts[int(np.argmax(scores))]
@@ -277,7 +278,7 @@ def test_random_search_argmax_duplicates_and_fields(spy):
   assert set(summary["timing"]) == set(search.SearchResult.TIMING_FIELDS)
   assert res.compile_seconds > 0 and res.scored_this_run == 4
 
-  res = search.random_search(IMAGES, KEY, CFG, num_candidates=12, seed=3, chunk_size=CHUNK)
+  res = search.random_search(IMAGES, KEY, CFG, num_candidates=12, seed=3, scorer=SCORER)
   sampled = search.arch_strings(score.as_genotypes(genotype_lib.sample_genotypes(
       np.random.default_rng(3), 12, CFG.ops), CFG))
   assert [r.genotype for r in res.records] == sampled
@@ -287,11 +288,11 @@ def test_random_search_argmax_duplicates_and_fields(spy):
 def test_store_resumes_without_rescoring_and_refuses_other_configs(fake, tmp_path):
   with results.open_store(str(tmp_path)) as store:
     a = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, store=store,
-                               chunk_size=CHUNK)
+                               scorer=SCORER)
   n = len(fake.calls)
   with results.open_store(str(tmp_path)) as store:
     b = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, store=store,
-                               chunk_size=3)  # chunking does not change scores
+                               scorer=search.ScorerOptions(chunk_size=3))  # chunking: same scores
     assert store.count() == a.evaluations
   assert len(fake.calls) == n and b.scored_this_run == 0
   assert b.loaded_from_store == a.evaluations
@@ -400,6 +401,19 @@ def _job_config(dataset, **dotted):
       node = node[p]
     node[leaf] = value
   return config
+
+
+def test_scorer_options_check_their_fields_and_name_what_changes_scores():
+  assert search.ScorerOptions().score_args() == {}  # a store's fingerprint at the defaults
+  assert search.ScorerOptions(conv_dtype="float32").score_args() == {}
+  assert search.ScorerOptions(draws=2, conv_dtype="bfloat16").score_args() == {
+      "draws": 2, "conv_dtype": "bfloat16"}
+  for field, value, match in (("kernel", "nosuch", "unknown kernel 'nosuch'"),
+                              ("chunk_size", 0, "chunk_size must be an integer >= 1, got 0"),
+                              ("draws", 1.5, "draws must be"),
+                              ("conv_dtype", "float16", "float16")):
+    with pytest.raises(ValueError, match=match):
+      search.ScorerOptions(**{field: value})
 
 
 @pytest.mark.parametrize("fields, word", [

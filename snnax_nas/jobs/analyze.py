@@ -72,19 +72,15 @@ def search_best(images, cfg: network.NetworkConfig, num_candidates: int, seed: i
     cfg: the network (its op set is the space).
     num_candidates: genotypes sampled and scored.
     seed: seed of the sample, the weights and the scorer.
-    scoring: a config's ``scoring`` section (kernel, chunk layout).
+    scoring: a config's ``scoring`` section (kernel, chunk layout; its
+      batch size and repeats are those of ``images``).
 
   Returns:
     ``(genotype string, score)``.
   """
-  args = autotune.scoring_options(scoring)
-  layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],
-                                   chunk_size=args["chunk_size"],
-                                   map_batch_size=args["map_batch_size"], draws=args["draws"])
-  logging.info("scorer layout: %s", layout.reason)
-  args.update(chunk_size=layout.chunk_size, map_batch_size=layout.map_batch_size)
   res = search_lib.random_search(images, jax.random.key(seed), cfg,
-                                 num_candidates=num_candidates, seed=seed, **args)
+                                 num_candidates=num_candidates, seed=seed,
+                                 scorer=common.scorer_options(scoring, cfg))
   return res.genotype, float(res.score)
 
 

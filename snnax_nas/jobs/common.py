@@ -140,6 +140,31 @@ def dataset_options(config, timesteps: int) -> dict:
   return {"n_time_bins": dvs.frames, "size": dvs.size}
 
 
+def scorer_options(section, cfg: configs.NetworkConfig, *, arch=None):
+  """The :class:`snnax_nas.search.ScorerOptions` of a config's ``scoring``
+  section, with the chunk layout resolved (:func:`snnax_nas.autotune.resolve_layout`:
+  given, or chosen for this machine and ``arch``, the candidates' one-hot op
+  weights, or a sample of the space) and logged.
+
+  Raises:
+    ValueError: a bad field, named ``--config.scoring.FIELD=VALUE``.
+  """
+  from snnax_nas import autotune  # noqa: PLC0415 (only the scoring jobs need it)
+  from snnax_nas import search  # noqa: PLC0415
+  try:
+    args = autotune.scoring_options(section)  # kernel, draws, layout, conv dtype
+  except ValueError as e:
+    raise ValueError(f"--config.{e}") from None
+  layout = autotune.resolve_layout(cfg, section.batch_size, section.repeats,
+                                   chunk_size=args["chunk_size"],
+                                   map_batch_size=args["map_batch_size"], arch=arch,
+                                   draws=args["draws"])
+  logging.info("scorer layout: %s", layout.reason)
+  return search.ScorerOptions(kernel=args["kernel"], chunk_size=layout.chunk_size,
+                              map_batch_size=layout.map_batch_size, draws=args["draws"],
+                              conv_dtype=args["conv_dtype"])
+
+
 def warn(message: str) -> None:
   """One ``warning:`` line on stderr (a fact the user must see, e.g. a test
   accuracy measured on training data)."""

@@ -132,7 +132,7 @@ def run(config, workdir: str) -> Optional[Scored]:
   config = common.own_config(config)
   scoring = config.scoring
   try:
-    score_options = autotune.scoring_options(scoring)  # kernel, draws, layout, conv dtype
+    autotune.scoring_options(scoring)  # kernel, draws, layout, conv dtype: before any data
   except ValueError as e:
     raise ValueError(f"--config.{e}") from None
   common.check_positive(config, "num_candidates", "scoring.batch_size", "scoring.repeats")
@@ -165,22 +165,16 @@ def run(config, workdir: str) -> Optional[Scored]:
                len(mine), len(done), cfg)
   # One layout for the whole job (one compilation): flags, or chosen for
   # this machine and these candidates.
-  layout = autotune.resolve_layout(cfg, scoring.batch_size, scoring.repeats,
-                                   chunk_size=score_options.pop("chunk_size"),
-                                   map_batch_size=score_options.pop("map_batch_size"),
-                                   arch=arch[mine] if mine else None,
-                                   draws=score_options["draws"])
-  logging.info("scorer layout: %s", layout.reason)
+  options = common.scorer_options(scoring, cfg, arch=arch[mine] if mine else None)
   progress = common.Progress("score")
   key = jax.random.key(config.seed)
   compile_s = run_s = 0.0
   with open(mine_path, "a", newline="") as f:
     writer = csv.writer(f)
-    for start in range(0, len(mine), layout.chunk_size):
-      ids = np.asarray(mine[start:start + layout.chunk_size])
-      res = score.score_candidates(None, images, key, cfg, chunk_size=layout.chunk_size,
-                                   map_batch_size=layout.map_batch_size, candidate_ids=ids,
-                                   arch=arch[ids], **score_options)
+    for start in range(0, len(mine), options.chunk_size):
+      ids = np.asarray(mine[start:start + options.chunk_size])
+      res = score.score_candidates(None, images, key, cfg, candidate_ids=ids, arch=arch[ids],
+                                   **dataclasses.asdict(options))
       compile_s, run_s = (compile_s + res.compile_seconds, run_s) if start == 0 else (
           compile_s, run_s + res.compile_seconds)
       for j, i in enumerate(ids):

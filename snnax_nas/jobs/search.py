@@ -239,15 +239,9 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   fresh = common.claim_workdir("search", config, cfg, workdir, write=lead)
   logging.info("%s search, %s, images %s, workdir %s", method, cfg, images.shape, workdir)
   key = jax.random.key(config.seed)
-  args = autotune.scoring_options(scoring)
   # Candidates are not known in advance: the layout is chosen for a sample
   # of the space (snnax_nas.autotune.space_sample) unless given.
-  layout = autotune.resolve_layout(cfg, scoring.batch_size, scoring.repeats,
-                                   chunk_size=args["chunk_size"],
-                                   map_batch_size=args["map_batch_size"], draws=args["draws"])
-  logging.info("scorer layout: %s", layout.reason)
-  args.update(chunk_size=layout.chunk_size, map_batch_size=layout.map_batch_size,
-              progress=_StepProgress())
+  args = dict(scorer=common.scorer_options(scoring, cfg), progress=_StepProgress())
   store_path = os.path.join(workdir, results.STORE_NAME)
   fresh_store = not os.path.exists(store_path)
   # Several processes: process 0's store is the record; the search

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from snnax_nas.search.common import METHODS
 from snnax_nas.search.common import ProgressFn
+from snnax_nas.search.common import ScorerOptions
 from snnax_nas.search.common import SearchResult
 from snnax_nas.search.common import arch_strings
 from snnax_nas.search.common import candidate_pool
@@ -38,6 +39,7 @@ __all__ = [
     "ID_STRIDE",
     "METHODS",
     "ProgressFn",
+    "ScorerOptions",
     "SearchResult",
     "arch_strings",
     "candidate_pool",

@@ -288,19 +288,53 @@ def fingerprint(method: str, cfg, images, key, kernel: str, **args) -> dict:
               key=_key_data(key), **args)
 
 
-def score_args(draws: int = 1, conv_dtype=None) -> dict:
-  """The scorer options that change scores, for :func:`fingerprint`: empty
-  at their defaults (one draw, float32 convs), so stores of earlier runs
-  keep their fingerprint and resume."""
-  if int(draws) != draws or draws < 1:
-    raise ValueError(f"draws must be an integer >= 1, got {draws}")
-  args = {}
-  if int(draws) != 1:
-    args["draws"] = int(draws)
-  dtype = score.conv_dtype_name(conv_dtype)
-  if dtype is not None:
-    args["conv_dtype"] = dtype
-  return args
+@dataclasses.dataclass(frozen=True)
+class ScorerOptions:
+  """How a search scores its candidates: one object for the three searches
+  (:func:`snnax_nas.score.score_candidates` takes the same fields).
+
+  Attributes:
+    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the
+      reference).
+    chunk_size: candidates per scorer call (= per store commit; LightSNN:
+      the compiled chunk inside a round's single call).
+    map_batch_size: candidates vmapped together inside a chunk.
+    draws: fresh weight draws per candidate, each over all R batches.
+    conv_dtype: cell-conv precision: None / ``"float32"`` (the reference) or
+      ``"bfloat16"`` (float32 accumulation).
+  """
+
+  kernel: str = "sahd"
+  chunk_size: int = 8
+  map_batch_size: int = 1
+  draws: int = 1
+  conv_dtype: Optional[str] = None
+
+  def __post_init__(self):
+    if self.kernel not in score.KERNELS:
+      raise ValueError(f"unknown kernel {self.kernel!r}; choose from {score.KERNELS}")
+    for name in ("chunk_size", "map_batch_size", "draws"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value}")
+      object.__setattr__(self, name, int(value))
+    score.conv_dtype_name(self.conv_dtype)  # raises naming a bad dtype
+
+  def score_args(self) -> dict:
+    """The options that change scores, for :func:`fingerprint`: empty at
+    their defaults (one draw, float32 convs), so a store's fingerprint names
+    only what a user changed (chunking never changes a score)."""
+    args = {}
+    if self.draws != 1:
+      args["draws"] = self.draws
+    dtype = score.conv_dtype_name(self.conv_dtype)
+    if dtype is not None:
+      args["conv_dtype"] = dtype
+    return args
+
+
+# The reference's scorer: SAHD, one draw, float32 convs (frozen: a safe default).
+REFERENCE_SCORER = ScorerOptions()
 
 
 class StoreScorer:
@@ -311,16 +345,13 @@ class StoreScorer:
   and each call's rows are committed in one transaction before the next.
   """
 
-  def __init__(self, images, key, cfg, store: results.ResultsStore, *, kernel: str,
-               chunk_size: int, map_batch_size: int, weight_bits: int,
-               progress: Optional[ProgressFn], draws: int = 1, conv_dtype=None):
-    if int(chunk_size) < 1:
-      raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+  def __init__(self, images, key, cfg, store: results.ResultsStore, scorer: ScorerOptions, *,
+               weight_bits: int, progress: Optional[ProgressFn]):
     self.images = jnp.asarray(images, jnp.float32)
     self.key, self.cfg, self.store = key, cfg, store
-    self.kernel, self.chunk_size, self.map_batch_size = kernel, int(chunk_size), map_batch_size
+    self.options = scorer
+    self.chunk_size = scorer.chunk_size
     self.weight_bits, self.progress = weight_bits, progress
-    self.draws, self.conv_dtype = int(draws), conv_dtype
     self.calls = 0
     self.compile_seconds = self.run_seconds = 0.0
     self.scored = self.loaded = 0
@@ -369,9 +400,8 @@ class StoreScorer:
     for group in groups:
       mine = group[distributed.process_share(len(group))]
       res = score.score_candidates(
-          None, self.images, self.key, self.cfg, kernel=self.kernel,
-          chunk_size=self.chunk_size, map_batch_size=self.map_batch_size,
-          draws=self.draws, conv_dtype=self.conv_dtype, candidate_ids=scorer_ids[mine].astype(np.int32), arch=arch[mine])
+          None, self.images, self.key, self.cfg, **dataclasses.asdict(self.options),
+          candidate_ids=scorer_ids[mine].astype(np.int32), arch=arch[mine])
       # Each call here is one chunk (or one round); only the process's first
       # call compiles, so it alone counts as compile time.
       if self.calls == 0:
@@ -435,12 +465,10 @@ def best_index(scores: np.ndarray) -> int:
   return int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))
 
 
-def check_common_args(cfg, kernel: str, chunk_size: int) -> None:
-  """Raises ValueError unless ``cfg`` is a NetworkConfig, ``kernel`` a known
-  scorer kernel and ``chunk_size`` >= 1."""
+def check_common_args(cfg, scorer: ScorerOptions) -> None:
+  """Raises ValueError unless ``cfg`` is a NetworkConfig and ``scorer`` a
+  :class:`ScorerOptions`."""
   if not isinstance(cfg, configs.NetworkConfig):
     raise ValueError(f"cfg must be a NetworkConfig, got {type(cfg).__name__}")
-  if kernel not in score.KERNELS:
-    raise ValueError(f"unknown kernel {kernel!r}; choose from {score.KERNELS}")
-  if int(chunk_size) < 1:
-    raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+  if not isinstance(scorer, ScorerOptions):
+    raise ValueError(f"scorer must be a ScorerOptions, got {type(scorer).__name__}")

@@ -100,9 +100,8 @@ def supernet_param_count(masks, cfg: configs.NetworkConfig) -> np.ndarray:
 
 
 def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
-                   candidate_id: int = 0, weight_bits: int = 32, kernel: str = "sahd",
-                   chunk_size: int = 8, map_batch_size: int = 1, draws: int = 1,
-                   conv_dtype: Optional[str] = None, score_final: bool = True,
+                   candidate_id: int = 0, weight_bits: int = 32,
+                   scorer: common.ScorerOptions = common.REFERENCE_SCORER, score_final: bool = True,
                    store: Optional[results.ResultsStore] = None,
                    progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """LightSNN: prune a shared-α supernet by op importance (module docstring).
@@ -115,10 +114,8 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       ``backward``: 12 edges instead of 6).
     candidate_id: the weights' id.
     weight_bits: weight precision of the reported memory.
-    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the reference).
-    chunk_size: compiled chunk size inside a round's single scorer call.
-    map_batch_size: candidates vmapped together inside a chunk.
-    draws, conv_dtype: see :func:`snnax_nas.score.score_candidates`.
+    scorer: kernel, chunk layout, weight draws and conv precision
+      (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
     score_final: also score the pruned network (canonical form, same supernet
       weights) for ``score``; one extra evaluation after the rounds.
       Otherwise ``score`` is NaN.
@@ -136,20 +133,19 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     ValueError: bad arguments or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, kernel, chunk_size)
+  common.check_common_args(cfg, scorer)
   memory.check_weight_bits(weight_bits)
   if not 0 <= int(candidate_id) <= common.MAX_ID:
     raise ValueError(f"candidate_id must be in [0, {common.MAX_ID}], got {candidate_id!r}")
   ops = cfg.ops
   num_edges, num_ops = cfg.num_edges, len(ops.ops)
   store = store if store is not None else results.ResultsStore()
-  store.bind(common.fingerprint("lightsnn", cfg, images, key, kernel,
+  store.bind(common.fingerprint("lightsnn", cfg, images, key, scorer.kernel,
                                 candidate_id=int(candidate_id), weight_bits=weight_bits,
                                 score_final=bool(score_final),
-                                **common.score_args(draws, conv_dtype)))
-  scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
-                              map_batch_size=map_batch_size, weight_bits=weight_bits,
-                              progress=progress, draws=draws, conv_dtype=conv_dtype)
+                                **scorer.score_args()))
+  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+                                    progress=progress)
   mask = np.ones((num_edges, num_ops), bool)
   steps, evaluations, rnd = [], 0, 0
   while (mask.sum(-1) > 1).any():
@@ -159,10 +155,10 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     for k, (e, j) in enumerate(evals):
       masks[k, e, j] = False
     m = len(evals)
-    scores, _ = scorer.run(rnd, np.arange(m), [mask_string(x, ops) for x in masks],
-                           mask_arch(masks, cfg), supernet_param_count(masks, cfg),
-                           f"lightsnn round {rnd + 1}", one_call=True,
-                           scorer_ids=np.full(m, int(candidate_id)))
+    scores, _ = store_scorer.run(rnd, np.arange(m), [mask_string(x, ops) for x in masks],
+                                 mask_arch(masks, cfg), supernet_param_count(masks, cfg),
+                                 f"lightsnn round {rnd + 1}", one_call=True,
+                                 scorer_ids=np.full(m, int(candidate_id)))
     dropped = {}
     for e in sorted({e for e, _ in evals}):
       ks = [k for k, (ee, _) in enumerate(evals) if ee == e]
@@ -190,8 +186,8 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   final_score, final_singular = float("nan"), False
   if score_final:
     cells = score.as_genotypes(cell[None], cfg)
-    s, sing = scorer.run(rnd, [0], [text], score.arch_of(cells, cfg), [params],
-                         "lightsnn final", one_call=True, scorer_ids=[int(candidate_id)])
+    s, sing = store_scorer.run(rnd, [0], [text], score.arch_of(cells, cfg), [params],
+                               "lightsnn final", one_call=True, scorer_ids=[int(candidate_id)])
     final_score, final_singular = float(s[0]), bool(sing[0])
   result = common.SearchResult(
       method="lightsnn", genotype=text, score=final_score, singular=final_singular,
@@ -199,4 +195,4 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       weight_bits=weight_bits, budget_params=None, budget_bytes=None,
       candidates_scored=evaluations, candidates_skipped=0, evaluations=evaluations,
       extra_evaluations=int(bool(score_final)), steps=steps, notes=notes)
-  return scorer.finish(result, t0)
+  return store_scorer.finish(result, t0)

@@ -30,8 +30,7 @@ from snnax_nas.search import common
 def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                   num_candidates: int = 5000, seed: int = 0, genotypes=None,
                   budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
-                  weight_bits: int = 32, kernel: str = "sahd", chunk_size: int = 8,
-                  map_batch_size: int = 1, draws: int = 1, conv_dtype: Optional[str] = None,
+                  weight_bits: int = 32, scorer: common.ScorerOptions = common.REFERENCE_SCORER,
                   store: Optional[results.ResultsStore] = None,
                   progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """SNASNet: score N sampled genotypes (optionally budget-filtered), argmax.
@@ -51,10 +50,8 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
       inf for no limit.
     weight_bits: weight precision of the memory model: 32, 16, 8 or 4.
-    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the reference).
-    chunk_size: candidates per scorer call (= per store commit).
-    map_batch_size: candidates vmapped together inside a chunk.
-    draws, conv_dtype: see :func:`snnax_nas.score.score_candidates`.
+    scorer: kernel, chunk layout, weight draws and conv precision
+      (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
     store: results store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
@@ -67,7 +64,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       candidate within the budget, or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, kernel, chunk_size)
+  common.check_common_args(cfg, scorer)
   budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
   budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
   if genotypes is None:
@@ -94,15 +91,15 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   texts = common.arch_strings(cells)
   store = store if store is not None else results.ResultsStore()
   store.bind(common.fingerprint(
-      "random", cfg, images, key, kernel, num_candidates=int(num_candidates), seed=int(seed),
+      "random", cfg, images, key, scorer.kernel, num_candidates=int(num_candidates),
+      seed=int(seed),
       genotypes=None if genotypes is None else texts, **budget,
-      **common.score_args(draws, conv_dtype)))
-  scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
-                              map_batch_size=map_batch_size, weight_bits=weight_bits,
-                              progress=progress, draws=draws, conv_dtype=conv_dtype)
+      **scorer.score_args()))
+  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+                                    progress=progress)
   idx = np.flatnonzero(ok)
-  scores, singular = scorer.run(0, idx, [texts[i] for i in idx], score.arch_of(cells[idx], cfg),
-                                params[idx], "random")
+  scores, singular = store_scorer.run(0, idx, [texts[i] for i in idx],
+                                      score.arch_of(cells[idx], cfg), params[idx], "random")
   b = common.best_index(scores)
   best = int(idx[b])
   result = common.SearchResult(
@@ -112,4 +109,4 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       candidates_scored=len(idx), candidates_skipped=int(n - len(idx)), evaluations=len(idx),
       steps=[dict(step=0, candidates=n, scored=len(idx), skipped=int(n - len(idx)),
                   best_id=best, genotype=texts[best], score=common.json_float(scores[b]))])
-  return scorer.finish(result, t0)
+  return store_scorer.finish(result, t0)

@@ -56,8 +56,7 @@ ID_STRIDE = 1 << 20
 def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                     num_candidates: int = 64, seed: int = 0,
                     budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
-                    weight_bits: int = 32, kernel: str = "sahd", chunk_size: int = 8,
-                    map_batch_size: int = 1, draws: int = 1, conv_dtype: Optional[str] = None,
+                    weight_bits: int = 32, scorer: common.ScorerOptions = common.REFERENCE_SCORER,
                     store: Optional[results.ResultsStore] = None,
                     progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """SpikeNAS: memory-aware consecutive per-cell search (module docstring).
@@ -75,10 +74,8 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
       inf for no limit.
     weight_bits: weight precision: 32, 16, 8 or 4.
-    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the reference).
-    chunk_size: candidates per scorer call (= per store commit).
-    map_batch_size: candidates vmapped together inside a chunk.
-    draws, conv_dtype: see :func:`snnax_nas.score.score_candidates`.
+    scorer: kernel, chunk layout, weight draws and conv precision
+      (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
     store: results store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
@@ -92,7 +89,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       candidate within the budget, or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, kernel, chunk_size)
+  common.check_common_args(cfg, scorer)
   if int(num_candidates) != num_candidates or not 1 <= num_candidates < ID_STRIDE - 1:
     raise ValueError(f"num_candidates must be an integer in [1, {ID_STRIDE - 1}), "
                      f"got {num_candidates!r}")
@@ -130,12 +127,11 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
         f"space's smallest network: {common.smallest_network(cfg)[1]:,} params); raise "
         "num_candidates or the budget")
   store = store if store is not None else results.ResultsStore()
-  store.bind(common.fingerprint("spikenas", cfg, images, key, kernel,
+  store.bind(common.fingerprint("spikenas", cfg, images, key, scorer.kernel,
                                 num_candidates=int(num_candidates), seed=int(seed), **budget,
-                                **common.score_args(draws, conv_dtype)))
-  scorer = common.StoreScorer(images, key, cfg, store, kernel=kernel, chunk_size=chunk_size,
-                              map_batch_size=map_batch_size, weight_bits=weight_bits,
-                              progress=progress, draws=draws, conv_dtype=conv_dtype)
+                                **scorer.score_args()))
+  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+                                    progress=progress)
   chosen = np.zeros((num_cells, 4, 4), np.int32)
   steps, scored, skipped = [], 0, 0
   best = None
@@ -154,9 +150,9 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     params = memory.param_count(cells, cfg)
     idx = np.flatnonzero(memory.within_budget(cells, cfg, **budget))
     texts = common.arch_strings(cells[idx])
-    scores, singular = scorer.run(step, step * ID_STRIDE + idx, texts,
-                                  score.arch_of(cells[idx], cfg), params[idx],
-                                  f"spikenas step {step + 1}/{num_cells}")
+    scores, singular = store_scorer.run(step, step * ID_STRIDE + idx, texts,
+                                        score.arch_of(cells[idx], cfg), params[idx],
+                                        f"spikenas step {step + 1}/{num_cells}")
     b = common.best_index(scores)
     win = int(idx[b])
     chosen[step:] = pool[win]
@@ -177,4 +173,4 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       weight_bytes=int(memory.weight_bytes(best["params"], weight_bits)),
       weight_bits=weight_bits, budget_params=budget_params, budget_bytes=budget_bytes,
       candidates_scored=scored, candidates_skipped=skipped, evaluations=scored, steps=steps)
-  return scorer.finish(result, t0)
+  return store_scorer.finish(result, t0)
