@@ -13,7 +13,7 @@ batched into one call), and a 2048^2 f32 matmul, the machine's
 fused-multiply-add peak in practice. A conv counts 2 * k * k * Cin * Cout * H * W * B
 FLOPs. Two timings per shape: on one XLA device (its intra-op threads use
 every core) and on one device per core, each running its own conv, which is
-how the scorer runs (``score.use_cpu_cores``).
+how the scorer runs (``snnax_nas.distributed.use_cpu_cores``).
 """
 
 import argparse

@@ -74,6 +74,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from snnax_nas import autotune  # noqa: E402
 from snnax_nas import correlation  # noqa: E402
 from snnax_nas import data  # noqa: E402
+from snnax_nas import distributed
 from snnax_nas import flops as flops_lib  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
 from snnax_nas import network  # noqa: E402
@@ -225,7 +226,7 @@ def fidelity(args):
 
 
 def main(args):
-  score.use_cpu_cores()  # CPU backend only: one device per core, as the launchers run
+  distributed.use_cpu_cores()  # CPU backend only: one device per core, as the launchers run
   if args.fidelity:
     fidelity(args)
     return

@@ -2,7 +2,7 @@
 
   python benchmarks/gram_bench.py            # B = 64, the score's LIF sizes at width 16
 
-Prints the median time of ``snnax_nas.score.code_gram`` on 0/1 codes [B, N] for
+Prints the median time of ``snnax_nas.kernels.code_gram`` on 0/1 codes [B, N] for
 int8 (-> int32), bfloat16 (-> float32) and float32 inputs, compile time apart,
 and checks that all three give the same exact integers.
 """
@@ -13,7 +13,7 @@ import time
 import jax
 import numpy as np
 
-from snnax_nas import score
+from snnax_nas import kernels
 
 
 def main():
@@ -30,7 +30,7 @@ def main():
     codes = jax.numpy.asarray(rng.random((args.batch, n)) < 0.1)
     times, grams = {}, {}
     for dtype in ("int8", "bfloat16", "float32"):
-      fn = jax.jit(lambda x, d=dtype: score.code_gram(x, d))
+      fn = jax.jit(lambda x, d=dtype: kernels.code_gram(x, d))
       t0 = time.perf_counter()
       grams[dtype] = np.asarray(fn(codes))
       compile_s = time.perf_counter() - t0

@@ -84,7 +84,7 @@ def _parse(argv=None):
   p.add_argument("--cpu_devices", type=int, default=-1,
                  help="XLA CPU devices (jax_num_cpu_devices); candidates are sharded over "
                       "them. -1 (default): one per core, the recommended CPU setting "
-                      "(score.use_cpu_cores); 0: leave JAX's default (one device)")
+                      "(distributed.use_cpu_cores); 0: leave JAX's default (one device)")
   p.add_argument("--torch_procs", type=int, default=-1,
                  help="also time this many concurrent 1-thread torch processes, each "
                       "scoring its share (-1: one per core; 0 or 1: skip)")
@@ -108,8 +108,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from snnax_nas import data  # noqa: E402
+from snnax_nas import distributed
 from snnax_nas import flops as flops_lib  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
+from snnax_nas import kernels
 from snnax_nas import network  # noqa: E402
 from snnax_nas import score  # noqa: E402
 
@@ -430,10 +432,10 @@ def crosscheck(g, images, cfg, seed):
 
   @jax.jit
   def jax_scores(params, alone, x):
-    sup = network.supernet_forward(params, arch, x, None, cfg0, probe=score.hamming_terms)
-    sta = network.standalone_forward(alone, g, x, None, cfg0, probe=score.hamming_terms,
+    sup = network.supernet_forward(params, arch, x, None, cfg0, probe=kernels.hamming_terms)
+    sta = network.standalone_forward(alone, g, x, None, cfg0, probe=kernels.hamming_terms,
                                      per_layer=False)
-    return score.score_from_probes(sup[1]["probes"]), score.score_from_probes(sta[1]["probes"])
+    return kernels.score_from_probes(sup[1]["probes"]), kernels.score_from_probes(sta[1]["probes"])
 
   sup, sta = [], []
   for r in range(images.shape[0]):
@@ -482,7 +484,7 @@ def main(args):
     child_torch(args)
     return
   if args.cpu_devices < 0:
-    score.use_cpu_cores()
+    distributed.use_cpu_cores()
   elif args.cpu_devices > 0:
     jax.config.update("jax_num_cpu_devices", args.cpu_devices)
   if args._child_memory:

@@ -4,7 +4,7 @@ r"""Ranks the score variants of ``snnax_nas.score`` on a table of trained cells.
       --table=../shared/benchmarks/cells_cifar100.csv --results=benchmarks/RESULTS.md
 
 Scores every genotype of ``--table`` (columns genotype, accuracy) with every
-kernel of :data:`snnax_nas.score.KERNELS` in ONE compiled call per weight-draw
+kernel of :data:`snnax_nas.kernels.KERNELS` in ONE compiled call per weight-draw
 setting (all kernels read the same forward passes, so the single-draw scores
 equal what ``score_candidates(kernel=k)`` gives for each k alone, up to float
 summation order), then with ``--draws`` weight draws for ``--draws_kernels``;
@@ -36,9 +36,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from snnax_nas import distributed
+from snnax_nas import kernels
 from snnax_nas import score  # noqa: E402  (before jax initialises its backends)
 
-score.use_cpu_cores()
+distributed.use_cpu_cores()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -111,15 +113,15 @@ def main():
   images = data_lib.score_batches(a.dataset, a.repeats, a.batch_size, a.seed)
   key = jax.random.key(a.seed)
   n = len(texts)
-  print(f"{n} cells, {jax.local_device_count()} devices, kernels {score.KERNELS}", flush=True)
+  print(f"{n} cells, {jax.local_device_count()} devices, kernels {kernels.KERNELS}", flush=True)
 
   scores, singular = {}, {}
   t = time.perf_counter()
-  res = score.score_candidates(genotypes, images, key, cfg, kernel=score.KERNELS,
+  res = score.score_candidates(genotypes, images, key, cfg, kernel=kernels.KERNELS,
                                chunk_size=a.chunk_size, progress=_progress("all kernels, D=1"))
   print(f"pass D=1: {time.perf_counter() - t:.0f} s (compile {res.compile_seconds:.0f} s)",
         flush=True)
-  for j, k in enumerate(score.KERNELS):
+  for j, k in enumerate(kernels.KERNELS):
     scores[k], singular[k] = res.scores[:, j], res.singular[:, j]
   draws_kernels = tuple(k for k in a.draws_kernels.split(",") if k)
   if draws_kernels and a.draws > 1:
@@ -144,7 +146,7 @@ def main():
   ensembles["rank ens. of sahd + params"] = ["sahd", "params"]
   pool = dict(scores, params=params)
   for name, members in ensembles.items():
-    scores[name] = score.rank_ensemble(*[pool[v] for v in members])
+    scores[name] = kernels.rank_ensemble(*[pool[v] for v in members])
     singular[name] = np.zeros(n, bool)
     reports[name] = correlation.correlation_report(scores[name], acc, ks, a.resamples, a.seed)
 

@@ -20,7 +20,6 @@ from ml_collections import config_flags
 
 from snnax_nas import configs
 from snnax_nas import distributed
-from snnax_nas import score
 
 FLAGS = flags.FLAGS
 
@@ -114,14 +113,14 @@ def start_processes():
 
 def use_cpu_cores():
   """On the CPU backend, one XLA device per core (see
-  :func:`snnax_nas.score.use_cpu_cores`); call first thing in ``main``.
+  :func:`snnax_nas.distributed.use_cpu_cores`); call first thing in ``main``.
 
   Candidates (scoring) and batches (training) are sharded over the local
   devices, so each core runs its own single-stream kernels. Left alone when
   ``XLA_FLAGS`` already forces a host device count.
   """
   if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    score.use_cpu_cores()
+    distributed.use_cpu_cores()
 
 
 def check_no_args(argv, example: str) -> None:

@@ -45,7 +45,7 @@ _EXPORTS = {
     # scoring
     "score_candidates": "score",
     "ScoreResult": "score",
-    "KERNELS": "score",
+    "KERNELS": "kernels",
     # analytic models
     "param_count": "memory",
     "memory_report": "memory",
@@ -88,7 +88,8 @@ _EXPORTS = {
 
 _SUBMODULES = (
     "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
-    "genotype", "io", "jobs", "layers", "memory", "models", "network", "neurons", "ops", "quant",
+    "genotype", "io", "jobs", "kernels", "layers", "memory", "models", "network", "neurons",
+    "ops", "quant",
     "results", "score", "search", "study", "train", "workdir",
 )
 

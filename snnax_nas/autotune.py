@@ -33,6 +33,7 @@ import numpy as np
 
 from snnax_nas import configs
 from snnax_nas import flops as flops_lib
+from snnax_nas import kernels as kernel_lib
 
 # FLOPs one vmapped step should hold on an accelerator (see the module docstring).
 TARGET_STEP_FLOPS = 0.5e12
@@ -45,6 +46,29 @@ ACCELERATOR_MIN_CHUNK = 8
 STEPS_PER_CHUNK = 4  # vmapped steps per chunk on an accelerator: amortises dispatch
 
 Setting = Union[int, str, None]
+
+
+# Cell-conv input dtypes of ``score_candidates(conv_dtype=...)``: float32 (the
+# reference) or bfloat16 inputs and weights with float32 accumulation.
+CONV_DTYPES = ("float32", "bfloat16")
+
+def conv_dtype_name(conv_dtype) -> Optional[str]:
+  """The supernet's ``conv_dtype`` for a user setting: None (float32, the
+  reference path) or ``"bfloat16"``.
+
+  Raises:
+    ValueError: a dtype outside :data:`CONV_DTYPES`.
+  """
+  if conv_dtype is None:
+    return None
+  import jax.numpy as jnp  # noqa: PLC0415 (autotune is imported without JAX)
+  try:
+    name = jnp.dtype(conv_dtype).name
+  except TypeError:
+    name = str(conv_dtype)
+  if name not in CONV_DTYPES:
+    raise ValueError(f"conv_dtype {conv_dtype!r} is not one of {', '.join(CONV_DTYPES)}")
+  return None if name == "float32" else name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,21 +288,20 @@ def scoring_options(section) -> dict:
   Raises:
     ValueError: naming the field (``scoring.FIELD=VALUE``) and what it accepts.
   """
-  from snnax_nas import score  # pylint: disable=g-import-not-at-top  (score imports this)
   get = lambda k, d: section.get(k, d) if hasattr(section, "get") else getattr(section, k, d)
   kernel = get("kernel", "sahd")
-  if kernel not in score.KERNELS:
+  if kernel not in kernel_lib.KERNELS:
     raise ValueError(f"scoring.kernel={kernel!r} is unknown; choose from "
-                     f"{', '.join(score.KERNELS)}")
+                     f"{', '.join(kernel_lib.KERNELS)}")
   draws = get("draws", 1)
   if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
     raise ValueError(f"scoring.draws={draws} must be an integer >= 1")
   conv_dtype = get("conv_dtype", None)
   try:
-    score.conv_dtype_name(conv_dtype)
+    conv_dtype_name(conv_dtype)
   except ValueError:
     raise ValueError(f"scoring.conv_dtype={conv_dtype!r} is not one of "
-                     f"{', '.join(score.CONV_DTYPES)}") from None
+                     f"{', '.join(CONV_DTYPES)}") from None
   out = dict(kernel=kernel, draws=int(draws), conv_dtype=conv_dtype)
   for name in ("chunk_size", "map_batch_size"):
     out[name] = parse_setting(get(name, None), f"scoring.{name}")

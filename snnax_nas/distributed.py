@@ -11,6 +11,7 @@ chunks, never inside the compiled scorer.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import jax
@@ -100,3 +101,28 @@ def gather_shares(values: np.ndarray, num_items: int) -> np.ndarray:
     share = process_share(num_items, p, count)
     out[share] = stacked[p, :len(share)]
   return out
+
+
+def use_cpu_cores(num_devices: Optional[int] = None) -> int:
+  """Exposes one XLA:CPU device per core; call right after ``import jax``.
+
+  :func:`score_candidates` shards each chunk over the local devices, so with
+  one device per core every core scores its own candidates with plain
+  single-stream kernels; on one device the cores would instead split every
+  small op between them, which measured slower (figures in
+  benchmarks/RESULTS.md). Only affects the CPU backend; accelerators keep
+  their own devices.
+
+  Args:
+    num_devices: devices to create (default: the cores this process may use).
+
+  Returns:
+    The number requested, or the current local device count when JAX's
+    backends are already initialised (then nothing changes).
+  """
+  n = num_devices or len(os.sched_getaffinity(0))
+  try:
+    jax.config.update("jax_num_cpu_devices", n)
+  except RuntimeError:  # backends already up: too late to change
+    return jax.local_device_count()
+  return n

@@ -7,6 +7,7 @@ import pytest
 
 from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import kernels
 from snnax_nas import network
 from snnax_nas import score
 
@@ -47,7 +48,7 @@ def test_useful_flops_equal_a_count_of_the_standalone_networks_jaxpr(ops, backwa
   params = network.init_standalone_params(jax.random.key(0), cfg, g[0])
   images = np.zeros((8, 16, 16, 3), np.float32)
   fwd = functools.partial(network.standalone_forward, genotypes=g[0], cfg=cfg,
-                          probe=score.hamming_terms)
+                          probe=kernels.hamming_terms)
   jaxpr = jax.make_jaxpr(lambda p, x, k: fwd(p, images=x, key=k))(
       params, images, jax.random.key(1)).jaxpr
   count = flops.candidate_flops(score.arch_of(g, cfg), cfg, batch=8, repeats=1)

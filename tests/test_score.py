@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import kernels
 from snnax_nas import network
 from snnax_nas import score
 
@@ -33,9 +34,9 @@ def _random_codes(rng, b, n, rate):
 def test_hamming_terms_match_float64_reference():
   rng = np.random.default_rng(0)
   codes = _random_codes(rng, 12, 700, 0.2).reshape(12, 7, 10, 10)
-  for kernel in score.HAMMING_KERNELS:
-    d, n = score.hamming_terms(jnp.asarray(codes), kernel)
-    ref = score.kernel_from_codes_reference(codes, kernel)
+  for kernel in kernels.HAMMING_KERNELS:
+    d, n = kernels.hamming_terms(jnp.asarray(codes), kernel)
+    ref = kernels.kernel_from_codes_reference(codes, kernel)
     np.testing.assert_allclose(float(n) - np.asarray(d, np.float64), ref, rtol=1e-6, atol=1e-4)
 
 
@@ -47,9 +48,9 @@ def test_float32_logdet_matches_float64(b, n, rates):
   # Mean kernel over several calls, as a real candidate produces.
   rng = np.random.default_rng(b)
   calls = [_random_codes(rng, b, n, r) for r in rates]
-  ref = score.kernel_logdet_reference([score.kernel_from_codes_reference(c) for c in calls])
-  d_sum = sum(score.hamming_terms(jnp.asarray(c))[0] for c in calls)
-  logdet, singular = score.kernel_logdet(-d_sum / len(calls), jnp.float32(n))
+  ref = kernels.kernel_logdet_reference([kernels.kernel_from_codes_reference(c) for c in calls])
+  d_sum = sum(kernels.hamming_terms(jnp.asarray(c))[0] for c in calls)
+  logdet, singular = kernels.kernel_logdet(-d_sum / len(calls), jnp.float32(n))
   assert not bool(singular)
   assert abs(float(logdet) - ref) < 1e-4, (float(logdet), ref)
   # The naive float32 slogdet of the full kernel is visibly worse at large N.
@@ -63,12 +64,12 @@ def test_singular_kernel_is_flagged_not_nan():
   rng = np.random.default_rng(1)
   codes = _random_codes(rng, 16, 512, 0.3)
   codes[5] = codes[9]  # two samples with identical codes
-  d, n = score.hamming_terms(jnp.asarray(codes))
-  logdet, singular = score.kernel_logdet(-d, n)
+  d, n = kernels.hamming_terms(jnp.asarray(codes))
+  logdet, singular = kernels.kernel_logdet(-d, n)
   assert bool(singular) and float(logdet) == -np.inf
   silent = np.zeros((16, 512), np.float32)  # a layer that never fires
-  d, n = score.hamming_terms(jnp.asarray(silent))
-  logdet, singular = score.kernel_logdet(-d, n)
+  d, n = kernels.hamming_terms(jnp.asarray(silent))
+  logdet, singular = kernels.kernel_logdet(-d, n)
   assert bool(singular) and float(logdet) == -np.inf
 
 
@@ -89,8 +90,8 @@ def _reference_score(text, key, images, cfg, kernel="sahd"):
     n_lifs = 2 * int((np.vectorize(lambda d: cfg.ops.op_of_digit(d).has_lif)(
         g[tuple(zip(*genotype_lib.EDGES))])).sum()) + 3
     assert len(calls) == cfg.timesteps * n_lifs
-    logdets.append(score.kernel_logdet_reference(
-        [score.kernel_from_codes_reference(c, kernel) for c in calls]))
+    logdets.append(kernels.kernel_logdet_reference(
+        [kernels.kernel_from_codes_reference(c, kernel) for c in calls]))
   return float(np.mean(logdets))
 
 
@@ -181,7 +182,7 @@ def test_code_gram_is_exact_in_every_dtype():
   codes = _random_codes(rng, 24, 5000, 0.3)
   ref = codes.astype(np.float64) @ codes.T.astype(np.float64)
   for dtype in (jnp.int8, jnp.bfloat16, jnp.float32, None):
-    np.testing.assert_array_equal(np.asarray(score.code_gram(jnp.asarray(codes), dtype)), ref)
+    np.testing.assert_array_equal(np.asarray(kernels.code_gram(jnp.asarray(codes), dtype)), ref)
 
 
 _VMAPPED_LOGDETS = textwrap.dedent("""
@@ -195,7 +196,7 @@ _VMAPPED_LOGDETS = textwrap.dedent("""
 
     def per_device(x):  # 64 kernels [64, 64] per device, vmapped (map_batch_size > 1)
       m = jnp.einsum("kij,klj->kil", x[0], x[0]) / 100.0 - 0.3
-      return jax.vmap(score.kernel_logdet, in_axes=(0, None))(m, jnp.float32(5.0))[0][None]
+      return jax.vmap(kernels.kernel_logdet, in_axes=(0, None))(m, jnp.float32(5.0))[0][None]
 
     f = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=P("d"), out_specs=P("d")))
     x = jax.random.uniform(jax.random.key(0), (2, 64, 64, 256))
@@ -208,7 +209,7 @@ _VMAPPED_LOGDETS = textwrap.dedent("""
 @pytest.mark.slow
 def test_vmapped_logdets_on_two_devices_do_not_deadlock():
   # A batched LAPACK LU on each of two XLA:CPU devices used to block both
-  # intra-op pool threads waiting for each other (see score._lu_terms).
+  # intra-op pool threads waiting for each other (see kernels._lu_terms).
   out = subprocess.run([sys.executable, "-c", _VMAPPED_LOGDETS],
                        env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True,
                        text=True, timeout=120)
@@ -227,32 +228,32 @@ def test_variant_terms_match_numpy_on_hand_made_codes():
                     [1, 1, 1, 1, 0, 1]], np.float32)
   n = codes.shape[1]
   # sahd_norm: d / N of a live call; a silent and a saturated call are not live.
-  dn, live = score.normalised_terms(jnp.asarray(codes))
-  ref = (n - score.kernel_from_codes_reference(codes)) / n
+  dn, live = kernels.normalised_terms(jnp.asarray(codes))
+  ref = (n - kernels.kernel_from_codes_reference(codes)) / n
   assert float(live) == 1.0
   np.testing.assert_allclose(np.asarray(dn), ref, atol=1e-6)
   for dead in (np.zeros_like(codes), np.ones_like(codes)):
-    dn, live = score.normalised_terms(jnp.asarray(dead))
+    dn, live = kernels.normalised_terms(jnp.asarray(dead))
     assert float(live) == 0.0 and not np.asarray(dn).any()
   # swap: distinct columns (neuron patterns over the batch).
-  assert float(score.pattern_count(jnp.asarray(codes))) == len(np.unique(codes, axis=1).T)
-  assert float(score.pattern_count(jnp.zeros((4, 6)))) == 1.0
+  assert float(kernels.pattern_count(jnp.asarray(codes))) == len(np.unique(codes, axis=1).T)
+  assert float(kernels.pattern_count(jnp.zeros((4, 6)))) == 1.0
   rng = np.random.default_rng(0)
   wide = (rng.random((40, 300)) < 0.02).astype(np.float32)  # B > 32: two packed words
   wide[:, 7] = wide[:, 3]
-  assert float(score.pattern_count(jnp.asarray(wide))) == len(np.unique(wide, axis=1).T)
+  assert float(kernels.pattern_count(jnp.asarray(wide))) == len(np.unique(wide, axis=1).T)
   # membrane: the sample correlation matrix, no threshold.
   v = rng.normal(size=(5, 3, 4)).astype(np.float32)
-  np.testing.assert_allclose(np.asarray(score.membrane_terms(jnp.asarray(v))),
+  np.testing.assert_allclose(np.asarray(kernels.membrane_terms(jnp.asarray(v))),
                              np.corrcoef(v.reshape(5, -1)), atol=1e-5)
   # sahd_time: summed per-call Grams give the SAHD kernel of the codes
   # concatenated over time.
   calls = [codes, codes[::-1], np.roll(codes, 1, axis=1)]
-  gram = sum(score.time_terms(jnp.asarray(c))[0] for c in calls)
-  m, n_bar = score._time_kernel({"lif": (gram, jnp.float32(3 * n))},
+  gram = sum(kernels.time_terms(jnp.asarray(c))[0] for c in calls)
+  m, n_bar = kernels._time_kernel({"lif": (gram, jnp.float32(3 * n))},
                                 {"lif": jnp.float32(3)})
   np.testing.assert_allclose(float(n_bar) + np.asarray(m),
-                             score.kernel_from_codes_reference(np.concatenate(calls, 1)),
+                             kernels.kernel_from_codes_reference(np.concatenate(calls, 1)),
                              rtol=1e-6, atol=1e-4)
 
 
@@ -292,13 +293,13 @@ def _variant_reference(text, key, images, cfg, draw_key=None):
     codes = [(s.reshape(s.shape[0], -1) > 0).astype(np.float64) for s, _ in hook.calls]
     n_lifs = len(codes) // cfg.timesteps
     live = [c for c in codes if (c != c[:1]).any()]
-    norm = [score.kernel_from_codes_reference(c) / c.shape[1] for c in live]
-    out["sahd_norm"].append(score.kernel_logdet_reference(norm))
+    norm = [kernels.kernel_from_codes_reference(c) / c.shape[1] for c in live]
+    out["sahd_norm"].append(kernels.kernel_logdet_reference(norm))
     per_lif = [np.concatenate(codes[l::n_lifs], axis=1) for l in range(n_lifs)]
-    out["sahd_time"].append(score.kernel_logdet_reference(
-        [score.kernel_from_codes_reference(x) for x in per_lif]))
+    out["sahd_time"].append(kernels.kernel_logdet_reference(
+        [kernels.kernel_from_codes_reference(x) for x in per_lif]))
     out["swap"].append(np.log(sum(len(np.unique(c, axis=1).T) for c in codes)))
-    out["membrane"].append(score.kernel_logdet_reference(
+    out["membrane"].append(kernels.kernel_logdet_reference(
         [_correlation(v.reshape(v.shape[0], -1)) for _, v in hook.calls]))
   return {k: float(np.mean(v)) for k, v in out.items()}
 
@@ -349,9 +350,9 @@ def test_rank_ensemble():
   a = np.array([3.0, 1.0, 2.0, -np.inf])
   b = np.array([0.1, 0.4, np.nan, 0.3])
   # Ranks a: 4, 2, 3, 1; b (NaN lowest): 2, 4, 1, 3.
-  np.testing.assert_array_equal(score.rank_ensemble(a, b), [3.0, 3.0, 2.0, 2.0])
+  np.testing.assert_array_equal(kernels.rank_ensemble(a, b), [3.0, 3.0, 2.0, 2.0])
   with pytest.raises(ValueError):
-    score.rank_ensemble()
+    kernels.rank_ensemble()
 
 
 @pytest.mark.slow

@@ -95,7 +95,7 @@ def scoring() -> config_dict.ConfigDict:
       # chunk 8 / map_batch 1 on CPU; more vmapped small candidates on GPU/TPU).
       chunk_size="auto",
       map_batch_size="auto",
-      kernel="sahd",       # a name of snnax_nas.score.KERNELS (sahd: the reference)
+      kernel="sahd",       # a name of snnax_nas.kernels.KERNELS (sahd: the reference)
       draws=1,             # fresh weight draws per candidate, each over all R batches
       conv_dtype="float32"))  # cell convs: float32 (reference) or bfloat16 (f32 accumulation)
 

@@ -6,7 +6,7 @@ as ``run(config, workdir)``; ``launch.score`` is its command line.
       --workdir=runs/score
 
 The config is :mod:`snnax_nas.configs.score` (presets ``small``, the default, and
-``reference``). ``--config.scoring.kernel`` is any of ``snnax_nas.score.KERNELS``
+``reference``). ``--config.scoring.kernel`` is any of ``snnax_nas.kernels.KERNELS``
 (sahd, the default and the reference's; hamming, sahd_norm, sahd_time, swap,
 membrane), ``--config.scoring.draws=D`` averages D weight draws per candidate,
 ``--config.scoring.conv_dtype=bfloat16`` runs the cell convs in bf16 (f32

@@ -24,11 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnax_nas import autotune
 from snnax_nas import callbacks
 from snnax_nas import configs
 from snnax_nas import distributed
 from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import kernels
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
 from snnax_nas import results
@@ -294,7 +296,7 @@ class ScorerOptions:
   (:func:`snnax_nas.score.score_candidates` takes the same fields).
 
   Attributes:
-    kernel: a name of :data:`snnax_nas.score.KERNELS` (``"sahd"``: the
+    kernel: a name of :data:`snnax_nas.kernels.KERNELS` (``"sahd"``: the
       reference).
     chunk_size: candidates per scorer call (= per store commit; LightSNN:
       the compiled chunk inside a round's single call).
@@ -311,14 +313,14 @@ class ScorerOptions:
   conv_dtype: Optional[str] = None
 
   def __post_init__(self):
-    if self.kernel not in score.KERNELS:
-      raise ValueError(f"unknown kernel {self.kernel!r}; choose from {score.KERNELS}")
+    if self.kernel not in kernels.KERNELS:
+      raise ValueError(f"unknown kernel {self.kernel!r}; choose from {kernels.KERNELS}")
     for name in ("chunk_size", "map_batch_size", "draws"):
       value = getattr(self, name)
       if isinstance(value, bool) or int(value) != value or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value}")
       object.__setattr__(self, name, int(value))
-    score.conv_dtype_name(self.conv_dtype)  # raises naming a bad dtype
+    autotune.conv_dtype_name(self.conv_dtype)  # raises naming a bad dtype
 
   def score_args(self) -> dict:
     """The options that change scores, for :func:`fingerprint`: empty at
@@ -327,7 +329,7 @@ class ScorerOptions:
     args = {}
     if self.draws != 1:
       args["draws"] = self.draws
-    dtype = score.conv_dtype_name(self.conv_dtype)
+    dtype = autotune.conv_dtype_name(self.conv_dtype)
     if dtype is not None:
       args["conv_dtype"] = dtype
     return args
