@@ -126,9 +126,7 @@ def load_trained_run(workdir: str) -> TrainedRun:
   process's first device (whatever device count it was trained on).
 
   Raises:
-    ValueError: ``workdir`` holds no training run, or no checkpoint yet, or a
-      checkpoint of the functional layout
-      (:class:`snnax_nas.train.LegacyCheckpointError`).
+    ValueError: ``workdir`` holds no training run, or no checkpoint yet.
   """
   run = workdir_lib.load_run(workdir)
   if run.job != "train":
@@ -143,11 +141,6 @@ def load_trained_run(workdir: str) -> TrainedRun:
     raise ValueError(f"{workdir!r} has no checkpoint (looked in {ckpt_dir}); has the training "
                      "run finished an epoch?") from None
   params = state["params"]
-  if "cells" in params:
-    raise train.LegacyCheckpointError(
-        f"the checkpoint in {ckpt_dir} holds the functional network's layout, written before "
-        "training moved to the flax Module; regroup it with "
-        "snnax_nas.models.variables_from_standalone or train again")
   cfg = run.network
   text = run.genotypes[0]
   history = meta.get("history") or [{"epoch": 0}]

@@ -75,28 +75,3 @@ def test_restore_checkpoint_of_two_devices_on_any_device_count(tmp_path, env):
     out = run_script(_RESTORE, env, n, tmp_path, n)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RESTORED" in out.stdout
-
-
-def test_checkpoint_of_the_functional_layout_is_refused_clearly(tmp_path):
-  import jax
-  import jax.numpy as jnp
-  from train_helpers import CFG1
-  from train_helpers import G
-
-  from snnax_nas import network
-  from snnax_nas import train
-  opt = train.make_optimizer(0.1, 2, 3)
-  params = network.init_standalone_params(jax.random.PRNGKey(0), CFG1, G)  # old layout
-  old = train.TrainState(params=params, batch_stats=network.init_batch_stats(params),
-                         opt_state=opt.init(params), step=jnp.zeros((), jnp.int32),
-                         epoch=jnp.zeros((), jnp.int32), rng=jax.random.PRNGKey(1))
-  ckpt = train.Checkpointer(str(tmp_path / "checkpoints"))
-  ckpt.save(1, old, {"history": [], "fingerprint": {}})
-  ckpt.close()
-  template = train.create_train_state(jax.random.PRNGKey(0), CFG1, G, opt)
-  ckpt = train.Checkpointer(str(tmp_path / "checkpoints"))
-  with pytest.raises(train.LegacyCheckpointError, match="cannot be resumed"):
-    ckpt.restore(1, template)
-  ckpt.close()
-  with pytest.raises(train.LegacyCheckpointError, match="functional network's layout"):
-    train.restore_checkpoint(str(tmp_path), template)

@@ -25,11 +25,6 @@ count)::
                        train=False)
 
 (:func:`snnax_nas.evaluate.evaluate_run` does this, and quantises.)
-Checkpoints written before the Module (parameters grouped as
-``{"stem", "reduction", "head", "cells"}``) are refused with a
-:class:`LegacyCheckpointError`; their arrays restore with ``template=None``
-and :func:`snnax_nas.models.variables_from_standalone` regroups the
-parameters, but a run cannot resume from them.
 
 The template only gives the tree structure, shapes and dtypes (its values are
 ignored), so any key works; the optimiser must have the run's structure (same
@@ -56,24 +51,6 @@ import jax
 from snnax_nas.train.steps import TrainState
 
 
-class LegacyCheckpointError(ValueError):
-  """A checkpoint in the functional network's layout (before the flax Module)."""
-
-
-def _legacy_message(directory: str, epoch: int) -> str:
-  return (f"the checkpoint of epoch {epoch} in {directory} holds the functional network's "
-          "layout (params stem/reduction/head/cells), written before training moved to the "
-          "flax Module (snnax_nas.models.SpikingNetwork): it cannot be resumed; train again "
-          "in a new --workdir, or read its arrays with restore_checkpoint(path, None) and "
-          "regroup them with models.variables_from_standalone")
-
-
-def _is_legacy(tree) -> bool:
-  """Whether a saved state tree (dicts) has the functional layout."""
-  params = tree.get("params") if hasattr(tree, "get") else None
-  return hasattr(params, "keys") and "cells" in params
-
-
 def _read_only_manager(directory: str):
   """An orbax manager that reads a launcher's checkpoints (``state`` + ``meta``)."""
   import orbax.checkpoint as ocp  # lazy: slow import
@@ -81,16 +58,6 @@ def _read_only_manager(directory: str):
       directory, item_handlers={"state": ocp.StandardCheckpointHandler(),
                                 "meta": ocp.JsonCheckpointHandler()},
       options=ocp.CheckpointManagerOptions(read_only=True))
-
-
-def _saved_tree(directory: str, epoch: int):
-  """The state tree metadata (nested dicts) of checkpoint ``epoch``."""
-  with _silent_orbax():
-    manager = _read_only_manager(directory)
-    try:
-      return manager.item_metadata(epoch)["state"].tree
-    finally:
-      manager.close()
 
 
 class _DropOrbaxInfo:
@@ -156,17 +123,11 @@ class Checkpointer:
     shardings of ``template``'s arrays (a state with the run's structure).
 
     Raises:
-      LegacyCheckpointError: a checkpoint of the functional layout.
       ValueError: another structure (architecture, optimiser).
     """
     ocp = self._ocp
-    try:
-      out = self.manager.restore(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
-    except ValueError:
-      if _is_legacy(_saved_tree(self.directory, epoch)):
-        raise LegacyCheckpointError(_legacy_message(self.directory, epoch)) from None
-      raise
+    out = self.manager.restore(epoch, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
     return out["state"], out["meta"]
 
   def close(self):
@@ -207,8 +168,6 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
 
   Raises:
     FileNotFoundError: no checkpoint under ``path`` (or no ``epoch``).
-    LegacyCheckpointError: a checkpoint of the functional layout with a
-      (Module) template.
     ValueError: ``template`` does not match the saved tree (another
       architecture or optimiser).
   """
@@ -227,11 +186,8 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
       if epoch is None or epoch not in steps:
         raise FileNotFoundError(f"no checkpoint of epoch {epoch} in {directory} (saved epochs: "
                                 f"{sorted(steps)})")
-      saved = manager.item_metadata(epoch)["state"].tree
       if template is None:
-        template = saved
-      elif _is_legacy(saved) and not _is_legacy(template):
-        raise LegacyCheckpointError(_legacy_message(directory, epoch))
+        template = manager.item_metadata(epoch)["state"].tree
       # A target on this process's devices replaces the saved topology.
       target = jax.tree.map(
           lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
