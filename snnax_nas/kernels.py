@@ -54,6 +54,9 @@ HAMMING_KERNELS = ("sahd", "hamming")
 KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane")
 SAHD_ALPHA = 0.5
 SAHD_EPS = 1e-3
+MIN_BATCH_SIZE = 2
+"""Fewest images per scoring batch: the log-determinant of a 1x1 kernel has no
+rank-one part to separate (see :func:`kernel_logdet`)."""
 
 
 def _gram_dtype() -> jnp.dtype:

@@ -256,6 +256,10 @@ def score_candidates(genotypes, images, key: jax.Array,
     raise ValueError(f"images of shape {images.shape}; expected [R, B, "
                      f"{', '.join(map(str, cfg.input_shape))}] or event frames [R, B, "
                      f"{cfg.timesteps}, {', '.join(map(str, cfg.input_shape))}]")
+  if images.shape[1] < kernel_lib.MIN_BATCH_SIZE:
+    raise ValueError(f"scoring batches of {images.shape[1]} image(s): the kernel of a batch "
+                     f"is [B, B] and its log-determinant needs B >= {kernel_lib.MIN_BATCH_SIZE} "
+                     "images")
   if arch is None:
     arch = arch_of(as_genotypes(genotypes, cfg), cfg)
   arch = np.asarray(arch, np.float32)

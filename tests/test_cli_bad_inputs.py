@@ -23,6 +23,7 @@ import pytest
 from launch import common
 from snnax_nas import data as data_lib
 from snnax_nas import network
+from snnax_nas import ops as ops_lib
 from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
@@ -96,6 +97,12 @@ def files(tmp_path_factory, random_npz):
   np.savez(root / "one.npz", image=rng.integers(0, 255, (32, 16, 16, 3), dtype=np.uint8),
            label=np.arange(32) % 2)
   paths["one"] = str(root / "one.npz")
+  (root / "latin1.txt").write_bytes("# café\n0303/0030/0003/0000\n".encode("latin-1"))
+  paths["latin1"] = str(root / "latin1.txt")
+  np.savez(root / "empty.npz", image=np.zeros((0, 16, 16, 3), np.uint8), label=np.zeros(0, int))
+  paths["empty"] = str(root / "empty.npz")
+  (root / "text.npz").write_text("not an archive")
+  paths["text"] = str(root / "text.npz")
   paths["dvs"] = str(_fake_dvs(root / "dvs", rng))
   return paths
 
@@ -152,6 +159,10 @@ SCORE_ROWS = [
     (["--config.dataset=npz:{nan}"], 2, ["NaN"]),
     (["--config.dataset=folder:{folder}"], 2, ["broken.png"]),
     (["--config.dataset=nosuchdata"], 2, ["nosuchdata"]),
+    (["--config.scoring.batch_size=1"], 2, ["--config.scoring.batch_size=1", ">= 2"]),
+    (["--config.genotypes={latin1}"], 2, ["latin1.txt", "not UTF-8"]),
+    (["--config.dataset=npz:{empty}"], 2, ["empty.npz", "the dataset is empty"]),
+    (["--config.dataset=npz:{text}"], 2, ["text.npz", "not a readable NumPy"]),
     (["--config.widht=3"], 2, ["unknown --config field", "widht"]),
     (["--config.weight_bits=3"], 2, ["--config.weight_bits=3"]),
     (["--config.dataset=dvs128_gesture", "--config.data_dir={dvs}", NO_TONIC], 2,
@@ -189,6 +200,7 @@ SEARCH_ROWS = [
     (["--config.budget.mb=-1"], 2, ["budget"]),
     (["--config.budget.params=0"], 2, ["budget.params=0"]),
     (["--config.budget.weight_bits=3"], 2, ["weight_bits=3"]),
+    (["--config.scoring.batch_size=1"], 2, ["--config.scoring.batch_size=1", ">= 2"]),
     (["--config.method=lightsnn", "--config.budget.mb=1"], 2, ["lightsnn", "budget"]),
     (["--config.method=random", "--config.genotypes={mixed}"], 2,
      ["line 4", "backward"]),
@@ -399,3 +411,10 @@ def test_network_refuses_a_frame_count_other_than_timesteps():
     with pytest.raises(ValueError, match=f"{frames} frames for 2 timesteps"):
       network.standalone_forward(params, g, np.zeros((2, frames, 8, 8, 2), np.float32), None,
                                  cfg)
+
+
+def test_genotype_file_byte_order_mark_dropped(tmp_path):
+  path = tmp_path / "bom.txt"
+  path.write_bytes("\ufeff0303/0030/0003/0000\n0302/0030/0003/0000\n".encode("utf-8"))
+  got = common.read_genotype_file(str(path), ops_lib.op_set("snasnet"), backward=False)
+  assert got == ["0303/0030/0003/0000", "0302/0030/0003/0000"]

@@ -122,3 +122,72 @@ def test_single_file_spec_warns(tmp_path, caplog):
   assert len(x) == 2
   assert "train and test are the same file" in caplog.text  # ... but says so
   assert str(path) in caplog.text
+
+
+def _write(path, image, label):
+  np.savez(path, image=image, label=label)
+  return f"npz:{path}"
+
+
+def test_empty_dataset_named(tmp_path):
+  spec = _write(tmp_path / "e.npz", np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0,), np.int64))
+  with pytest.raises(ValueError, match="the dataset is empty"):
+    data.load_arrays(spec, "train")
+
+
+def test_labels_beyond_int32_refused(tmp_path):
+  label = np.array([0, 2**32 + 3], np.int64)  # an int32 cast would read class 3
+  spec = _write(tmp_path / "l.npz", np.zeros((2, 8, 8, 3), np.uint8), label)
+  with pytest.raises(ValueError, match=r"label 4294967299 at index 1"):
+    data.load_arrays(spec, "train")
+
+
+def test_integer_images_in_pixel_range_become_uint8(tmp_path):
+  image = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3)).astype(np.int64)
+  spec = _write(tmp_path / "i.npz", image, np.arange(3))
+  images, _ = data.load_arrays(spec, "train")
+  assert images.dtype == np.uint8
+  np.testing.assert_array_equal(images, image)
+
+
+@pytest.mark.parametrize("image, words", [
+    (np.full((2, 4, 4, 3), 4000, np.uint16), r"uint16 images hold values 4000 \.\. 4000"),
+    (np.full((2, 4, 4, 3), 0.5, np.float32), r"looks scaled to \[0, 1\]"),
+    (np.full((2, 4, 4, 3), -1.2, np.float32), "already normalised"),
+    (np.zeros((2, 4, 4, 3), bool), "dtype bool"),
+])
+def test_images_outside_pixel_range_refused(tmp_path, image, words):
+  spec = _write(tmp_path / "p.npz", image, np.arange(2))
+  with pytest.raises(ValueError, match=words):
+    data.load_arrays(spec, "train")
+
+
+def test_float_pixels_in_0_255_accepted(tmp_path):
+  image = np.linspace(0, 255, 2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+  spec = _write(tmp_path / "f.npz", image, np.arange(2))
+  np.testing.assert_array_equal(data.load_arrays(spec, "train")[0], image)
+
+
+def test_not_an_npz_file_named(tmp_path):
+  (tmp_path / "text.npz").write_text("not an archive")
+  with pytest.raises(ValueError, match=r"text\.npz.*not a readable NumPy \.npz"):
+    data.load_arrays(f"npz:{tmp_path / 'text.npz'}", "train")
+  np.save(tmp_path / "one.npy", np.zeros(3))
+  with pytest.raises(ValueError, match=r"one\.npy.*single array"):
+    data.load_arrays(f"npz:{tmp_path / 'one.npy'}", "train")
+
+
+def test_split_of_another_shape_refused_when_opened(tmp_path):
+  _write(tmp_path / "train.npz", np.zeros((2, 32, 32, 3), np.uint8), np.arange(2))
+  _write(tmp_path / "test.npz", np.zeros((2, 64, 64, 3), np.uint8), np.arange(2))
+  spec = f"npz:{tmp_path}/{{split}}.npz"
+  with pytest.raises(ValueError, match=r"split 'test' holds samples of shape \(64, 64, 3\) but "
+                     r"split 'train' holds \(32, 32, 3\)"):
+    data.load_arrays(spec, "test")
+
+
+def test_inferred_class_count_with_gaps_warned(tmp_path, caplog):
+  spec = _write(tmp_path / "c.npz", np.zeros((3, 8, 8, 3), np.uint8), np.array([0, 1, 11]))
+  with caplog.at_level(logging.WARNING):
+    assert data.get_info(spec).num_classes == 12
+  assert "12 classes inferred" in caplog.text and "[2, 3, 4" in caplog.text

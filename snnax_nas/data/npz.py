@@ -13,6 +13,7 @@ import functools
 import os
 import pathlib
 from typing import Tuple
+import zipfile
 
 from absl import logging
 import numpy as np
@@ -86,11 +87,25 @@ def npz_source(path: str, split: str) -> Source:
         f"npz dataset file {path!r} not found: write it with "
         "np.savez(path, image=uint8 [N,H,W,C] (or float frames), "
         "label=int [N]); a '{split}' in the spec is replaced by the split name")
-  with np.load(path) as f:
+  try:
+    archive = np.load(path)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    # np.load's own message ("Cannot load file containing pickled data ...",
+    # "Failed to interpret file ...") does not always name the file.
+    raise ValueError(f"npz dataset file {path!r} is not a readable NumPy .npz archive "
+                     f"({type(e).__name__}: {e})") from None
+  if not isinstance(archive, np.lib.npyio.NpzFile):
+    raise ValueError(f"npz dataset file {path!r} holds a single array, not an .npz archive "
+                     "with keys 'image' and 'label' (write it with np.savez)")
+  with archive as f:
     missing = {"image", "label"} - set(f.files)
     if missing:
       raise ValueError(f"{path}: missing keys {sorted(missing)} (has {sorted(f.files)})")
-    images, labels = f["image"], f["label"]
+    try:
+      images, labels = f["image"], f["label"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+      raise ValueError(f"npz dataset file {path!r} is truncated or corrupt "
+                       f"({type(e).__name__}: {e})") from None
   if images.ndim not in (4, 5):
     raise ValueError(f"{path}: image must be [N,H,W,C] or [N,T,H,W,C], got shape {images.shape}")
   return array_source(images, labels, origin=path)

@@ -45,6 +45,7 @@ from typing import Dict
 from typing import Optional
 from typing import Tuple
 
+from absl import logging
 import numpy as np
 
 from snnax_nas.data import dvs
@@ -215,6 +216,15 @@ def _spec_info(name: str) -> DatasetInfo:
   else:
     mean_t, std_t = (0.0,) * shape[-1], (1.0,) * shape[-1]
   num_classes = int(labels.max()) + 1 if len(labels) else 0
+  absent = np.setdiff1d(np.arange(num_classes), labels)
+  if absent.size:
+    # A label beyond the intended classes (0..11 in a 10-class file) makes a
+    # wider classifier without a word; say what was inferred.
+    logging.warning("%s: %d classes inferred from the largest training label %d, but classes "
+                    "%s have no training sample; check the labels", name, num_classes,
+                    num_classes - 1, absent[:10].tolist())
+  else:
+    logging.info("%s: %d classes inferred from the training labels", name, num_classes)
   pad = 0 if timesteps is not None else max(shape[0] // 8, 0)
   return DatasetInfo(name, shape, num_classes, mean_t, std_t, timesteps, pad)
 
@@ -238,10 +248,29 @@ def open_source(name: str, split: str, data_dir: Optional[str] = None,
   if name == "dvs128_gesture":
     return dvs.dvs_source(split, data_dir, **options)
   if name.startswith("npz:"):
-    return npz.npz_source(name[len("npz:"):], split)
+    return _check_split_shape(name, split, npz.npz_source(name[len("npz:"):], split))
   if name.startswith("folder:"):
-    return folders.folder_source(name[len("folder:"):], split)
+    return _check_split_shape(name, split, folders.folder_source(name[len("folder:"):], split))
   raise _unknown(name)
+
+
+def _check_split_shape(name: str, split: str, src: Source) -> Source:
+  """Refuses a non-train split of a local spec whose samples differ in shape
+  from the train split's (64x64 test images beside 32x32 train images), so the
+  mismatch is found when the data is opened, not after an epoch of training."""
+  if split == "train" or not len(src):
+    return src
+  try:
+    info = _spec_info(name)
+  except (FileNotFoundError, ValueError):  # no readable train split to compare with
+    return src
+  sample = src.get(np.zeros(1, np.int64))[0][0]
+  want = ((info.timesteps_native,) if info.is_event else ()) + info.image_shape
+  if tuple(sample.shape) != want:
+    raise ValueError(
+        f"{name}: split {split!r} holds samples of shape {tuple(sample.shape)} but split "
+        f"'train' holds {want}; every split must have the train split's sample shape")
+  return src
 
 
 def load_arrays(name: str, split: str, data_dir: Optional[str] = None,

@@ -15,8 +15,10 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ["Source", "array_source", "check_finite", "check_labels", "default_data_dir",
-           "is_jax_array"]
+__all__ = ["Source", "array_source", "check_finite", "check_images", "check_labels",
+           "default_data_dir", "is_jax_array"]
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def default_data_dir() -> str:
@@ -114,7 +116,62 @@ def check_labels(labels: np.ndarray, origin: str) -> np.ndarray:
     i = int(np.argmin(labels))
     raise ValueError(f"{origin}: label {labels[i]} at index {i} is negative; labels must be "
                      "class indices 0 .. num_classes - 1")
+  if labels.size and labels.max() > _INT32_MAX:
+    # The int32 cast below would wrap 2**32 + 3 to 3: a silently wrong class.
+    i = int(np.argmax(labels))
+    raise ValueError(f"{origin}: label {labels[i]} at index {i} is larger than any class index "
+                     f"can be (int32 max {_INT32_MAX}); labels must be class indices "
+                     "0 .. num_classes - 1")
   return labels.astype(np.int32)
+
+
+def check_images(images: np.ndarray, origin: str) -> np.ndarray:
+  """Static images as ``uint8`` (or float in ``[0, 255]``), after checking
+  their value range matches what :func:`snnax_nas.data.normalize` assumes.
+
+  ``normalize`` divides by 255, so an image array must hold pixel values in
+  ``[0, 255]``. Integer arrays whose values all lie in ``[0, 255]`` (int64,
+  uint16 copies of uint8 data) are converted to ``uint8`` losslessly; any
+  other integer range (16-bit sensors, say) and float arrays that look scaled
+  to ``[0, 1]`` or already normalised (negative values) are refused, since
+  dividing them by 255 silently gives a near-constant input (and a network
+  that never fires). Event frames (rank 5, counts) are not checked here.
+
+  Args:
+    images: ``[N, H, W, C]``.
+    origin: what the array is, for the message.
+
+  Returns:
+    ``images`` (``uint8`` or float, unchanged) or its lossless ``uint8`` copy.
+
+  Raises:
+    ValueError: naming ``origin``, the dtype and the value range found.
+  """
+  images = np.asarray(images)
+  if images.dtype == np.uint8 or images.size == 0:
+    return images
+  lo, hi = images.min(), images.max()
+  if images.dtype == bool or not (np.issubdtype(images.dtype, np.integer)
+                                  or np.issubdtype(images.dtype, np.floating)):
+    raise ValueError(f"{origin}: images must be uint8 pixel values in [0, 255], got dtype "
+                     f"{images.dtype}")
+  if np.issubdtype(images.dtype, np.integer):
+    if lo >= 0 and hi <= 255:
+      return images.astype(np.uint8)
+    raise ValueError(
+        f"{origin}: {images.dtype} images hold values {lo} .. {hi}, outside the uint8 pixel "
+        "range [0, 255] that normalisation (x / 255) assumes; rescale them to uint8 first")
+  if lo < 0 or hi > 255:
+    raise ValueError(
+        f"{origin}: {images.dtype} images hold values {lo:g} .. {hi:g}; static images must be "
+        "pixel values in [0, 255] (uint8 preferred): negative values look already "
+        "normalised, so store the raw pixels")
+  if hi <= 1.0:
+    raise ValueError(
+        f"{origin}: {images.dtype} images hold values {lo:g} .. {hi:g}, which looks scaled to "
+        "[0, 1]; normalisation divides by 255, so store uint8 pixels (np.round(x * 255)"
+        ".astype(np.uint8))")
+  return images
 
 
 def array_source(images: np.ndarray, labels: np.ndarray, origin: str) -> Source:
@@ -126,10 +183,15 @@ def array_source(images: np.ndarray, labels: np.ndarray, origin: str) -> Source:
     origin: where the arrays come from (a file name), for error messages.
 
   Raises:
-    ValueError: lengths differ, non-finite images, bad labels.
+    ValueError: no samples, lengths differ, non-finite images, static images
+      outside the pixel range (:func:`check_images`), bad labels.
   """
+  if len(images) == 0 and len(labels) == 0:
+    raise ValueError(f"{origin}: the dataset is empty (0 images, 0 labels)")
   labels = check_labels(labels, f"{origin} 'label'")
   if len(images) != len(labels):
     raise ValueError(f"{origin}: {len(images)} images but {len(labels)} labels")
   check_finite(images, f"{origin} 'image'")
+  if np.ndim(images) == 4:
+    images = check_images(images, f"{origin} 'image'")
   return Source(len(images), lambda idx: (images[idx], labels[idx]))

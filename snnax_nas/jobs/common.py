@@ -18,6 +18,7 @@ from ml_collections import config_dict
 
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import kernels as kernel_lib
 from snnax_nas import workdir as workdir_lib
 
 
@@ -32,14 +33,20 @@ def own_config(config: Any) -> config_dict.ConfigDict:
   return config_dict.ConfigDict(dict(config))
 
 
+# Fields whose least value is above 1, checked before anything is written.
+_LEAST = {"scoring.batch_size": kernel_lib.MIN_BATCH_SIZE}
+
+
 def check_positive(config, *dotted: str) -> None:
-  """Raises ValueError unless each named config field is >= 1."""
+  """Raises ValueError unless each named config field is >= 1 (or the
+  field's larger least value, e.g. 2 images per scoring batch)."""
   for name in dotted:
     value = config
     for part in name.split("."):
       value = value[part]
-    if value is None or value < 1:
-      raise ValueError(f"--config.{name}={value} must be >= 1")
+    least = _LEAST.get(name, 1)
+    if value is None or value < least:
+      raise ValueError(f"--config.{name}={value} must be >= {least}")
 
 
 def input_files(config) -> dict[str, str]:
@@ -84,10 +91,15 @@ def read_genotype_file(path: str, ops, backward: bool) -> list[str]:
       message names the line.
   """
   try:
-    with open(path) as f:
+    # utf-8-sig: a byte-order mark (Windows editors) is not part of the first genotype.
+    with open(path, encoding="utf-8-sig") as f:
       lines = [ln.split("#")[0].strip() for ln in f]
   except OSError as e:
     raise ValueError(f"cannot read --config.genotypes {path!r}: {e.strerror}") from None
+  except UnicodeDecodeError as e:
+    raise ValueError(f"--config.genotypes {path!r} is not UTF-8 text (byte "
+                     f"{e.object[e.start]:#04x} at offset {e.start}); genotype files hold "
+                     "lines like 0303/0030/0003/0000") from None
   numbered = [(n, ln) for n, ln in enumerate(lines, 1) if ln]
   if not numbered:
     raise ValueError(f"--config.genotypes {path!r} holds no genotype")
