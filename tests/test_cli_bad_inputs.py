@@ -25,6 +25,7 @@ from snnax_nas import data as data_lib
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.jobs import common as jobs_common
 
 FLAGS = flags.FLAGS
 # Flags the launchers define (launch.common and launch.train); every other
@@ -416,5 +417,5 @@ def test_network_refuses_a_frame_count_other_than_timesteps():
 def test_genotype_file_byte_order_mark_dropped(tmp_path):
   path = tmp_path / "bom.txt"
   path.write_bytes("\ufeff0303/0030/0003/0000\n0302/0030/0003/0000\n".encode("utf-8"))
-  got = common.read_genotype_file(str(path), ops_lib.op_set("snasnet"), backward=False)
+  got = jobs_common.read_genotype_file(str(path), ops_lib.op_set("snasnet"), backward=False)
   assert got == ["0303/0030/0003/0000", "0302/0030/0003/0000"]
