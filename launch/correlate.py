@@ -46,6 +46,7 @@ flags.DEFINE_integer("bootstrap_seed", correlation.BOOTSTRAP_SEED, "Seed of the 
 flags.DEFINE_string("workdir", "runs/correlate", "Output directory.")
 
 
+@common.exits_cleanly_on_interrupt
 def main(argv):
   common.check_no_args(argv, "--scores=CSV --truth=CSV")
   config = configs.get_config("correlate")
@@ -56,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -31,7 +31,8 @@ FLAGS = flags.FLAGS
 # Flags the launchers define (launch.common and launch.train); every other
 # flag in FLAGS is absl's own.
 _LAUNCHER_FLAGS = ("workdir", "coordinator_address", "num_processes", "process_id",
-                   "checkpoint_dir")
+                   "checkpoint_dir", "scores", "truth", "ops", "top_k", "resamples",
+                   "bootstrap_seed")
 TINY = ["--config.network.width=4", "--config.network.hidden=32",
         "--config.network.timesteps=2", "--config.scoring.batch_size=8",
         "--config.scoring.repeats=1", "--config.scoring.chunk_size=2"]
@@ -55,6 +56,7 @@ def run_launcher(module: str, args: list[str], monkeypatch, capsys):
   monkeypatch.setattr(sys, "argv", [f"launch.{module}", *args])
   # One device per core would change the device count of later tests.
   monkeypatch.setattr(common, "use_cpu_cores", lambda: None)
+  monkeypatch.setattr(common, "exit_now", sys.exit)  # os._exit would end pytest
   try:
     # Defining --config reads the overrides: an unknown field exits here.
     launcher = importlib.import_module(f"launch.{module}")
@@ -277,6 +279,51 @@ def test_analyze_ops_bad_inputs(row_args, status, words, files, tmp_path, monkey
   _assert_untouched(workdir)
 
 
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+  """A scores CSV (one NaN score) and a truth CSV of five cells."""
+  root = tmp_path_factory.mktemp("tables")
+  cells = ["0303/0030/2002/0200", "0302/0030/3003/0000", "0104/0040/0003/0000",
+           "0111/0011/0001/0000", "0333/0033/0003/0000"]
+  scores = ["genotype,score,params"] + [
+      f"{g},{'nan' if i == 4 else -50 + i},{1000 * (5 - i)}" for i, g in enumerate(cells)]
+  (root / "scores.csv").write_text("\n".join(scores) + "\n")
+  truth = ["genotype,accuracy"] + [f"{g},{50 + i}" for i, g in enumerate(cells)]
+  (root / "truth.csv").write_text("\n".join(truth) + "\n")
+  return {"scores": str(root / "scores.csv"), "truth": str(root / "truth.csv")}
+
+
+CORRELATE_ROWS = [
+    (["{scores}"], 2, ["unexpected arguments", "--scores=CSV"]),
+    (["--nosuchflag=1"], 2, ["nosuchflag"]),
+    (["--top_k=5"], 2, ["k=5", "4 genotypes"]),
+]
+
+
+@pytest.mark.parametrize("row_args, status, words", CORRELATE_ROWS)
+def test_correlate_bad_inputs(row_args, status, words, tables, tmp_path, monkeypatch, capsys):
+  args = [a.format(**tables) for a in row_args]
+  got, _, err = run_launcher(
+      "correlate", [f"--scores={tables['scores']}", f"--truth={tables['truth']}",
+                    f"--workdir={tmp_path / 'w'}", "--resamples=0", *args], monkeypatch, capsys)
+  _check_row(got, err, status, words)
+  assert _last_line(err).startswith("error:")
+  assert not (tmp_path / "w" / "correlation.json").exists()
+
+
+def test_correlate_compares_score_and_baseline_on_the_same_rows(tables, tmp_path, monkeypatch,
+                                                                capsys):
+  got, out, err = run_launcher(
+      "correlate", [f"--scores={tables['scores']}", f"--truth={tables['truth']}",
+                    f"--workdir={tmp_path / 'w'}", "--resamples=0", "--top_k=2"],
+      monkeypatch, capsys)
+  assert got == 0, err
+  report = json.loads((tmp_path / "w" / "correlation.json").read_text())
+  assert report["excluded_nan"] == 1
+  assert report["score"]["n"] == report["params_baseline"]["n"] == 4
+  assert report["params_baseline"]["kendall_tau"] == pytest.approx(-1.0)
+
+
 # ----------------------------------------------------------------------------
 # Reruns into a workdir: a run is interrupted (Ctrl-C, stubbed) after it
 # claimed its workdir; the rerun must be the same run.
@@ -419,3 +466,33 @@ def test_genotype_file_byte_order_mark_dropped(tmp_path):
   path.write_bytes("\ufeff0303/0030/0003/0000\n0302/0030/0003/0000\n".encode("utf-8"))
   got = jobs_common.read_genotype_file(str(path), ops_lib.op_set("snasnet"), backward=False)
   assert got == ["0303/0030/0003/0000", "0302/0030/0003/0000"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_first_compile_exits_130_without_a_crash(tmp_path):
+  """A real SIGINT while the scorer compiles: the one line and status 130,
+  not a segfault in interpreter teardown (7 of 7 before the fix)."""
+  import signal
+  import subprocess
+  import time
+  root = os.path.join(os.path.dirname(__file__), "..")
+  log = tmp_path / "log.txt"
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.path.abspath(root))
+  with open(log, "w") as out:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launch.search", f"--workdir={tmp_path / 'w'}",
+         "--config.network.width=4", "--config.network.hidden=32",
+         "--config.network.timesteps=2", "--config.scoring.batch_size=8"],
+        cwd=root, env=env, stdout=out,
+        stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while "evaluations to score" not in log.read_text() and time.monotonic() < deadline:
+      assert proc.poll() is None, log.read_text()
+      time.sleep(0.2)
+    time.sleep(2.0)  # inside the first compile of the scorer
+    proc.send_signal(signal.SIGINT)
+    status = proc.wait(timeout=120)
+  text = log.read_text()
+  assert status == 130, text[-2000:]
+  assert "Fatal Python error" not in text and "Traceback" not in text
+  assert text.strip().splitlines()[-1] == "interrupted; rerun the same command to resume"

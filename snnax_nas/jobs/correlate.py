@@ -178,11 +178,17 @@ def run(config, workdir: str) -> dict:
   common_keys = sorted(set(scores) & set(truth))
   nan_keys = [k for k in common_keys
               if math.isnan(scores[k]["score"]) or math.isnan(truth[k]["accuracy"])]
-  if len(common_keys) - len(nan_keys) < 2:
-    raise ValueError(f"only {len(common_keys) - len(nan_keys)} genotypes appear in both files "
+  # One row set for the score and the parameter baseline alike.
+  kept = [k for k in common_keys if k not in set(nan_keys)]
+  if len(kept) < 2:
+    raise ValueError(f"only {len(kept)} genotypes appear in both files "
                      "with a numeric score and accuracy")
-  acc = [truth[k]["accuracy"] for k in common_keys]
-  score = [scores[k]["score"] for k in common_keys]
+  too_big = [k for k in ks if k > len(kept)]
+  if too_big:
+    raise ValueError(f"--top_k={','.join(map(str, ks))}: k={too_big[0]} is larger than the "
+                     f"{len(kept)} genotypes matched with a numeric score and accuracy")
+  acc = [truth[k]["accuracy"] for k in kept]
+  score = [scores[k]["score"] for k in kept]
   rules = {"duplicates": "rows sharing a canonical genotype are merged: mean accuracy, "
                          "mean score and mean params per canonical form",
            "nan": "rows whose score or accuracy is NaN are excluded"}
@@ -192,8 +198,8 @@ def run(config, workdir: str) -> dict:
   out["score"] = correlation.correlation_report(score, acc, ks, config.resamples,
                                                 config.bootstrap_seed)
   params = None
-  if all("params" in scores[k] for k in common_keys):
-    params = [scores[k]["params"] for k in common_keys]
+  if all("params" in scores[k] for k in kept):
+    params = [scores[k]["params"] for k in kept]
     out["params_baseline"] = correlation.correlation_report(params, acc, ks, config.resamples,
                                                             config.bootstrap_seed)
   try:
