@@ -69,6 +69,11 @@ class Evaluation:
     num_examples: examples evaluated.
     split: the split evaluated.
     epoch: the checkpoint evaluated (epochs trained).
+    silent_layers: the LIF layers with rate 0 (never fired): a non-empty list
+      means the predictions ignore the input (chance accuracy); see
+      :func:`snnax_nas.train.metrics.silent_in_evaluation_message`.
+    max_examples: the limit asked for (None: the whole split).
+    checkpoint_dir: the checkpoint directory read (None: variables in memory).
   """
 
   accuracy: float
@@ -81,6 +86,9 @@ class Evaluation:
   num_examples: int
   split: str
   epoch: int = 0
+  silent_layers: list = dataclasses.field(default_factory=list)
+  max_examples: Optional[int] = None
+  checkpoint_dir: Optional[str] = None
 
   def to_json(self) -> dict:
     """The fields as a JSON-ready dict (a non-finite float becomes None)."""
@@ -100,6 +108,8 @@ class TrainedRun:
       :class:`snnax_nas.models.SpikingNetwork`, float32, on one device.
     epoch: the checkpoint's epoch.
     weight_bits: the bits the run trained at (32: float training).
+    checkpoint_dir: the directory the checkpoint was read from
+      (:func:`checkpoint_dir_of`).
   """
 
   run: workdir_lib.Run
@@ -109,16 +119,23 @@ class TrainedRun:
   variables: dict
   epoch: int
   weight_bits: int
+  checkpoint_dir: str = ""
 
 
 def checkpoint_dir_of(workdir: str, summary: Optional[dict]) -> str:
-  """Where a train run's checkpoints are: ``summary.json``'s
-  ``checkpoint_dir`` (a run given ``--checkpoint_dir``), else
-  ``WORKDIR/checkpoints``."""
-  where = (summary or {}).get("checkpoint_dir")
-  if where and os.path.isdir(where):
-    return where
-  return os.path.join(workdir, "checkpoints")
+  """Where a train run's checkpoints are.
+
+  A run owns ``WORKDIR/checkpoints``: ``summary.json`` records that path
+  relative to the workdir, so a copied or moved run reads its own copy. Only
+  a run trained with an explicit outside ``--checkpoint_dir`` records an
+  absolute path, and it is used only when the workdir holds no
+  ``checkpoints`` of its own (the evaluate job prints it when it is used).
+  """
+  where = (summary or {}).get("checkpoint_dir") or "checkpoints"
+  if not os.path.isabs(where):
+    return os.path.join(workdir, where)
+  own = os.path.join(workdir, "checkpoints")
+  return own if os.path.isdir(own) else where
 
 
 def load_trained_run(workdir: str) -> TrainedRun:
@@ -149,7 +166,7 @@ def load_trained_run(workdir: str) -> TrainedRun:
                     genotypes=network.network_genotypes(text, cfg),
                     variables={"params": params, "batch_stats": state["batch_stats"]},
                     epoch=int(history[-1]["epoch"]),
-                    weight_bits=int(training.get("weight_bits", 32)))
+                    weight_bits=int(training.get("weight_bits", 32)), checkpoint_dir=ckpt_dir)
 
 
 def quantized_variables(variables: dict, weight_bits: int) -> dict:
@@ -267,9 +284,10 @@ def evaluate_model(model, variables: dict, images, labels, info, *, weight_bits:
   metrics = evaluate_variables(quantized_variables(variables, weight_bits), cfg, genotypes,
                                info, images, np.asarray(labels, np.int32),
                                batch_size=batch_size, loss=loss)
+  rates = dict(metrics["rates"])
   return Evaluation(
       accuracy=float(metrics["accuracy"]), loss=float(metrics["loss"]),
-      sar=float(metrics["sar"]), firing_rates=dict(metrics["rates"]),
+      sar=float(metrics["sar"]), firing_rates=rates, silent_layers=train.silent_layers(rates),
       weight_bits=weight_bits,
       weight_bytes=int(memory.quantized_weight_bytes(genotypes[None], cfg, weight_bits)[0]),
       params=memory.tree_param_count(variables["params"]),
@@ -304,9 +322,11 @@ def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
   info, images, labels = load_split(trained.run, trained.config, split, max_examples)
   loss = (trained.run.config.get("training") or {}).get("loss", "ce")
   model = models.SpikingNetwork.for_genotypes(trained.config, trained.genotypes)
-  return evaluate_model(model, trained.variables, images, labels, info,
-                        weight_bits=weight_bits, batch_size=batch_size, loss=loss, split=split,
-                        epoch=trained.epoch)
+  ev = evaluate_model(model, trained.variables, images, labels, info,
+                      weight_bits=weight_bits, batch_size=batch_size, loss=loss, split=split,
+                      epoch=trained.epoch)
+  return dataclasses.replace(ev, max_examples=max_examples,
+                             checkpoint_dir=trained.checkpoint_dir)
 
 
 __all__ = ["Evaluation", "SPLITS", "TrainedRun", "checkpoint_dir_of",

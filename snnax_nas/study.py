@@ -435,9 +435,10 @@ def train_stage(config, workdir: str, entry: Entry) -> Stage:
                os.path.join(where, train_job.SUMMARY))
 
 
-def eval_path(train_dir: str, bits: int) -> str:
-  """Where the evaluate job writes the test evaluation at ``bits``."""
-  return evaluate_job.result_path(train_dir, "test", bits)
+def eval_path(train_dir: str, bits: int, max_examples: Optional[int] = None) -> str:
+  """Where the evaluate job writes the test evaluation at ``bits`` (of the
+  first ``max_examples`` examples when set)."""
+  return evaluate_job.result_path(train_dir, "test", bits, max_examples)
 
 
 def eval_stage(config, workdir: str, entry: Entry, bits: int) -> Stage:
@@ -448,7 +449,7 @@ def eval_stage(config, workdir: str, entry: Entry, bits: int) -> Stage:
   if config.eval_max_examples is not None:
     fields.append(("max_examples", config.eval_max_examples))
   return Stage(f"eval/{entry.name}_w{bits}", "evaluate", where, tuple(fields),
-               eval_path(where, bits))
+               eval_path(where, bits, config.eval_max_examples))
 
 
 # ----------------------------------------------------------------------------
@@ -485,7 +486,8 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
     train_summary = io.read_json(os.path.join(train_dir, train_job.SUMMARY), required=True)
     row = dict(method=e.method, budget_mb=e.budget_mb, budget_bits=config.budget_bits,
                genotype=e.genotype, ops=e.network.get("ops"), params=e.params)
-    evals = {b: io.read_json(eval_path(train_dir, b), required=True) for b in eval_bits}
+    evals = {b: io.read_json(eval_path(train_dir, b, config.eval_max_examples), required=True)
+             for b in eval_bits}
     for b in eval_bits:
       row[f"weight_mb_w{b}"] = evals[b]["weight_bytes"] / 1e6
     row.update(evaluations=int(summary["evaluations"]), draws_within_budget=e.draws_within_budget,

@@ -48,7 +48,8 @@ class FakeRunner:
     else:
       bits = int(f["weight_bits"])
       params = 2_220_000
-      path = study.eval_path(where, bits)
+      limit = f.get("max_examples")
+      path = study.eval_path(where, bits, None if limit is None else int(limit))
       os.makedirs(os.path.dirname(path), exist_ok=True)
       io.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
                          firing_rates={}, weight_bits=bits, weight_bytes=params * bits // 8,
@@ -235,7 +236,9 @@ def test_stage_configs_carry_the_budget_network_and_eval_cap(tmp_path):
   assert "--config.network.backward=true" in train.command()
   evaluate = study.eval_stage(config, workdir, entry, 4)
   assert evaluate.config().max_examples == 500 and evaluate.config().weight_bits == 4
-  assert evaluate.output.endswith(os.path.join("train", "lightsnn", "eval", "test_w4.json"))
+  # The name carries the cap: a whole-split evaluation is never taken for it.
+  assert evaluate.output.endswith(os.path.join("train", "lightsnn", "eval",
+                                               "test_w4_first500.json"))
 
 
 def test_a_stage_runs_its_job_in_process_and_a_refusal_is_status_2(tmp_path):

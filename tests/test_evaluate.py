@@ -3,6 +3,7 @@ and the train and evaluate jobs in process."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -110,6 +111,8 @@ def test_evaluate_run_at_each_precision_and_bad_inputs(qat_run, tmp_path):
     assert ev.num_examples == 12 and ev.split == "train" and 0 <= ev.accuracy <= 1
     seen[bits] = ev.weight_bytes
     assert set(ev.firing_rates) >= {"head/fc_lif", "head/lif", "reduction/lif"}
+    assert ev.silent_layers == [k for k, r in ev.firing_rates.items() if r == 0.0]
+    assert ev.max_examples == 12 and ev.checkpoint_dir == os.path.join(work, "checkpoints")
   assert seen[4] < seen[32]
   with pytest.raises(ValueError, match="weight_bits"):
     evaluate.evaluate_run(work, weight_bits=5)
@@ -132,7 +135,9 @@ def test_evaluate_model_in_memory_is_evaluate_run(qat_run):
   in_memory = evaluate.evaluate_model(model, trained.variables, x, y, data_lib.get_info(dataset),
                                       weight_bits=4, batch_size=8, split="train",
                                       epoch=trained.epoch)
-  assert in_memory == by_run
+  # Equal but for where the run's figures came from (its limit and checkpoint).
+  assert by_run.max_examples == 12 and by_run.checkpoint_dir.endswith("checkpoints")
+  assert in_memory == dataclasses.replace(by_run, max_examples=None, checkpoint_dir=None)
   with pytest.raises(ValueError, match="weight_bits=3"):
     evaluate.evaluate_model(model, trained.variables, x, y, data_lib.get_info(dataset),
                             weight_bits=3)
@@ -167,3 +172,33 @@ def test_train_job_qat_then_evaluate_job(tmp_path):
       evaluate_job.run(bad, work)
   with pytest.raises(ValueError, match="holds no run"):
     evaluate_job.run(configs.get_config("evaluate"), str(tmp_path))
+
+
+def test_a_run_owns_its_checkpoints_by_a_relative_path(tmp_path):
+  orig, copy, outside = tmp_path / "t1", tmp_path / "t1copy", tmp_path / "ckpt"
+  for d in (orig / "checkpoints", copy / "checkpoints", outside):
+    d.mkdir(parents=True)
+  # As the train job writes it now: relative, so a copy reads its own.
+  assert evaluate.checkpoint_dir_of(str(copy), {"checkpoint_dir": "checkpoints"}) == str(
+      copy / "checkpoints")
+  # A copy of a run that recorded its original's absolute path still reads its own copy.
+  assert evaluate.checkpoint_dir_of(
+      str(copy), {"checkpoint_dir": str(orig / "checkpoints")}) == str(copy / "checkpoints")
+  # An explicit outside --checkpoint_dir is used where the workdir has none of its own.
+  assert evaluate.checkpoint_dir_of(str(tmp_path / "t2"),
+                                    {"checkpoint_dir": str(outside)}) == str(outside)
+  assert evaluate.checkpoint_dir_of(str(orig), None) == str(orig / "checkpoints")
+
+
+def test_a_partial_evaluation_never_takes_the_whole_splits_name(tmp_path):
+  from snnax_nas.jobs import evaluate as evaluate_job
+  whole = evaluate_job.result_path(str(tmp_path), "test", 32)
+  part = evaluate_job.result_path(str(tmp_path), "test", 32, max_examples=64)
+  assert whole.endswith(os.path.join("eval", "test_w32.json"))
+  assert part.endswith(os.path.join("eval", "test_w32_first64.json"))
+
+
+def test_silent_layers_in_evaluation_are_named_with_a_way_out():
+  text = train.silent_in_evaluation_message(["head/lif", "head/fc_lif"])
+  assert text.startswith("2 LIF layer(s) never fire in evaluation mode: head/lif, head/fc_lif")
+  assert "chance" in text and "linear_init=fan_in" in text

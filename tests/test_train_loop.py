@@ -54,8 +54,12 @@ def test_train_and_evaluate_reports_eta_silent_layers_and_rate_plot(tmp_path, ca
       workdir=str(tmp_path), log_every=1, plot_title="tiny", augment=False)
   assert res.summary["silent_layers_at_init"] is not None
   assert "head/fc_lif" in res.summary["silent_layers_at_init"]
-  assert len(res.warnings) == 1 and "head/fc_lif" in res.warnings[0]
+  assert "head/fc_lif" in res.warnings[0]
   assert "--config.network.linear_init=fan_in" in res.warnings[0]
+  # Still silent in the last evaluation: the end of training says so too.
+  silent_at_end = [k for k, r in res.history[-1]["rates"].items() if r == 0.0]
+  assert res.summary["silent_layers_at_end"] == silent_at_end and silent_at_end
+  assert len(res.warnings) == 2 and "never fire in evaluation mode" in res.warnings[1]
   text = caplog.text
   assert res.warnings[0] in text
   assert "steps/s" in text and "epoch left" in text and "run left" in text
@@ -68,7 +72,8 @@ def test_train_and_evaluate_reports_eta_silent_layers_and_rate_plot(tmp_path, ca
   again = train.train_and_evaluate(
       CFG1, G, INFO, (images, labels), (images[:8], labels[:8]), epochs=2, batch_size=16,
       workdir=str(tmp_path), log_every=1, plot_title="tiny", augment=False)
-  assert again.warnings == [] and again.summary["silent_layers_at_init"] is None
+  assert again.summary["silent_layers_at_init"] is None
+  assert again.warnings == res.warnings[1:]  # only the end-of-training check
   assert [e["epoch"] for e in again.history] == [1, 2]
 
 

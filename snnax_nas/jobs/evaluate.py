@@ -21,22 +21,29 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Optional
 
 from snnax_nas import evaluate
 from snnax_nas import io
 from snnax_nas import quant
+from snnax_nas import train
 from snnax_nas.jobs import common
 
 
-def result_path(workdir: str, split: str, weight_bits: int) -> str:
-  """``WORKDIR/eval/{split}_w{bits}.json``."""
-  return os.path.join(workdir, "eval", f"{split}_w{weight_bits}.json")
+def result_path(workdir: str, split: str, weight_bits: int,
+                max_examples: Optional[int] = None) -> str:
+  """``WORKDIR/eval/{split}_w{bits}.json`` for a whole split, and
+  ``{split}_w{bits}_first{N}.json`` for its first N examples, so a partial
+  evaluation never takes the whole split's place."""
+  part = "" if max_examples is None else f"_first{max_examples}"
+  return os.path.join(workdir, "eval", f"{split}_w{weight_bits}{part}.json")
 
 
-def read_result(workdir: str, split: str, weight_bits: int) -> dict:
-  """The JSON :func:`run` wrote for ``(split, weight_bits)`` (the fields of
-  :class:`snnax_nas.evaluate.Evaluation`)."""
-  with open(result_path(workdir, split, weight_bits)) as f:
+def read_result(workdir: str, split: str, weight_bits: int,
+                max_examples: Optional[int] = None) -> dict:
+  """The JSON :func:`run` wrote for ``(split, weight_bits, max_examples)``
+  (the fields of :class:`snnax_nas.evaluate.Evaluation`)."""
+  with open(result_path(workdir, split, weight_bits, max_examples)) as f:
     return json.load(f)
 
 
@@ -50,7 +57,12 @@ def report(ev: evaluate.Evaluation, workdir: str) -> str:
            "  firing rates (spikes per neuron and timestep):"]
   width = max((len(k) for k in ev.firing_rates), default=0)
   lines += [f"    {name:<{width}}  {rate:.4f}" for name, rate in ev.firing_rates.items()]
-  lines.append(f"wrote {result_path(workdir, ev.split, ev.weight_bits)}")
+  if ev.silent_layers:
+    lines.append("warning: " + train.silent_in_evaluation_message(ev.silent_layers))
+  if ev.checkpoint_dir and (os.path.abspath(ev.checkpoint_dir)
+                            != os.path.abspath(os.path.join(workdir, "checkpoints"))):
+    lines.append(f"checkpoint: {ev.checkpoint_dir} (outside the workdir, as the run was trained)")
+  lines.append(f"wrote {result_path(workdir, ev.split, ev.weight_bits, ev.max_examples)}")
   return "\n".join(lines)
 
 
@@ -81,7 +93,7 @@ def run(config, workdir: str) -> evaluate.Evaluation:
     common.check_positive(config, "max_examples")
   ev = evaluate.evaluate_run(workdir, weight_bits=config.weight_bits, split=config.split,
                              batch_size=config.batch_size, max_examples=config.max_examples)
-  path = result_path(workdir, config.split, config.weight_bits)
+  path = result_path(workdir, config.split, config.weight_bits, config.max_examples)
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     io.write_json(path, ev.to_json())

@@ -226,7 +226,8 @@ def run(config, workdir: str, *, given: Iterable[str] = (), checkpoint_dir: Opti
       weight_bits=tr.weight_bits, linear_init=cfg.linear_init,
       weight_bytes_at_bits=int(memory.quantized_weight_bytes(genotypes[None], cfg,
                                                              tr.weight_bits)[0]),
-      checkpoint_dir=os.path.abspath(checkpoint_dir or os.path.join(workdir, "checkpoints")))
+      # Relative unless given: a copied run owns (and evaluates) its own copy.
+      checkpoint_dir=os.path.abspath(checkpoint_dir) if checkpoint_dir else "checkpoints")
   if command is not None:
     summary["command"] = command
   summary = workdir_lib.json_ready(summary)

@@ -30,6 +30,7 @@ from snnax_nas.train.metrics import model_summary
 from snnax_nas.train.metrics import peak_rss_mb
 from snnax_nas.train.metrics import plot_curves
 from snnax_nas.train.metrics import plot_firing_rates
+from snnax_nas.train.metrics import silent_in_evaluation_message
 from snnax_nas.train.metrics import silent_layers
 from snnax_nas.train.metrics import silent_layers_message
 from snnax_nas.train.metrics import sum_metrics
@@ -58,7 +59,8 @@ __all__ = [
     "TrainResult", "default_test_split", "eval_batches", "evaluate", "format_duration",
     "time_left", "train_and_evaluate",
     "MetricsWriter", "firing_rates", "flat_row", "json_safe", "model_summary", "peak_rss_mb",
-    "plot_curves", "plot_firing_rates", "silent_layers", "silent_layers_message", "sum_metrics",
+    "plot_curves", "plot_firing_rates", "silent_in_evaluation_message", "silent_layers",
+    "silent_layers_message", "sum_metrics",
     "write_metrics_csv",
     "DATA_AXIS", "LOSSES", "ForwardFn", "Steps", "TrainState", "create_train_state",
     "init_variables", "loss_value", "lr_schedule", "make_mesh", "make_optimizer",

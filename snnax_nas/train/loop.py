@@ -363,6 +363,10 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
     writer.close()
 
   last_eval = next((e for e in reversed(history) if e.get("test_accuracy") is not None), None)
+  silent_at_end = metrics_lib.silent_layers(last_eval["rates"]) if last_eval else None
+  if silent_at_end:
+    warnings.append(metrics_lib.silent_in_evaluation_message(silent_at_end))
+    logging.warning("%s", warnings[-1])
   train_time = sum(e["epoch_time"] for e in history)
   summary = dict(
       epochs=len(history), final_train_accuracy=history[-1]["train_accuracy"] if history else None,
@@ -378,5 +382,6 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
                       if train_time else None),
       compile_s=compile_s, session_wall_s=time.perf_counter() - t_start,
       sessions=session + 1, peak_rss_mb=metrics_lib.peak_rss_mb(), devices=mesh.size,
-      silent_layers_at_init=silent_at_init, **summary_extra)
+      silent_layers_at_init=silent_at_init, silent_layers_at_end=silent_at_end,
+      **summary_extra)
   return TrainResult(state, history, metrics_lib.json_safe(summary), warnings)

@@ -90,6 +90,18 @@ def silent_layers_message(names: Sequence[str]) -> str:
           "(network.width, or network.hidden for head/fc_lif), or lower the LIF threshold.")
 
 
+def silent_in_evaluation_message(names: Sequence[str]) -> str:
+  """The warning for layers that never fire in evaluation mode (running BN
+  statistics, no dropout): the network's outputs then carry no information
+  from the input and accuracy sits at chance, whatever the figure says."""
+  return (f"{len(names)} LIF layer(s) never fire in evaluation mode: {', '.join(names)}. "
+          "Nothing reaches the layers after them, so the predictions do not depend on the "
+          "input and the accuracy is chance level. Usual causes: too little training for the "
+          "running BN statistics to settle (train more epochs or examples), or a classifier "
+          "that never learned to fire (--config.network.linear_init=fan_in, a larger width or "
+          "network.hidden).")
+
+
 def sum_metrics(trees: Sequence[Any]) -> Any:
   """Float64 host sum of a list of equally structured pytrees (step metrics)."""
   host = jax.device_get(list(trees))
