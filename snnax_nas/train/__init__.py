@@ -13,6 +13,7 @@ Every public name is importable from ``snnax_nas.train`` itself.
 from __future__ import annotations
 
 from snnax_nas.train.checkpoint import Checkpointer
+from snnax_nas.train.checkpoint import CorruptCheckpointError
 from snnax_nas.train.checkpoint import checkpoint_directory
 from snnax_nas.train.checkpoint import restore_checkpoint
 from snnax_nas.train.loop import TrainResult
@@ -55,7 +56,7 @@ from snnax_nas.train.steps import spike_probe
 from snnax_nas.train.steps import standalone_forward_fn
 
 __all__ = [
-    "Checkpointer", "checkpoint_directory", "restore_checkpoint",
+    "Checkpointer", "CorruptCheckpointError", "checkpoint_directory", "restore_checkpoint",
     "TrainResult", "default_test_split", "eval_batches", "evaluate", "format_duration",
     "time_left", "train_and_evaluate",
     "MetricsWriter", "firing_rates", "flat_row", "json_safe", "model_summary", "peak_rss_mb",

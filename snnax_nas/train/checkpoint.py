@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import logging as std_logging
 import os
+import re
 from typing import Any
 from typing import Optional
 
@@ -49,6 +50,32 @@ from absl import logging
 import jax
 
 from snnax_nas.train.steps import TrainState
+
+
+class CorruptCheckpointError(ValueError):
+  """A checkpoint whose files cannot be read (truncated, bit-flipped, missing)."""
+
+
+def _unreadable(e: Exception) -> bool:
+  """Whether a restore error means the files cannot be read (not that they
+  hold another structure). Tensorstore reports I/O and decoding failures as
+  exceptions whose text starts with an absl status code (``OUT_OF_RANGE:``,
+  ``DATA_LOSS:``, ...) or as bare ``Exception``s; orbax reports a structure
+  mismatch as a plain ``ValueError`` sentence."""
+  return not isinstance(e, ValueError) or re.match(r"[A-Z_]{4,}: ", str(e)) is not None
+
+
+def _cause(e: Exception) -> str:
+  """The first line of an orbax/tensorstore error, short enough for one line."""
+  text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  text = text.split(". See full TensorStore details")[0]  # a repr of the whole spec follows
+  return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _corrupt_message(directory: str, epoch: int, e: Exception) -> str:
+  return (f"the checkpoint of epoch {epoch} in {directory} cannot be read ({_cause(e)}): its "
+          "files are truncated or corrupt; remove that epoch's folder to use the one before "
+          "it, or train again")
 
 
 def _read_only_manager(directory: str):
@@ -130,6 +157,34 @@ class Checkpointer:
         state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
     return out["state"], out["meta"]
 
+  def restore_latest(self, template: TrainState) -> Optional[tuple[int, TrainState, dict]]:
+    """``(epoch, state, meta)`` of the newest checkpoint that can be read, or
+    None when there is none.
+
+    A checkpoint whose files cannot be read (truncated or corrupted on disk)
+    is moved aside to ``corrupt.<epoch>`` with a warning, and the one before
+    it is tried: the run resumes from the last good epoch and can save that
+    epoch again.
+
+    Raises:
+      ValueError: as :meth:`restore` (a checkpoint of another structure is
+        not corrupt: it belongs to another run).
+    """
+    for epoch in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        state, meta = self.restore(epoch, template)
+      except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise bare Exceptions
+        if not _unreadable(e):
+          raise
+        aside = os.path.join(self.directory, f"corrupt.{epoch}")
+        logging.warning("%s; moved it to %s and resuming from the epoch before",
+                        _corrupt_message(self.directory, epoch, e), aside)
+        os.replace(os.path.join(self.directory, str(epoch)), aside)
+        self.manager.reload()
+        continue
+      return int(epoch), state, meta
+    return None
+
   def close(self):
     """Waits for a pending save and releases the manager."""
     self.manager.wait_until_finished()
@@ -166,12 +221,17 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
     ``(state, meta)``: the state (the template's type, or dicts), and the
     run's ``meta`` (``fingerprint``, ``history`` up to ``epoch``, ``sessions``).
 
+  A latest checkpoint whose files cannot be read (truncated or corrupt) is
+  passed over with a warning for the newest readable one before it (``meta``'s
+  history says which epoch came back).
+
   Raises:
     FileNotFoundError: no checkpoint under ``path`` (or no ``epoch``).
+    CorruptCheckpointError: the ``epoch`` asked for, or every checkpoint,
+      cannot be read (one line naming the folder and the cause).
     ValueError: ``template`` does not match the saved tree (another
       architecture or optimiser).
   """
-  import orbax.checkpoint as ocp  # lazy: slow import
   directory = os.path.abspath(checkpoint_directory(path))
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"no checkpoint folder at {path!r}; give a training workdir or "
@@ -181,18 +241,40 @@ def restore_checkpoint(path: str, template: Any = None, *, epoch: Optional[int] 
     manager = _read_only_manager(directory)
     try:
       steps = list(manager.all_steps())
+      explicit = epoch is not None
       if epoch is None:
         epoch = manager.latest_step()
       if epoch is None or epoch not in steps:
         raise FileNotFoundError(f"no checkpoint of epoch {epoch} in {directory} (saved epochs: "
                                 f"{sorted(steps)})")
-      if template is None:
-        template = manager.item_metadata(epoch)["state"].tree
-      # A target on this process's devices replaces the saved topology.
-      target = jax.tree.map(
-          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
-      out = manager.restore(epoch, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+      # The latest epoch, or the newest readable one before it; an epoch
+      # asked for by number is that one or an error.
+      tries = [epoch] if explicit else sorted((s for s in steps if s <= epoch), reverse=True)
+      for i, step in enumerate(tries):
+        try:
+          return _restore_one(manager, step, template, sharding)
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise bare Exceptions
+          if not _unreadable(e):
+            raise
+          if i + 1 == len(tries):
+            raise CorruptCheckpointError(_corrupt_message(directory, step, e)) from None
+          logging.warning("%s; using the checkpoint of epoch %d instead",
+                          _corrupt_message(directory, step, e), tries[i + 1])
     finally:
       manager.close()
+
+
+def _restore_one(manager, epoch: int, template, sharding):
+  """``(state, meta)`` of one checkpoint, placed with ``sharding``."""
+  import orbax.checkpoint as ocp  # lazy: slow import
+  if template is None:
+    try:
+      template = manager.item_metadata(epoch)["state"].tree
+    except (KeyError, TypeError, AttributeError) as e:  # unreadable metadata
+      raise RuntimeError(f"metadata unreadable: {e}") from None
+  # A target on this process's devices replaces the saved topology.
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
+  out = manager.restore(epoch, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
   return out["state"], out["meta"]

@@ -255,9 +255,9 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
     checkpoint_dir = os.path.join(workdir, "checkpoints")
   ckpt = Checkpointer(checkpoint_dir, keep_checkpoints) if checkpoint_dir else None
   history, session, start_epoch = [], 0, 0
-  if ckpt is not None and ckpt.latest_epoch() is not None:
-    start_epoch = int(ckpt.latest_epoch())
-    state, meta = ckpt.restore(start_epoch, state)
+  restored = ckpt.restore_latest(state) if ckpt is not None else None
+  if restored is not None:
+    start_epoch, state, meta = restored
     if meta.get("fingerprint") != fingerprint:
       ckpt.close()
       raise ValueError(f"checkpoints in {checkpoint_dir} belong to another run "
