@@ -493,3 +493,10 @@ def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
   derived.seed = 1
   with pytest.raises(ValueError, match="config.seed 0 -> 1"):
     search_job.run(derived, str(tmp_path / "w"))
+
+
+def test_best_index_refuses_a_field_of_singular_kernels():
+  from snnax_nas.search import common
+  assert common.best_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
+  with pytest.raises(ValueError, match="all 3 candidates scored have a singular kernel"):
+    common.best_index(np.array([-np.inf, -np.inf, np.nan]))

@@ -260,3 +260,15 @@ def test_analyze_job_end_to_end(tmp_path, tiny_npz):
   assert rows[1]["genotype"] == "0111/0011/0001/0000"
   assert os.path.getsize(os.path.join(work, "ops_significance.png")) > 0
   assert "-zero" in analyze_job.report(rows, work)
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_in_one_line_and_saves_no_nan_checkpoint(tmp_path):
+  images, labels = separable(32)
+  with pytest.raises(train.TrainingDivergedError,
+                     match=r"diverged in epoch 1.*nothing was saved.*--config.training.lr"):
+    train.train_and_evaluate(CFG1, G, INFO, (images, labels), (images[:8], labels[:8]),
+                             epochs=2, batch_size=16, lr=float("inf"), workdir=str(tmp_path),
+                             log_every=0, augment=False)
+  with pytest.raises(FileNotFoundError):
+    train.restore_checkpoint(str(tmp_path))

@@ -223,8 +223,6 @@ def _spec_info(name: str) -> DatasetInfo:
     logging.warning("%s: %d classes inferred from the largest training label %d, but classes "
                     "%s have no training sample; check the labels", name, num_classes,
                     num_classes - 1, absent[:10].tolist())
-  else:
-    logging.info("%s: %d classes inferred from the training labels", name, num_classes)
   pad = 0 if timesteps is not None else max(shape[0] // 8, 0)
   return DatasetInfo(name, shape, num_classes, mean_t, std_t, timesteps, pad)
 

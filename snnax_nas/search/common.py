@@ -463,7 +463,19 @@ class StoreScorer:
 
 def best_index(scores: np.ndarray) -> int:
   """First index of the highest of float scores [M] (-inf scores lose to any
-  finite one; NaN counts as -inf)."""
+  finite one; NaN counts as -inf).
+
+  Raises:
+    ValueError: no score is finite (every kernel singular): a "best" among
+      them would be an arbitrary pick reported as a result.
+  """
+  scores = np.asarray(scores, np.float64)
+  if not np.isfinite(scores).any():
+    raise ValueError(
+        f"all {scores.size} candidates scored have a singular kernel (score -inf): none can be "
+        "chosen. The inputs may be degenerate (constant images, or pixel values far outside "
+        "the usual range: check the dataset's normalisation), or the network never fires on "
+        "them (raise network.width or scoring.batch_size)")
   return int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))
 
 

@@ -16,6 +16,7 @@ from snnax_nas.train.checkpoint import Checkpointer
 from snnax_nas.train.checkpoint import CorruptCheckpointError
 from snnax_nas.train.checkpoint import checkpoint_directory
 from snnax_nas.train.checkpoint import restore_checkpoint
+from snnax_nas.train.loop import TrainingDivergedError
 from snnax_nas.train.loop import TrainResult
 from snnax_nas.train.loop import default_test_split
 from snnax_nas.train.loop import eval_batches
@@ -56,6 +57,7 @@ from snnax_nas.train.steps import spike_probe
 from snnax_nas.train.steps import standalone_forward_fn
 
 __all__ = [
+    "TrainingDivergedError",
     "Checkpointer", "CorruptCheckpointError", "checkpoint_directory", "restore_checkpoint",
     "TrainResult", "default_test_split", "eval_batches", "evaluate", "format_duration",
     "time_left", "train_and_evaluate",

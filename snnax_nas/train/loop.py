@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import time
 from typing import Optional
@@ -157,6 +158,10 @@ class TrainResult:
   history: list
   summary: dict
   warnings: list = dataclasses.field(default_factory=list)
+
+
+class TrainingDivergedError(ValueError):
+  """The training loss became NaN or infinite; no checkpoint of it was saved."""
 
 
 def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib.DatasetInfo,
@@ -317,6 +322,15 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
                      part["count"] / dt, rate, format_duration((spe - i - 1) / rate),
                      format_duration(run_left + eval_per * n_evals_left))
     tot = metrics_lib.sum_metrics(outs)
+    if not math.isfinite(tot["loss"]):
+      # Saving would make a NaN network the run's latest checkpoint.
+      if ckpt is not None:
+        ckpt.close()
+      last = f"epoch {epoch}'s checkpoint is kept" if epoch else "nothing was saved"
+      raise TrainingDivergedError(
+          f"training diverged in epoch {epoch + 1}: the training loss is "
+          f"{tot['loss'] / tot['count']} ({last}); lower the learning rate "
+          "(--config.training.lr) and train in a new --workdir")
     epoch_time = time.perf_counter() - t_ep
     session_steps += spe
     session_train_s += epoch_time
