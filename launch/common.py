@@ -60,11 +60,23 @@ def parse_flags(argv: list[str]) -> list[str]:
   """``app.run``'s flag parser: a bad flag or an unknown ``--config.FIELD``
   exits with one line instead of a traceback."""
   try:
-    return FLAGS(argv)
+    rest = FLAGS(argv)
   except flags.Error as e:
-    fail(str(e))
+    text = str(e).strip()
+    if "Traceback" in text:  # a config file's get_config raised: keep its last line
+      where = text.splitlines()[0].split(": Error whilst")[0]
+      fail(f"{where}: {text.splitlines()[-1]}")
+    fail(text)
+  except SyntaxError as e:  # the config file itself does not parse
+    fail(f"--config file {e.filename} line {e.lineno}: {e.msg}")
   except (AttributeError, KeyError) as e:  # config_flags on an unknown field
     _bad_override(e)
+  if "config" in FLAGS:
+    try:
+      FLAGS.config.get("workdir")  # config_flags reports a missing file only on first use
+    except OSError as e:
+      fail(f"--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}")
+  return rest
 
 
 def _bad_override(e: Exception):

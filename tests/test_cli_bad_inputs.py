@@ -279,6 +279,19 @@ def test_analyze_ops_bad_inputs(row_args, status, words, files, tmp_path, monkey
   _assert_untouched(workdir)
 
 
+@pytest.mark.parametrize("config, words", [
+    ("configs/score.py:nope", ["unknown preset 'nope'", "small, reference"]),
+    ("{tmp}/nosuch.py", ["cannot load the config file", "nosuch.py"]),
+    ("{tmp}/broken.py", ["broken.py line 1", "never closed"]),
+])
+def test_bad_config_files_are_one_line(config, words, tmp_path, monkeypatch, capsys):
+  (tmp_path / "broken.py").write_text("x = (\n")
+  got, _, err = run_launcher("score", [f"--config={config.format(tmp=tmp_path)}",
+                                       f"--workdir={tmp_path / 'w'}"], monkeypatch, capsys)
+  _check_row(got, err, 2, words)
+  _assert_untouched(str(tmp_path / "w"))
+
+
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
   """A scores CSV (one NaN score) and a truth CSV of five cells."""
