@@ -163,8 +163,9 @@ def bin_frames(frames: Any, timesteps: int) -> Any:
     raise ValueError(f"timesteps must be >= 1, got {timesteps}")
   if f < t:
     raise ValueError(
-        f"{f} frames cannot fill {t} timesteps; load the events binned into exactly {t} "
-        f"frames instead (load_arrays('dvs128_gesture', ..., n_time_bins={t}))")
+        f"{f} frames cannot fill {t} timesteps; bin the events into at least {t} frames: "
+        f"--config.dvs.frames={t} for a launcher, or load_arrays('dvs128_gesture', ..., "
+        f"n_time_bins={t}) from Python")
   if f == t:
     return frames
   starts = (np.arange(t) * f) // t  # first frame of each group
