@@ -361,6 +361,24 @@ def unique_canonical(gs) -> np.ndarray:
   return can[first]
 
 
+def first_occurrences(genotypes) -> np.ndarray:
+  """For each network, the index of the first network with the same
+  canonical cells, so duplicates are scored once and share that score.
+
+  Args:
+    genotypes: integer ``[N, 4, 4]`` (one genotype per network) or
+      ``[N, L, 4, 4]`` (per-cell genotypes), canonical or not.
+
+  Returns:
+    ``int64 [N]``: ``first[i] == i`` for the first of its kind, else the
+    index of that first one (``first[i] < i``).
+  """
+  can = canonical(np.asarray(genotypes))
+  keys = genotype_key(can).reshape(len(can), -1)
+  _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+  return first[inverse.reshape(-1)].astype(np.int64)
+
+
 def cell_genotypes(genotypes, ops: OpsLike, num_cells: int, *,
                    allow_backward: bool) -> np.ndarray:
   """The one genotype normaliser: one canonical genotype per cell of each network.

@@ -370,3 +370,17 @@ def test_edge_constants():
   assert G.FORWARD_EDGES == ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
   assert G.BACKWARD_EDGES == ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2))
   assert G.EDGES == G.FORWARD_EDGES + G.BACKWARD_EDGES
+
+
+
+def test_first_occurrences_of_canonical_duplicates():
+  ops = op_set("snasnet")
+  # The last one's 0 -> 1 edge feeds a node that reaches nothing: pruned, it
+  # is the first one.
+  texts = ["0003/0000/0000/0000", "0302/0030/0003/0000", "0003/0000/0000/0000",
+           "0303/0000/0000/0000"]
+  g = np.stack([G.parse_genotype(t, ops) for t in texts])
+  assert G.first_occurrences(g).tolist() == [0, 1, 0, 0]
+  # Per-cell genotypes: equal only when every cell is.
+  cells = np.stack([np.stack([g[0], g[1]]), np.stack([g[0], g[0]]), np.stack([g[3], g[1]])])
+  assert G.first_occurrences(cells).tolist() == [0, 1, 0]
