@@ -280,7 +280,7 @@ def test_analyze_ops_bad_inputs(row_args, status, words, files, tmp_path, monkey
 
 
 @pytest.mark.parametrize("config, words", [
-    ("configs/score.py:nope", ["unknown preset 'nope'", "small, reference"]),
+    ("snnax_nas/configs/score.py:nope", ["unknown preset 'nope'", "small, reference"]),
     ("{tmp}/nosuch.py", ["cannot load the config file", "nosuch.py"]),
     ("{tmp}/broken.py", ["broken.py line 1", "never closed"]),
 ])
