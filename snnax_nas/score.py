@@ -194,6 +194,35 @@ def balanced_slots(order, chunk_size: int, num_devices: int) -> tuple[np.ndarray
   return order[np.minimum(ranks, n - 1)], real
 
 
+def check_images(images, cfg: network_lib.NetworkConfig) -> None:
+  """Checks scoring batches against the network before any work is done.
+
+  Args:
+    images: normalised batches [R, B, H, W, C], or event frames
+      [R, B, T, H, W, C] with exactly the network's T frames.
+    cfg: the network config.
+
+  Raises:
+    ValueError: another shape (naming the expected one and, for event
+      frames of another count, the fix), or fewer than
+      :data:`snnax_nas.kernels.MIN_BATCH_SIZE` images per batch.
+  """
+  shape = tuple(np.shape(images))
+  dims = ", ".join(map(str, cfg.input_shape))
+  if len(shape) == 6 and shape[-3:] == cfg.input_shape and shape[2] != cfg.timesteps:
+    raise ValueError(f"event frames of shape {shape} hold {shape[2]} frames per sample but the "
+                     f"network runs network.timesteps={cfg.timesteps}: set "
+                     f"network.timesteps={shape[2]}, or bin the events into {cfg.timesteps} "
+                     "frames")
+  if len(shape) not in (5, 6) or shape[-3:] != cfg.input_shape:
+    raise ValueError(f"images of shape {shape}; expected [R, B, {dims}] or event frames "
+                     f"[R, B, {cfg.timesteps}, {dims}]")
+  if shape[1] < kernel_lib.MIN_BATCH_SIZE:
+    raise ValueError(f"scoring batches of {shape[1]} image(s): the kernel of a batch is "
+                     f"[B, B] and its log-determinant needs B >= {kernel_lib.MIN_BATCH_SIZE} "
+                     "images")
+
+
 def score_candidates(genotypes, images, key: jax.Array,
                      cfg: network_lib.NetworkConfig, *, kernel="sahd", draws: int = 1,
                      chunk_size: autotune.Setting = None,
@@ -249,17 +278,8 @@ def score_candidates(genotypes, images, key: jax.Array,
     raise ValueError(f"kernel {kernel!r}: give one name or a tuple of distinct names")
   if int(draws) != draws or draws < 1:
     raise ValueError(f"draws must be an integer >= 1, got {draws}")
+  check_images(images, cfg)
   images = jnp.asarray(images, jnp.float32)
-  # Event frames [R, B, T, H, W, C] carry exactly the network's T frames.
-  if (images.ndim not in (5, 6) or images.shape[-3:] != cfg.input_shape
-      or (images.ndim == 6 and images.shape[2] != cfg.timesteps)):
-    raise ValueError(f"images of shape {images.shape}; expected [R, B, "
-                     f"{', '.join(map(str, cfg.input_shape))}] or event frames [R, B, "
-                     f"{cfg.timesteps}, {', '.join(map(str, cfg.input_shape))}]")
-  if images.shape[1] < kernel_lib.MIN_BATCH_SIZE:
-    raise ValueError(f"scoring batches of {images.shape[1]} image(s): the kernel of a batch "
-                     f"is [B, B] and its log-determinant needs B >= {kernel_lib.MIN_BATCH_SIZE} "
-                     "images")
   if arch is None:
     arch = arch_of(as_genotypes(genotypes, cfg), cfg)
   arch = np.asarray(arch, np.float32)

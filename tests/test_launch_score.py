@@ -135,3 +135,49 @@ def test_a_search_workdir_is_refused_not_overwritten(tmp_path, random_npz):
     score_job.run(_config(dataset=f"npz:{random_npz}", num_candidates=2), str(work))
   assert (work / "scores.csv").read_text() == "the search's scores\n"
   assert json.load(open(work / "config.json"))["job"] == "search"
+
+
+def test_canonical_duplicates_are_scored_once_unless_asked(tmp_path, random_npz):
+  # Row 3 repeats row 1; row 4 is row 2 with a dead edge (0 -> 1 feeds nothing).
+  gfile = tmp_path / "g.txt"
+  gfile.write_text("0302/0030/0003/0000\n0003/0000/0000/0000\n0302/0030/0003/0000\n"
+                   "0303/0000/0000/0000\n")
+  result = score_job.run(_config(dataset=f"npz:{random_npz}", genotypes=str(gfile)),
+                         str(tmp_path / "w"))
+  assert result.scored_now == 2 and result.duplicates == 2
+  assert "2 row(s) repeat an earlier cell" in score_job.report(result, str(tmp_path / "w"))
+  rows = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
+  assert [r["genotype"] for r in rows] == gfile.read_text().split()
+  assert rows[2]["score"] == rows[0]["score"] and rows[3]["score"] == rows[1]["score"]
+  # Asked for: every row its own weight draw (candidate id), as SNASNet samples.
+  every = score_job.run(_config(dataset=f"npz:{random_npz}", genotypes=str(gfile),
+                                score_duplicates=True), str(tmp_path / "w2"))
+  assert every.scored_now == 4 and every.duplicates == 0
+  assert every.scores[0] != every.scores[2]
+  np.testing.assert_array_equal(every.scores[[0, 1]], result.scores[[0, 1]])
+
+
+def test_a_corrupted_part_row_is_rescored_not_merged(tmp_path, random_npz):
+  gfile = tmp_path / "g.txt"
+  gfile.write_text("0302/0030/0003/0000\n0003/0000/0000/0000\n")
+  config = _config(dataset=f"npz:{random_npz}", genotypes=str(gfile))
+  first = score_job.run(config, str(tmp_path / "w"))
+  part = tmp_path / "w" / "scores.part0.csv"
+  lines = part.read_text().splitlines()
+  cols = lines[0].split(",")
+  cols[2] = "-4x.2"  # a flipped byte in a score
+  part.write_text("\n".join([",".join(cols)] + lines[1:]) + "\n")
+  again = score_job.run(config, str(tmp_path / "w"))
+  assert again.scored_now == 1
+  np.testing.assert_array_equal(again.scores, first.scores)
+
+
+def test_event_frames_of_another_count_are_refused_before_the_workdir(tmp_path):
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / "ev.npz", image=rng.poisson(0.3, (16, 5, 16, 16, 2)).astype(np.float32),
+           label=np.arange(16) % 4)
+  with pytest.raises(ValueError, match="hold 5 frames per sample but the network runs "
+                     "network.timesteps=2"):
+    score_job.run(_config(dataset=f"npz:{tmp_path / 'ev.npz'}", num_candidates=2),
+                  str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()

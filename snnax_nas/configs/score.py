@@ -25,5 +25,9 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   # genotypes); None: num_candidates sampled from the space.
   c.genotypes = config_dict.placeholder(str)
   c.num_candidates = 16
+  # Rows whose cells are equal in canonical form are scored once and share
+  # that score (stated in the report); True scores every row with its own
+  # weight draw, as SNASNet's sampler keeps its duplicates.
+  c.score_duplicates = False
   c.weight_bits = 32  # precision of memory_bytes: 32, 16, 8 or 4
   return sections.apply_preset(c, preset, PRESETS)

@@ -67,6 +67,9 @@ class Scored:
     compile_seconds, run_seconds: the first chunk (compilation included)
       and the rest.
     path: the ``scores.csv`` written.
+    duplicates: rows whose cells equal an earlier row's in canonical form,
+      given that row's score instead of their own (0 with
+      ``config.score_duplicates``).
   """
 
   genotypes: list
@@ -76,6 +79,7 @@ class Scored:
   compile_seconds: float
   run_seconds: float
   path: str
+  duplicates: int = 0
 
 
 def part_path(workdir: str, process: int) -> str:
@@ -94,12 +98,27 @@ def _load_part(path: str) -> dict[int, list]:
   if raw and not raw.endswith(b"\n"):  # torn last line: cut it before appending
     with io.atomic_open(path, "wb") as f:
       f.write(raw[:raw.rfind(b"\n") + 1])
+  dropped = 0
   with open(path, newline="") as f:
     for row in csv.reader(f):
-      if len(row) != len(COLUMNS) + 1 or not row[0].isdigit():
+      if len(row) != len(COLUMNS) + 1 or not row[0].isdigit() or not _numeric(row):
+        dropped += row != []
         continue
       done[int(row[0])] = row[1:]
+  if dropped:
+    logging.warning("%s: %d malformed row(s) skipped; those candidates are scored again",
+                    path, dropped)
   return done
+
+
+def _numeric(row: list) -> bool:
+  """Whether a part row's score, singular flag and byte counts parse (a row
+  corrupted on disk is rescored, never merged into ``scores.csv``)."""
+  try:
+    float(row[2])
+    return row[3] in ("0", "1") and all(int(x) >= 0 for x in row[4:])
+  except ValueError:
+    return False
 
 
 def report(result: Optional[Scored], workdir: str) -> str:
@@ -107,7 +126,9 @@ def report(result: Optional[Scored], workdir: str) -> str:
   if result is None:
     return (f"process {jax.process_index()}: scored its candidates; process 0 merges")
   best = int(np.argmax(result.scores))
-  return (f"scored {len(result.genotypes)} candidates ({result.scored_now} in this run, "
+  same = (f"; {result.duplicates} row(s) repeat an earlier cell (canonical form) and share its "
+          "score (--config.score_duplicates=true scores each)" if result.duplicates else "")
+  return (f"scored {len(result.genotypes)} candidates{same} ({result.scored_now} in this run, "
           f"compile {result.compile_seconds:.1f}s, run {result.run_seconds:.1f}s); best "
           f"{result.genotypes[best]} score {result.scores[best]:.3f} "
           f"params {result.params[best]:,}; wrote {result.path}")
@@ -151,16 +172,22 @@ def run(config, workdir: str) -> Optional[Scored]:
     texts = [genotype_lib.format_genotype(x[0]) for x in genotypes]
   images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
                                   config.seed, config.data_dir, **options)
+  score.check_images(images, cfg)  # before the workdir is claimed: a fixed rerun stays possible
   mem = memory.memory_report(genotypes, cfg, config.weight_bits)
   common.claim_workdir("score", config, cfg, workdir, write=jax.process_index() == 0)
   pid, nproc = jax.process_index(), jax.process_count()
   mine_path = part_path(workdir, pid)
   done = _load_part(mine_path)
   arch = score.arch_of(genotypes, cfg)
+  # Each row's first canonical equal: only those are scored.
+  first = (np.arange(len(texts)) if config.score_duplicates
+           else genotype_lib.first_occurrences(genotypes))
+  distinct = np.flatnonzero(first == np.arange(len(texts)))
   # Costliest first, then strided shares: processes get equal work and each
   # chunk's devices finish together. Scores do not depend on the order.
-  by_cost = flops.costliest_first(arch, cfg, scoring.batch_size, scoring.repeats)
-  mine = [int(i) for i in by_cost[distributed.process_share(len(texts))] if int(i) not in done]
+  by_cost = distinct[flops.costliest_first(arch[distinct], cfg, scoring.batch_size,
+                                           scoring.repeats)]
+  mine = [int(i) for i in by_cost[distributed.process_share(len(distinct))] if int(i) not in done]
   logging.info("process %d/%d: %d candidates to score (%d already done), %s", pid, nproc,
                len(mine), len(done), cfg)
   # One layout for the whole job (one compilation): flags, or chosen for
@@ -191,11 +218,13 @@ def run(config, workdir: str) -> Optional[Scored]:
   rows = {}
   for p in range(nproc):
     rows.update(_load_part(part_path(workdir, p)))
-  missing = sorted(set(range(len(texts))) - set(rows))
+  missing = sorted(set(distinct.tolist()) - set(rows))
   if missing:
     raise ValueError(f"{len(missing)} candidates have no score (first id {missing[0]}); rerun")
+  rows = {i: [texts[i], *rows[int(first[i])][1:]] for i in range(len(texts))}
   path = os.path.join(workdir, SCORES_CSV)
   io.write_csv(path, COLUMNS, (rows[i] for i in range(len(texts))))
   scores = np.array([float(rows[i][1]) for i in range(len(texts))])
   return Scored(genotypes=texts, scores=scores, params=np.asarray(mem.params),
-                scored_now=len(mine), compile_seconds=compile_s, run_seconds=run_s, path=path)
+                scored_now=len(mine), compile_seconds=compile_s, run_seconds=run_s, path=path,
+                duplicates=len(texts) - len(distinct))
