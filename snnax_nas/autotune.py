@@ -272,6 +272,11 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
                             f"{auto.reason})")
 
 
+# How candidates' weights are drawn (``scoring.weights``): each its own, or
+# all the same (common random numbers).
+WEIGHT_DRAWS = ("independent", "common")
+
+
 def scoring_options(section) -> dict:
   """The scorer arguments of a job config's ``scoring`` section, checked.
 
@@ -302,7 +307,11 @@ def scoring_options(section) -> dict:
   except ValueError:
     raise ValueError(f"scoring.conv_dtype={conv_dtype!r} is not one of "
                      f"{', '.join(CONV_DTYPES)}") from None
-  out = dict(kernel=kernel, draws=int(draws), conv_dtype=conv_dtype)
+  weights = get("weights", "independent")
+  if weights not in WEIGHT_DRAWS:
+    raise ValueError(f"scoring.weights={weights!r} is not one of {', '.join(WEIGHT_DRAWS)}")
+  out = dict(kernel=kernel, draws=int(draws), conv_dtype=conv_dtype,
+             common_weights=weights == "common")
   for name in ("chunk_size", "map_batch_size"):
     out[name] = parse_setting(get(name, None), f"scoring.{name}")
   return out

@@ -231,8 +231,10 @@ def score_candidates(genotypes, images, key: jax.Array,
                      candidate_ids: Optional[np.ndarray] = None,
                      num_devices: Optional[int] = None,
                      arch: Optional[np.ndarray] = None,
+                     common_weights: bool = False,
                      progress: Optional[callbacks.ScoreProgress] = None) -> ScoreResult:
-  """Scores candidates, each with its own fresh random weights.
+  """Scores candidates, each with its own fresh random weights (or, with
+  ``common_weights``, all on the same weights).
 
   All candidates run through one compiled function in fixed-size chunks,
   with the candidate axis sharded over local devices. Chunks are composed by
@@ -265,6 +267,10 @@ def score_candidates(genotypes, images, key: jax.Array,
     candidate_ids: int [N] ids for the key derivation (default ``arange``).
     num_devices: devices to shard over (default all local devices).
     arch: op weights [N, L, E, O] to score directly (multi-hot supernets).
+    common_weights: score every candidate on the same weight draw (common
+      random numbers: the key of candidate id 0 for all), so candidates are
+      compared on equal weights and a cell's score depends on the cell alone,
+      never on its id. False (the reference): each candidate id draws its own.
     progress: called as ``progress(done, total)`` after each chunk.
 
   Returns:
@@ -289,6 +295,8 @@ def score_candidates(genotypes, images, key: jax.Array,
   candidate_ids = np.asarray(candidate_ids, np.int32)
   if candidate_ids.shape != (n,):
     raise ValueError(f"candidate_ids has shape {candidate_ids.shape}, expected ({n},)")
+  if common_weights:
+    candidate_ids = np.zeros_like(candidate_ids)
   num_devices = num_devices or jax.local_device_count()
   conv_dtype = autotune.conv_dtype_name(conv_dtype)
   layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],

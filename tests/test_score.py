@@ -13,6 +13,7 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import kernels
 from snnax_nas import network
 from snnax_nas import score
+from snnax_nas import search as search_lib
 
 CFG = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
                              backward=True, input_shape=(16, 16, 3))
@@ -388,3 +389,20 @@ def test_searches_pass_draws_and_conv_dtype_to_the_scorer():
                                   conv_dtype="bfloat16")
   got = {r.candidate_id: r.score for r in res.records}
   np.testing.assert_allclose([got[0], got[1]], direct.scores, atol=1e-5)
+
+
+def test_common_weights_score_a_cell_alike_under_every_id():
+  texts = ["0302/0030/0003/0000", "0104/0040/0003/0000", "0302/0030/0003/0000"]
+  images, key = _images(5), jax.random.key(4)
+  common = score.score_candidates(texts, images, key, CFG, candidate_ids=np.array([3, 7, 11]),
+                                  common_weights=True, chunk_size=3)
+  # The same cell under two ids: one score; and every cell is scored on id 0's draw.
+  assert common.scores[0] == common.scores[2]
+  alone = score.score_candidates(texts[:2], images, key, CFG, candidate_ids=np.array([0, 0]),
+                                 chunk_size=3)
+  np.testing.assert_allclose(common.scores[:2], alone.scores, rtol=1e-6)
+  independent = score.score_candidates(texts, images, key, CFG,
+                                       candidate_ids=np.array([3, 7, 11]), chunk_size=3)
+  assert independent.scores[0] != independent.scores[2]
+  opts = search_lib.ScorerOptions(common_weights=True)
+  assert opts.score_args() == {"common_weights": True}

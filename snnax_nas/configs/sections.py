@@ -97,6 +97,9 @@ def scoring() -> config_dict.ConfigDict:
       map_batch_size="auto",
       kernel="sahd",       # a name of snnax_nas.kernels.KERNELS (sahd: the reference)
       draws=1,             # fresh weight draws per candidate, each over all R batches
+      # independent: each candidate its own weights (the reference); common:
+      # every candidate on the same weights (a cell's score is the cell's alone)
+      weights="independent",
       conv_dtype="float32"))  # cell convs: float32 (reference) or bfloat16 (f32 accumulation)
 
 

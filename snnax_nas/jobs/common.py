@@ -174,7 +174,8 @@ def scorer_options(section, cfg: configs.NetworkConfig, *, arch=None):
   logging.info("scorer layout: %s", layout.reason)
   return search.ScorerOptions(kernel=args["kernel"], chunk_size=layout.chunk_size,
                               map_batch_size=layout.map_batch_size, draws=args["draws"],
-                              conv_dtype=args["conv_dtype"])
+                              conv_dtype=args["conv_dtype"],
+                              common_weights=args["common_weights"])
 
 
 def warn(message: str) -> None:

@@ -143,7 +143,8 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
   if result is None:
     return ""
   order = sorted(result.records, key=lambda r: -r.score if np.isfinite(r.score) else np.inf)
-  lines = [f"top {min(TOP_K, len(order))} of {len(order)} evaluations:",
+  lines = [f"top {min(TOP_K, len(order))} of {len(order)} evaluations (id: the candidate's weight "
+           "draw; one cell under two ids was scored on two draws, see scoring.weights):",
            f"  {'step':>4} {'id':>8} {'score':>10} {'params':>11} {'MB':>9}  genotype"]
   for r in order[:TOP_K]:
     lines.append(f"  {r.step:>4} {r.candidate_id:>8} {r.score:>10.3f} {r.params:>11,} "

@@ -304,6 +304,8 @@ class ScorerOptions:
     draws: fresh weight draws per candidate, each over all R batches.
     conv_dtype: cell-conv precision: None / ``"float32"`` (the reference) or
       ``"bfloat16"`` (float32 accumulation).
+    common_weights: every candidate on the same weight draw (common random
+      numbers); False (the reference): each candidate id its own.
   """
 
   kernel: str = "sahd"
@@ -311,6 +313,7 @@ class ScorerOptions:
   map_batch_size: int = 1
   draws: int = 1
   conv_dtype: Optional[str] = None
+  common_weights: bool = False
 
   def __post_init__(self):
     if self.kernel not in kernels.KERNELS:
@@ -332,6 +335,8 @@ class ScorerOptions:
     dtype = autotune.conv_dtype_name(self.conv_dtype)
     if dtype is not None:
       args["conv_dtype"] = dtype
+    if self.common_weights:
+      args["common_weights"] = True
     return args
 
 
