@@ -10,16 +10,19 @@ fields with their defaults.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 from typing import Optional
 
 from absl import flags
+import jax
 from ml_collections import config_flags
 
 from snnax_nas import configs
 from snnax_nas import distributed
+from snnax_nas import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -162,7 +165,11 @@ def run_job(job, config, workdir: Optional[str], errors: tuple = (), **kwargs):
   ``job.report(result, workdir)``; a ``ValueError``, ``FileNotFoundError``
   or one of ``errors`` exits with one line (status 2). Returns the result."""
   try:
-    result = job.run(config, workdir, **kwargs)
+    # Process 0 holds the workdir: a second job started there is refused.
+    held = workdir_lib.lock(workdir) if workdir and jax.process_index() == 0 else (
+        contextlib.nullcontext())
+    with held:
+      result = job.run(config, workdir, **kwargs)
   except (ValueError, FileNotFoundError, *errors) as e:
     fail(str(e))
   text = job.report(result, workdir)

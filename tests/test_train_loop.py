@@ -214,6 +214,16 @@ def test_train_job_from_search(tmp_path, tiny_npz):
   assert summary["config"]["width"] == 4 and summary["dataset"] == tiny_npz  # given wins
   assert summary["config"]["timesteps"] == 2 and summary["config"]["hidden"] == 32  # search's
   assert "command" not in summary and config.genotype is None  # the caller's config unchanged
+  assert summary["checkpoint_dir"] == "checkpoints"  # relative: a copy owns its own
+  # The run trained its checkpoints in the workdir: another --checkpoint_dir
+  # would find none and train again over it.
+  with pytest.raises(ValueError, match="rerun with --checkpoint_dir=.*checkpoints to resume"):
+    train_job.run(config, str(tmp_path / "w"), given=given,
+                  checkpoint_dir=str(tmp_path / "elsewhere"))
+  (tmp_path / "afile").write_text("")
+  with pytest.raises(ValueError, match="is a file, not a directory"):
+    train_job.run(config, str(tmp_path / "w2"), given=given,
+                  checkpoint_dir=str(tmp_path / "afile"))
   into_search = _train_config(tiny_npz, epochs=1)
   into_search.genotype = GENOTYPE
   with pytest.raises(ValueError, match="holds a search run, not a train run"):

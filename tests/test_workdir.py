@@ -128,3 +128,44 @@ def test_load_run_round_trip_of_a_search(tmp_path, random_npz):
   assert score.as_genotypes(list(run.genotypes), run.network).shape == (1, 2, 4, 4)
   with open(work / "config.json") as f:
     assert json.load(f)["inputs"]["dataset"] == workdir_lib.sha256_of(random_npz)
+
+
+def test_a_workdir_in_use_refuses_a_second_job(tmp_path):
+  work = str(tmp_path / "w")
+  with workdir_lib.lock(work):
+    with pytest.raises(ValueError, match="in use by another running job"):
+      with workdir_lib.lock(work):
+        pass
+  with workdir_lib.lock(work):  # released at the end of the first
+    pass
+  # A workdir the lock created and the job left empty is removed again.
+  assert not os.path.exists(work)
+  os.makedirs(work)
+  (tmp_path / "w" / "config.json").write_text("{}")
+  with workdir_lib.lock(work):
+    pass
+  assert sorted(os.listdir(work)) == [".lock", "config.json"]
+
+
+def test_the_lock_of_a_killed_job_is_gone(tmp_path):
+  import subprocess
+  import sys
+  import textwrap
+  work = str(tmp_path / "w")
+  holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+      import sys, time
+      from snnax_nas import workdir
+      with workdir.lock({work!r}):
+        print("held", flush=True)
+        time.sleep(60)
+  """)], stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(ValueError, match="in use"):
+      with workdir_lib.lock(work):
+        pass
+  finally:
+    holder.kill()
+    holder.wait()
+  with workdir_lib.lock(work):  # kill -9 released it
+    pass

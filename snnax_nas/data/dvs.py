@@ -193,7 +193,7 @@ _DVS_HELP = (
     "here so that DIR/DVSGesture/ibmGestureTrain.tar.gz and the extracted "
     "DIR/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... exist (same "
     "for ibmGestureTest; tonic checks that the archive file is present), and "
-    "pass data_dir=DIR (--data_dir) or set SNNAX_NAS_DATA_DIR=DIR.")
+    "pass data_dir=DIR (launchers: --config.data_dir=DIR) or set SNNAX_NAS_DATA_DIR=DIR.")
 
 
 def dvs_source(split: str, data_dir: Optional[str],

@@ -32,7 +32,7 @@ def _howto(name: str, data_dir: Optional[str]) -> str:
       f"once to prepare the files, not to read them) run `pip install "
       f"tensorflow tensorflow-datasets && tfds build {name} --data_dir DIR "
       f"--file_format array_record`, copy DIR here and pass data_dir=DIR "
-      f"(--data_dir DIR) or set TFDS_DATA_DIR=DIR. A copy prepared in the "
+      f"(launchers: --config.data_dir=DIR) or set TFDS_DATA_DIR=DIR. A copy prepared in the "
       f"default TFRecord format cannot be read without TensorFlow: rebuild it "
       f"with --file_format array_record. (searched: "
       f"{tfds_data_dir(data_dir)})")

@@ -24,7 +24,7 @@ _HELP = (
     "and unzip it so that DATA_DIR/tiny-imagenet-200/train/<wnid>/images/"
     "*.JPEG and DATA_DIR/tiny-imagenet-200/val/images/*.JPEG with "
     "val/val_annotations.txt exist (a val/<wnid>/... class-folder layout also "
-    "works); then pass data_dir=DATA_DIR (--data_dir) or set "
+    "works); then pass data_dir=DATA_DIR (launchers: --config.data_dir=DATA_DIR) or set "
     "SNNAX_NAS_DATA_DIR. Any other 64x64 tree PATH/<split>/<label>/*.jpg can "
     "be read as 'folder:PATH'.")
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import evaluate
 from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import network
@@ -91,6 +92,11 @@ def apply_search(config, given: Iterable[str] = ()) -> None:
   if "dataset" not in given and run_.config.get("dataset"):
     dataset = run_.config["dataset"]
     config.dataset = "cifar10" if dataset == "cifar10_sample" else dataset
+    if dataset == "cifar10_sample":
+      common.warn("--config.from_search: the search scored the bundled cifar10_sample (1,024 "
+                  "training images, no test split), so this run trains on cifar10 (the tfds "
+                  "dataset: its files under --config.data_dir or TFDS_DATA_DIR); give "
+                  "--config.dataset=npz:... or folder:... to train on other data")
 
 
 def parse_architecture(config, info) -> tuple[network.NetworkConfig, np.ndarray]:
@@ -146,6 +152,21 @@ def report(summary: Optional[dict], workdir: str) -> str:
           f"wrote {os.path.join(workdir, SUMMARY)}")
 
 
+def _check_same_checkpoints(workdir: str, checkpoint_dir: Optional[str], new: bool) -> None:
+  """Refuses to resume a run whose checkpoints were written elsewhere: with
+  another ``--checkpoint_dir`` it would find none and train again from
+  scratch over the finished run's metrics."""
+  summary = io.read_json(os.path.join(workdir, SUMMARY)) if not new else None
+  if not summary or "checkpoint_dir" not in summary:
+    return
+  recorded = evaluate.checkpoint_dir_of(workdir, summary)
+  now = checkpoint_dir or os.path.join(workdir, "checkpoints")
+  if os.path.abspath(recorded) != os.path.abspath(now):
+    raise ValueError(f"workdir {workdir!r} was trained with its checkpoints in {recorded}, not "
+                     f"{now}; rerun with --checkpoint_dir={recorded} to resume it, or use "
+                     "another --workdir")
+
+
 def run(config, workdir: str, *, given: Iterable[str] = (), checkpoint_dir: Optional[str] = None,
         command: Optional[str] = None) -> Optional[dict]:
   """Trains (or resumes training) ``config.genotype`` and writes the run's
@@ -198,7 +219,11 @@ def run(config, workdir: str, *, given: Iterable[str] = (), checkpoint_dir: Opti
     common.warn(f"--config.dataset={config.dataset} is one file for every split: the test "
                 "accuracy is measured on the TRAINING data (put '{split}' in the path for "
                 "separate train/test files)")
-  common.claim_workdir("train", config, cfg, workdir, write=jax.process_index() == 0)
+  if checkpoint_dir is not None and os.path.exists(checkpoint_dir) and not os.path.isdir(
+      checkpoint_dir):
+    raise ValueError(f"--checkpoint_dir={checkpoint_dir!r} is a file, not a directory")
+  new = common.claim_workdir("train", config, cfg, workdir, write=jax.process_index() == 0)
+  _check_same_checkpoints(workdir, checkpoint_dir, new)
   fingerprint = {"dataset": config.dataset, "genotype": text, "cfg": repr(cfg),
                  "loss": tr.loss, "augment": tr.augment, "momentum": tr.momentum,
                  "weight_decay": tr.weight_decay, "train_examples": len(train_data[1]),
