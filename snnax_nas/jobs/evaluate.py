@@ -23,10 +23,14 @@ import json
 import os
 from typing import Optional
 
+from absl import logging
+
+from snnax_nas import data as data_lib
 from snnax_nas import evaluate
 from snnax_nas import io
 from snnax_nas import quant
 from snnax_nas import train
+from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import common
 
 
@@ -91,6 +95,15 @@ def run(config, workdir: str) -> evaluate.Evaluation:
   common.check_positive(config, "batch_size")
   if config.max_examples is not None:
     common.check_positive(config, "max_examples")
+  dataset = workdir_lib.load_run(workdir).config.get("dataset", "")
+  if config.split != "train" and not data_lib.has_separate_splits(dataset):
+    common.warn(f"{dataset} is one file for every split: this {config.split!r} evaluation "
+                "measures the network on its TRAINING data")
+  logging.info("evaluating %s on %s of the %s split of %s at %d-bit weights (%s)", workdir,
+               "all examples" if config.max_examples is None
+               else f"the first {config.max_examples} examples", config.split, dataset,
+               config.weight_bits, "--config.max_examples=N evaluates the first N"
+               if config.max_examples is None else "the whole split without max_examples")
   ev = evaluate.evaluate_run(workdir, weight_bits=config.weight_bits, split=config.split,
                              batch_size=config.batch_size, max_examples=config.max_examples)
   path = result_path(workdir, config.split, config.weight_bits, config.max_examples)
