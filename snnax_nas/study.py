@@ -26,9 +26,11 @@ study's fields, in its own sub-workdir:
   WORKDIR/stages/<stage>.json            when the stage finished, its time, its command
   WORKDIR/logs/<stage>.log               the stage's output (appended on resume)
 
-The jobs resume after ``kill -9``, so the study does too: a stage whose
-output file exists is not rerun and keeps its first record; a stage killed
-half way is rerun and continues from its own checkpoint or store. Each
+The jobs resume after ``kill -9``, so the study does too: a stage with its
+record in ``stages/`` is not rerun and keeps that record; any other stage
+(killed half way, or with an output the study did not make) is run again and
+continues from its own checkpoint or store. Every stage's fields (scoring,
+training, evaluation) are checked before the first stage runs. Each
 stage's record holds the equivalent ``python -m launch.<job>`` command.
 
 Search time is the search's own measurement (``summary.json``
@@ -251,34 +253,34 @@ def run_stage(stage: Stage, workdir: str, runner: Runner = run_in_process,
   The record (``WORKDIR/stages/<name>.json``, written atomically once the
   job has returned and left ``stage.output``) holds the equivalent command
   and the job's wall time ``seconds``. A finished stage keeps its first record.
-  A stage whose output exists without a record (killed between the two) gets
-  a record with ``seconds`` None instead of a rerun.
+  A stage whose output exists without a record (a job run there by hand, or
+  one killed between the two) is run again: the job resumes or overwrites,
+  so an evaluation made by hand never lands in the table as the study's.
 
   Raises:
     StageError: the job failed (status non-zero) or left no output.
   """
   record_path = _record_path(workdir, stage.name)
   os.makedirs(os.path.dirname(record_path), exist_ok=True)
-  done = os.path.exists(stage.output)
-  if done and os.path.exists(record_path):
+  # Finished means the study's own record says so: an output found without
+  # it (a job run by hand, or one killed before its record) is run again (the
+  # jobs resume, so a finished one costs little).
+  if os.path.exists(stage.output) and os.path.exists(record_path):
     return io.read_json(record_path, required=True)
   record = dict(stage=stage.name, command=stage.command(), seconds=None)
-  if not done:
-    log_path = os.path.join(workdir, LOGS_DIR, stage.name.replace("/", "__") + ".log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    log(f"[{stage.name}] {stage.command()}  (log {log_path})")
-    t0 = time.perf_counter()
-    rc = runner(stage, log_path)
-    seconds = time.perf_counter() - t0
-    if rc != 0 or not os.path.exists(stage.output):
-      what = f"exited with status {rc}" if rc != 0 else f"left no {stage.output}"
-      raise StageError(f"stage {stage.name} {what}; see {log_path} (last line: "
-                       f"{_last_line(log_path)!r}); fix it and rerun the same command to "
-                       "resume")
-    record["seconds"] = seconds
-    log(f"[{stage.name}] done in {seconds:.1f} s")
-  else:
-    record["note"] = "finished before its record was written: process time not measured"
+  log_path = os.path.join(workdir, LOGS_DIR, stage.name.replace("/", "__") + ".log")
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  log(f"[{stage.name}] {stage.command()}  (log {log_path})")
+  t0 = time.perf_counter()
+  rc = runner(stage, log_path)
+  seconds = time.perf_counter() - t0
+  if rc != 0 or not os.path.exists(stage.output):
+    what = f"exited with status {rc}" if rc != 0 else f"left no {stage.output}"
+    raise StageError(f"stage {stage.name} {what}; see {log_path} (last line: "
+                     f"{_last_line(log_path)!r}); fix it and rerun the same command to "
+                     "resume")
+  record["seconds"] = seconds
+  log(f"[{stage.name}] done in {seconds:.1f} s")
   record["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
   io.write_json(record_path, record)
@@ -617,7 +619,31 @@ def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int,
     if int(config[name]) < 1:
       raise ValueError(f"{name}={config[name]} must be >= 1")
   _check_budgets_admit_a_network(config, methods, budgets)
+  _check_stage_fields(config)
   return methods, budgets, eval_bits
+
+
+def _check_stage_fields(config) -> None:
+  """Checks the scoring, training and evaluation fields the later stages
+  take, before the first stage runs: a bad training field found after an
+  hour of searches would strand the study (its corrected rerun is another
+  config)."""
+  from snnax_nas import autotune  # noqa: PLC0415
+  from snnax_nas.jobs import common as job_common  # noqa: PLC0415
+  try:
+    autotune.scoring_options(config.scoring)
+  except ValueError as e:
+    raise ValueError(f"--config.{e}") from None
+  train_config = configs.get_config("train")
+  for key, value in config.training.items():
+    if value is not None:
+      train_config.training[key] = value
+  job_common.check_training(train_config.training, "epochs", "batch_size", "eval_every",
+                            "keep_checkpoints")
+  job_common.check_example_limits(train_config.training)
+  if config.eval_max_examples is not None and config.eval_max_examples < 1:
+    raise ValueError(f"--config.eval_max_examples={config.eval_max_examples} must be >= 1 "
+                     "(or unset: the whole test split)")
 
 
 def _check_budgets_admit_a_network(config, methods, budgets):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -159,15 +160,34 @@ def test_a_failed_stage_stops_the_study_and_a_rerun_resumes_there(tmp_path):
   assert modules.count("evaluate") == 15
 
 
-def test_output_without_record_is_kept_not_rerun(tmp_path):
-  # Killed after the stage wrote its output but before the study recorded it.
+def test_output_without_record_is_run_again(tmp_path):
+  # An output the study did not record (made by hand, or killed before the
+  # record) is never taken as the study's: the stage runs (its job resumes).
   config, runner = _config(), FakeRunner()
   workdir = str(tmp_path / "cmp")
   stage = study.search_stage(config, workdir, "random", None)
-  runner(stage, os.devnull)
-  record = study.run_stage(stage, workdir, runner=FakeRunner(fail_on="random"),
-                           log=lambda s: None)
-  assert record["seconds"] is None and "not measured" in record["note"]
+  FakeRunner()(stage, os.devnull)
+  record = study.run_stage(stage, workdir, runner=runner, log=lambda s: None)
+  assert len(runner.calls) == 1 and record["seconds"] is not None
+  again = FakeRunner()
+  assert study.run_stage(stage, workdir, runner=again, log=lambda s: None) == record
+  assert again.calls == []  # recorded: finished
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("training.epochs", 0, "training.epochs=0"),
+    ("training.lr", 0.0, "training.lr=0.0"),
+    ("training.max_test_examples", 0, "max_test_examples=0"),
+    ("scoring.kernel", "foo", "scoring.kernel='foo'"),
+    ("eval_max_examples", 0, "eval_max_examples=0"),
+])
+def test_every_stage_field_is_checked_before_the_first_stage(tmp_path, field, value, match):
+  config, runner = _config(), FakeRunner()
+  section, _, name = field.rpartition(".")
+  (config[section] if section else config)[name] = value
+  with pytest.raises(ValueError, match=re.escape(match)):
+    _run(tmp_path, runner, config)
+  assert runner.calls == [] and not (tmp_path / "cmp" / "config.json").exists()
 
 
 def test_workdir_of_another_config_is_refused(tmp_path):
