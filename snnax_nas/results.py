@@ -112,7 +112,8 @@ class ResultsStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
       self._db.executescript(_SCHEMA)
     except sqlite3.Error as e:
-      raise ValueError(f"cannot open results store {path!r}: {e}") from None
+      raise ValueError(f"cannot open results store {path!r}: {e}; if the file is damaged, "
+                       "move it aside and rerun to score from scratch") from None
 
   @property
   def where(self) -> str:

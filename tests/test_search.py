@@ -500,3 +500,32 @@ def test_best_index_refuses_a_field_of_singular_kernels():
   assert common.best_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
   with pytest.raises(ValueError, match="all 3 candidates scored have a singular kernel"):
     common.best_index(np.array([-np.inf, -np.inf, np.nan]))
+
+
+def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):
+  """Fault injection: a store whose WAL was left by a killed process still
+  holds every committed row; a truncated store is refused in one line."""
+  import shutil
+  rows = [results.Row(0, i, f"g{i}", -float(i), False, 100 + i, 400 + 4 * i) for i in range(50)]
+  live = tmp_path / "live"
+  live.mkdir()
+  store = results.open_store(str(live))
+  store.add(rows)  # committed, not checkpointed into the main file: the WAL holds it
+  killed = tmp_path / "killed"
+  killed.mkdir()
+  for name in os.listdir(live):  # a copy taken as if the process died here
+    shutil.copy(live / name, killed / name)
+  store.close()
+  assert any(name.endswith("-wal") for name in os.listdir(killed))
+  with results.open_store(str(killed)) as again:
+    assert again.rows() == rows
+  (tmp_path / "whole").mkdir()
+  with results.open_store(str(tmp_path / "whole")) as store:
+    store.add(rows)
+  path = tmp_path / "whole" / results.STORE_NAME
+  with open(path, "r+b") as f:
+    f.truncate(3000)
+  with pytest.raises(ValueError, match=r"cannot open results store .*move it aside") as e:
+    with results.open_store(str(tmp_path / "whole")) as store:
+      store.rows()
+  assert "\n" not in str(e.value)
