@@ -8,21 +8,9 @@ r"""Rank correlation of a zero-cost score with trained accuracy.
 genotype, accuracy (genotype in the same string form). Genotypes are matched
 by canonical form under ``--ops``.
 
-The job is :func:`snnax_nas.jobs.correlate.run` (config:
+The job is :func:`snnax_nas.jobs.correlate.run` (its docstring: the
+statistics, the input rules and the files written; config:
 ``snnax_nas/configs/correlate.py``, its fields set from these flags).
-
-Prints, for the score and (when the scores CSV has ``params``) the parameter
-count as the baseline: Kendall tau, Spearman rho, top-k overlaps and the
-percentile of the true accuracy of the row each ranks first, each with a 95 %
-bootstrap interval (``--resamples`` resamples of the matched rows, seeded by
-``--bootstrap_seed``; see :mod:`snnax_nas.correlation`). Writes
-``correlation.json`` and a scatter PNG.
-
-Input rules, stated in the output: rows whose score or accuracy is NaN are
-excluded and counted; several raw rows with the same canonical genotype are
-merged into one by the mean of their accuracies (truth) or of their scores
-and parameter counts (scores), and the number merged is reported. A
-non-numeric value stops the run with one line naming the file and row.
 """
 
 from __future__ import annotations

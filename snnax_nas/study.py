@@ -189,14 +189,7 @@ class Stage:
 
   def config(self):
     """The job config: the job's ``small`` config with :attr:`overrides`."""
-    config = configs.get_config(self.job)
-    for dotted, value in self.overrides:
-      *parents, leaf = dotted.split(".")
-      node = config
-      for p in parents:
-        node = node[p]
-      node[leaf] = value
-    return config
+    return configs.set_fields(configs.get_config(self.job), dict(self.overrides))
 
   def command(self) -> str:
     """The same run as a user types it."""

@@ -20,17 +20,11 @@ TINY = ["--config.network.width=4", "--config.network.hidden=32", "--config.netw
 
 
 def _config(**fields):
-  """The score config of TINY with dotted ``fields`` (``network__backward``)."""
+  """The score config of TINY with ``fields`` (``network__backward``: dotted)."""
   config = configs.get_config("score")
   config.network.update(width=4, hidden=32, timesteps=2)
   config.scoring.update(batch_size=8, repeats=1, chunk_size="4")  # as the flag gives it
-  for key, value in fields.items():
-    *parents, leaf = key.split("__")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return configs.set_fields(config, {k.replace("__", "."): v for k, v in fields.items()})
 
 
 def _run(args):

@@ -394,13 +394,7 @@ def _job_config(dataset, **dotted):
   config.update(dataset=dataset, method="spikenas", num_candidates=6)
   config.network.update(width=4, hidden=32, timesteps=2, ops="snasnet")
   config.scoring.update(batch_size=8, repeats=1, chunk_size="2")
-  for key, value in dotted.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return configs.set_fields(config, dotted)
 
 
 def test_scorer_options_check_their_fields_and_name_what_changes_scores():

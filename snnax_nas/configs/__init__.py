@@ -37,6 +37,7 @@ from snnax_nas.configs.network import vote_group_for
 from snnax_nas.configs.sections import JOBS
 from snnax_nas.configs.sections import TOOLS
 from snnax_nas.configs.sections import path
+from snnax_nas.configs.sections import set_fields
 
 
 def get_config(job: str, preset: Optional[str] = None) -> config_dict.ConfigDict:
@@ -54,4 +55,4 @@ def get_config(job: str, preset: Optional[str] = None) -> config_dict.ConfigDict
 __all__ = ["DATASET_FIELDS", "JOBS", "LINEAR_FAN_IN_GAIN", "LINEAR_INITS", "NetworkConfig",
            "PRESETS", "TOOLS", "get_config", "network_config", "network_config_for_dataset",
            "network_from_job_config", "network_from_json", "network_to_json", "path",
-           "stem_stride_for", "vote_group_for"]
+           "set_fields", "stem_stride_for", "vote_group_for"]

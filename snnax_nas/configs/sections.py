@@ -118,13 +118,22 @@ def apply_preset(config: config_dict.ConfigDict, preset: Optional[str],
     raise ValueError(f"unknown preset {name!r}; presets: small, reference")
   fields = dict(SMALL if name == "small" else REFERENCE)
   fields.update((extra or {}).get(name, {}))
+  return set_fields(config, {k: v for k, v in fields.items()
+                             if k.split(".")[0] in config})
+
+
+def set_fields(config: config_dict.ConfigDict, fields: Mapping[str, Any]
+               ) -> config_dict.ConfigDict:
+  """Sets each dotted field (``"network.width": 32``) of ``config`` in place,
+  as ``--config.network.width=32`` does; returns ``config``.
+
+  Raises:
+    KeyError: a section ``config`` lacks.
+  """
   for dotted, value in fields.items():
     *parents, leaf = dotted.split(".")
     node = config
     for p in parents:
-      if p not in node:
-        break
       node = node[p]
-    else:
-      node[leaf] = value
+    node[leaf] = value
   return config

@@ -2,15 +2,12 @@ r"""The correlate job: rank correlation of a zero-cost score with trained accura
 as ``run(config, workdir)`` (config: :mod:`snnax_nas.configs.correlate`);
 ``launch.correlate`` is its command line.
 
-  python -m launch.correlate --scores=runs/score/scores.csv --truth=bench.csv \
-      --ops=skip,conv3x3@0.5,conv3x3,conv3x3@1.5 --workdir=runs/correlate
+``config.scores`` is a scores CSV of the score or search job (columns
+genotype, score[, params]); ``config.truth`` a CSV with columns genotype,
+accuracy, in the same string form. Genotypes are matched by canonical form
+under ``config.ops``.
 
-``--scores``: a CSV as written by ``launch.score`` / ``launch.search``
-(columns genotype, score[, params]). ``--truth``: a CSV with columns
-genotype, accuracy (genotype in the same string form). Genotypes are matched
-by canonical form under ``--ops``.
-
-Prints, for the score and (when the scores CSV has ``params``) the parameter
+Reports, for the score and (when the scores CSV has ``params``) the parameter
 count as the baseline: Kendall tau, Spearman rho, top-k overlaps and the
 percentile of the true accuracy of the row each ranks first, each with a 95 %
 bootstrap interval (``--resamples`` resamples of the matched rows, seeded by

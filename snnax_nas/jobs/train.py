@@ -1,15 +1,6 @@
 r"""The train job: a searched architecture trained (SNASNet recipe), as
-``run(config, workdir)``; ``launch.train`` is its command line.
-
-  python -m launch.train --config.genotype=0303/0030/2002/0200 --workdir=runs/train
-  python -m launch.train --config.from_search=runs/search --config.training.epochs=300 \
-      --workdir=runs/train
-  python -m launch.train --config.genotype='0303/0030/0003/0000' \
-      --config.dataset='npz:/data/cifar10/{split}10k.npz' --config.network.width=16 \
-      --config.network.timesteps=3 --config.training.epochs=10 --workdir=runs/cifar10 \
-      --checkpoint_dir=runs/ckpt
-  python -m launch.train --config.genotype=0303/0030/2002/0200 --config.network.backward=true \
-      --config.network.linear_init=fan_in --config.training.weight_bits=8 --workdir=runs/qat8
+``run(config, workdir)``; ``launch.train`` is its command line (examples in
+its docstring).
 
 The config is :mod:`snnax_nas.configs.train` (presets ``small``, the default, and
 ``reference``). ``config.genotype`` takes the string launch.search prints:
