@@ -71,6 +71,10 @@ _EXPORTS = {
     "Evaluation": "evaluate",
     "export_run": "export",
     "load_export": "export",
+    "to_nir": "nir_graph",
+    "from_nir": "nir_graph",
+    "record_spikes": "raster",
+    "plot_spike_raster": "raster",
     # runs
     "load_run": "workdir",
     # correlation with trained accuracies
@@ -84,8 +88,8 @@ _EXPORTS = {
 
 _SUBMODULES = (
     "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
-    "genotype", "io", "layers", "memory", "models", "network", "neurons", "ops", "quant",
-    "results", "score", "search", "study", "train", "workdir",
+    "genotype", "io", "layers", "memory", "models", "network", "neurons", "nir_graph", "ops",
+    "quant", "raster", "results", "score", "search", "study", "train", "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
