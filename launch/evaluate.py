@@ -11,7 +11,13 @@ per output channel (symmetric codes, float32 scales; BN and biases float32).
 
 Prints the accuracy, the SAR, the firing rate of each LIF layer and the
 weight memory at that precision, and writes the numbers to
-``WORKDIR/eval/{split}_w{bits}.json`` (atomically). Bad values (bits not in
+``WORKDIR/eval/{split}_w{bits}.json`` (atomically). ``--config.raster=N``
+also draws the spike raster of the split's first N inputs (every LIF layer
+over the T timesteps, :mod:`snnax_nas.raster`) to
+``WORKDIR/spike_raster_{split}_w{bits}.png``, next to ``firing_rates.png``;
+``--config.nir=true`` exports the network at that precision as a NIR graph,
+``WORKDIR/eval/network_w{bits}.nir`` (:mod:`snnax_nas.nir_graph`; needs
+``pip install 'snnax_nas[nir]'``). Bad values (bits not in
 32/16/8/4, an unknown split, a workdir without a checkpointed training run)
 exit with status 2 and one line.
 """
@@ -26,6 +32,8 @@ from absl import flags
 from launch import common
 from snnax_nas import evaluate
 from snnax_nas import io
+from snnax_nas import nir_graph
+from snnax_nas import raster
 
 FLAGS = flags.FLAGS
 common.define_config_flags("evaluate")
@@ -68,6 +76,13 @@ def main(argv):
   common.check_positive(config, "batch_size")
   if config.max_examples is not None:
     common.check_positive(config, "max_examples")
+  if config.raster < 0:
+    common.fail(f"--config.raster={config.raster} must be >= 0 (inputs to draw)")
+  if config.nir:
+    try:
+      nir_graph.require_nir()
+    except ModuleNotFoundError as e:
+      common.fail(str(e))
   common.use_cpu_cores()
   try:
     ev = evaluate.evaluate_run(workdir, weight_bits=config.weight_bits, split=config.split,
@@ -82,6 +97,17 @@ def main(argv):
     common.fail(f"cannot write {path}: {e.strerror}")
   print(report(ev, workdir))
   print(f"wrote {path}")
+  try:
+    if config.raster:
+      print("wrote " + raster.plot_run_raster(
+          workdir, os.path.join(workdir, f"spike_raster_{config.split}_w{config.weight_bits}.png"),
+          num_inputs=config.raster, weight_bits=config.weight_bits, split=config.split))
+    if config.nir:
+      print("wrote " + nir_graph.export_run(
+          workdir, os.path.join(workdir, "eval", f"network_w{config.weight_bits}.nir"),
+          weight_bits=config.weight_bits, dt=config.nir_dt))
+  except ValueError as e:
+    common.fail(str(e))
 
 
 if __name__ == "__main__":

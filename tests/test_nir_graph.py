@@ -10,7 +10,9 @@ Tiny networks (width 4, 8x8 inputs, T 3, three images).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import os
 import sys
 
 import jax
@@ -21,6 +23,10 @@ import pytest
 nir = pytest.importorskip("nir")
 
 import nir_reference  # noqa: E402
+from train_helpers import ROOT  # noqa: E402
+from train_helpers import launch  # noqa: E402
+from train_helpers import train_workdir  # noqa: E402
+from train_helpers import write_npz_dataset  # noqa: E402
 
 from snnax_nas import models  # noqa: E402
 from snnax_nas import network  # noqa: E402
@@ -214,3 +220,54 @@ def test_spike_raster(tmp_path):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   with pytest.raises(ValueError, match=r"inputs \[3\] must be batch rows in \[0, 3\)"):
     raster.plot_spike_raster(spikes, str(tmp_path / "bad.png"), inputs=[3])
+
+
+@pytest.mark.slow
+def test_snntorch_runs_the_export_like_the_module(tmp_path):
+  """The independent consumer (benchmarks/requirements-nir.txt): snnTorch's
+  NIR importer through nirtorch, on a forward graph (nirtorch 2.6 cannot run
+  cycles; see benchmarks/nir_consumer_bench.py)."""
+  for name in ("torch", "snntorch", "nirtorch"):
+    pytest.importorskip(name)
+  spec = importlib.util.spec_from_file_location(
+      "nir_consumer_bench", os.path.join(ROOT, "benchmarks", "nir_consumer_bench.py"))
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  model = models.SpikingNetwork.for_genotypes(THRESHOLDS, THRESHOLD_GENOTYPE)
+  for bits in (32, 4):
+    variables = trained_like(model, seed=7)
+    deq = dict(variables,
+               params=quant.dequantize(quant.quantize_params(variables["params"], bits)))
+    path = nir_graph.export_network(variables, THRESHOLDS, THRESHOLD_GENOTYPE,
+                                    str(tmp_path / f"w{bits}.nir"), weight_bits=bits)
+    x = images()
+    logits = np.asarray(model.apply(deq, x, train=False))
+    got = bench.compare(path, raster.record_spikes(model, deq, x), logits, np.asarray(x),
+                        "snntorch")
+    assert got["layers"] == 11 and got["classifier_spikes"] > 0 and got["logit_spread"] > 1e-3
+    assert got["mismatches"] == 0, got
+    assert got["max_logit_diff"] <= 1e-5, got
+
+
+@pytest.mark.slow
+def test_launch_evaluate_draws_the_raster_and_exports_nir(tmp_path, env):
+  work = str(tmp_path / "run")
+  train_workdir(work, write_npz_dataset(str(tmp_path)), weight_bits=32)
+  out = launch("launch.evaluate", [f"--workdir={work}", "--config.weight_bits=8",
+                                   "--config.batch_size=16", "--config.raster=2",
+                                   "--config.nir=true"], env)
+  assert out.returncode == 0, out.stderr[-3000:]
+  png = os.path.join(work, "spike_raster_test_w8.png")
+  assert os.path.exists(png)
+  path = os.path.join(work, "eval", "network_w8.nir")
+  assert f"wrote {path}" in out.stdout
+  from snnax_nas import evaluate
+  trained = evaluate.load_trained_run(work)
+  want = evaluate.quantized_variables(trained.variables, 8)
+  back, cfg, genotype = nir_graph.from_nir(path)
+  model = models.SpikingNetwork(cfg, genotype)
+  x = jax.random.normal(jax.random.key(0), (2,) + cfg.input_shape)
+  np.testing.assert_allclose(model.apply(back, x, train=False),
+                             model.apply(want, x, train=False), rtol=0, atol=1e-5)
+  out = launch("launch.evaluate", [f"--workdir={work}", "--config.raster=-1"], env)
+  assert out.returncode == 2 and "--config.raster=-1 must be >= 0" in out.stderr
