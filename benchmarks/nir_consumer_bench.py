@@ -29,11 +29,12 @@ Usage::
 
   pip install -r benchmarks/requirements-nir.txt
   python benchmarks/nir_consumer_bench.py --images ../shared/datasets/cifar10/test10k.npz
-  python benchmarks/nir_consumer_bench.py --workdir runs/train --num_images 16
+  python benchmarks/nir_consumer_bench.py --workdir runs/train --num_images 16 \\
+      --images ../shared/datasets/cifar10/test10k.npz
 
-Without ``--workdir`` the network is freshly initialised (``linear_init``
-fan_in, so the classifier spikes) and its BN running statistics calibrated on
-the images (``--calibrate`` training-mode passes): realistic statistics,
+Without ``--workdir`` the network is freshly initialised, its BN running
+statistics calibrated on the images (``--calibrate`` training-mode passes)
+and its fc1 drawn so that the classifier spikes: realistic statistics,
 untrained weights.
 """
 
@@ -159,13 +160,18 @@ def compare(path, module_spikes, logits, x, consumer):
 
 def calibrated(model, x, passes, seed=0):
   """Fresh variables with BN running statistics from ``passes`` training-mode
-  passes over ``x``."""
+  passes over ``x``, and an fc1 kernel drawn from N(0.1, 0.5^2) so that the
+  classifier spikes (an untrained one is silent at small widths, which would
+  make the logits input-independent and their comparison empty)."""
   v = model.init(jax.random.key(seed), x[:1], train=False)
   for i in range(passes):
     _, upd = model.apply(v, x, train=True, mutable=["batch_stats"],
                          rngs={"dropout": jax.random.key(i)})
     v = dict(v, batch_stats=upd["batch_stats"])
-  return v
+  head = dict(v["params"]["head"])
+  shape = head["fc1"]["kernel"].shape
+  head["fc1"] = {"kernel": np.random.default_rng(seed).normal(0.1, 0.5, shape).astype(np.float32)}
+  return dict(v, params=dict(v["params"], head=head))
 
 
 def main(argv=None):
