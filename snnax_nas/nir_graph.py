@@ -173,7 +173,7 @@ class _Builder:
                            metadata=meta)
     return self.add(name, node, [src])
 
-  def depthwise(self, name, srcs, weight, bias, hw, padding=0, meta=None) -> str:
+  def per_channel(self, name, srcs, weight, bias, hw, padding=0, meta=None) -> str:
     """A per-channel conv: channel ``c`` of the output is ``weight[c]``
     ([C, k, k]) applied to input channel ``c``, plus ``bias[c]``. Written as
     a full conv with a diagonal weight (``groups=1``): NIR 1.0.8's type
@@ -189,10 +189,10 @@ class _Builder:
   def bn(self, name, src, path, variables, hw) -> str:
     p = _get(variables["params"], path)
     a, b = bn_affine(p, _get(variables["batch_stats"], path))
-    return self.depthwise(name, [src], a[:, None, None], b, hw, meta={"batch_norm": path})
+    return self.per_channel(name, [src], a[:, None, None], b, hw, meta={"batch_norm": path})
 
   def junction(self, name, c, hw) -> str:
-    return self.depthwise(name, [], np.ones((c, 1, 1), np.float32), np.zeros(c, np.float32),
+    return self.per_channel(name, [], np.ones((c, 1, 1), np.float32), np.zeros(c, np.float32),
                           hw, meta={"junction": True})
 
   def lif(self, name, src, shape, lif, probe) -> str:
@@ -281,7 +281,7 @@ def _cell(g: _Builder, variables, cfg, l: int, ops, src: str, shape) -> str:
                  _get(variables["params"], f"{path}/conv/kernel"), hw)
       out = g.bn(f"{stem}_bn", x, f"{path}/bn", variables, hw)
     elif op.kind == "avgpool":
-      out = g.depthwise(f"{stem}_avgpool", [node[i]], np.full((c, 3, 3), 1 / 9, np.float32),
+      out = g.per_channel(f"{stem}_avgpool", [node[i]], np.full((c, 3, 3), 1 / 9, np.float32),
                         np.zeros(c, np.float32), hw, padding=1,
                         meta={"op": "avgpool3x3, zero padding counted (count_include_pad)"})
     else:  # skip
@@ -427,6 +427,8 @@ def from_nir(graph) -> tuple[dict, configs.NetworkConfig, str]:
   those weights. A batch-norm node becomes a BN with ``scale = a``,
   ``bias = b``, mean 0 and a variance with ``var + eps == 1``; fc2 becomes
   the folded vote weight repeated over each class's group (same logits).
+  Nodes that hold no Module variable (cell junctions, pools, flatten) and
+  the graph's edges are not read back: the genotype fixes them.
 
   Args:
     graph: a ``nir.NIRGraph`` or the path of a ``.nir`` file.
