@@ -75,6 +75,10 @@ _EXPORTS = {
     "export_run": "export",
     "export_network": "export",
     "load_export": "export",
+    "to_nir": "nir_graph",
+    "from_nir": "nir_graph",
+    "record_spikes": "raster",
+    "plot_spike_raster": "raster",
     # runs
     "load_run": "workdir",
     # correlation with trained accuracies
@@ -89,8 +93,8 @@ _EXPORTS = {
 _SUBMODULES = (
     "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
     "genotype", "io", "jobs", "kernels", "layers", "memory", "models", "network", "neurons",
-    "ops", "quant",
-    "results", "score", "search", "study", "train", "workdir",
+    "nir_graph", "ops", "quant", "raster", "results", "score", "search", "study", "train",
+    "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

@@ -7,13 +7,11 @@ genotype)`` for :class:`~snnax_nas.models.SpikingNetwork`. Everything needed
 to rebuild the network in another simulator is in the two files, described
 here.
 
-Why not NIR. NIR (the neuromorphic intermediate representation) has no
-primitive for two parts of this network: batch norm applied per timestep
-(here with running statistics that would have to be folded into every conv
-with a per-channel affine, and in training with per-timestep batch
-statistics) and the vote readout (mean over groups of output neurons, then
-over time). Rather than approximate them, the graph is written as plain JSON
-with those rules stated, and ``nir`` is not a dependency.
+This is the project's own format, with batch norm and the vote as written
+in training. For the SNN ecosystem's shared format, NIR, see
+:mod:`snnax_nas.nir_graph`: in evaluation mode each batch norm is a fixed
+per-channel affine and the vote a fixed linear map, so the same network is
+written there exactly.
 
 ``PATH.npz`` — tensors, named by the Module variable path joined with ``/``
 (``params/stem/conv/kernel``, ``params/cell_0/edge_0_3/bn/scale``,

@@ -26,4 +26,7 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.split = "test"      # train, test (val for TinyImageNet), or a split the dataset has
   c.batch_size = 256    # a multiple of the device count
   c.max_examples = config_dict.placeholder(int)  # the first N examples of the split
+  c.raster = 0          # N > 0: spike raster of the split's first N inputs, next to firing_rates.png
+  c.nir = False         # also export the network at weight_bits as a NIR graph (needs nir)
+  c.nir_dt = 1e-4       # seconds per timestep recorded in the NIR graph (LIF tau = 4/3 dt)
   return c

@@ -12,7 +12,12 @@ on this process's devices whatever the device count it trained on. At
 per output channel (symmetric codes, float32 scales; BN and biases float32).
 
 Writes the numbers to ``WORKDIR/eval/{split}_w{bits}.json``
-(:func:`result_path`, atomically; :func:`read_result` reads it back). Bad
+(:func:`result_path`, atomically; :func:`read_result` reads it back).
+``config.raster=N`` also draws the spike raster of the split's first N
+inputs (every LIF layer over the T timesteps, :mod:`snnax_nas.raster`) to
+:func:`raster_path`, next to ``firing_rates.png``; ``config.nir=true``
+exports the network at that precision as a NIR graph, :func:`nir_path`
+(:mod:`snnax_nas.nir_graph`; needs ``pip install 'snnax_nas[nir]'``). Bad
 values (bits not in 32/16/8/4, an unknown split, a workdir without a
 checkpointed training run) raise one-line ValueErrors.
 """
@@ -28,7 +33,9 @@ from absl import logging
 from snnax_nas import data as data_lib
 from snnax_nas import evaluate
 from snnax_nas import io
+from snnax_nas import nir_graph
 from snnax_nas import quant
+from snnax_nas import raster
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import common
@@ -67,6 +74,9 @@ def report(ev: evaluate.Evaluation, workdir: str) -> str:
                             != os.path.abspath(os.path.join(workdir, "checkpoints"))):
     lines.append(f"checkpoint: {ev.checkpoint_dir} (outside the workdir, as the run was trained)")
   lines.append(f"wrote {result_path(workdir, ev.split, ev.weight_bits, ev.max_examples)}")
+  for extra in (raster_path(workdir, ev.split, ev.weight_bits), nir_path(workdir, ev.weight_bits)):
+    if os.path.exists(extra):
+      lines.append(f"wrote {extra}")
   return "\n".join(lines)
 
 
@@ -95,6 +105,13 @@ def run(config, workdir: str) -> evaluate.Evaluation:
   common.check_positive(config, "batch_size")
   if config.max_examples is not None:
     common.check_positive(config, "max_examples")
+  if config.raster < 0:
+    raise ValueError(f"--config.raster={config.raster} must be >= 0 (inputs to draw)")
+  if config.nir:
+    try:
+      nir_graph.require_nir()
+    except ModuleNotFoundError as e:
+      raise ValueError(str(e)) from None
   dataset = workdir_lib.load_run(workdir).config.get("dataset", "")
   if config.split != "train" and not data_lib.has_separate_splits(dataset):
     common.warn(f"{dataset} is one file for every split: this {config.split!r} evaluation "
@@ -112,4 +129,22 @@ def run(config, workdir: str) -> evaluate.Evaluation:
     io.write_json(path, ev.to_json())
   except OSError as e:
     raise ValueError(f"cannot write {path}: {e.strerror}") from None
+  if config.raster:
+    raster.plot_run_raster(workdir, raster_path(workdir, config.split, config.weight_bits),
+                           num_inputs=config.raster, weight_bits=config.weight_bits,
+                           split=config.split)
+  if config.nir:
+    nir_graph.export_run(workdir, nir_path(workdir, config.weight_bits),
+                         weight_bits=config.weight_bits, dt=config.nir_dt)
   return ev
+
+
+def raster_path(workdir: str, split: str, weight_bits: int) -> str:
+  """``WORKDIR/spike_raster_{split}_w{bits}.png`` (``config.raster``), next to
+  the training's ``firing_rates.png``."""
+  return os.path.join(workdir, f"spike_raster_{split}_w{weight_bits}.png")
+
+
+def nir_path(workdir: str, weight_bits: int) -> str:
+  """``WORKDIR/eval/network_w{bits}.nir`` (``config.nir``)."""
+  return os.path.join(workdir, "eval", f"network_w{weight_bits}.nir")
