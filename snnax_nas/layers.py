@@ -10,6 +10,7 @@ they agree by construction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 from typing import Callable
 from typing import Optional
@@ -142,6 +143,50 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
   return jax.lax.conv_general_dilated(
       x, kernel, (stride, stride), [(pad, pad), (pad, pad)],
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_over_time(xs: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """:func:`conv2d` of every timestep of time-major images, as one convolution.
+
+  The forward pass and the input gradient each run one convolution over all
+  T x B images. The kernel gradient is summed over timesteps from one kernel
+  gradient per timestep (B images each) instead of one over T x B images:
+  XLA:CPU runs the kernel gradient of a convolution at a rate that falls with
+  the batch (the cell conv of width 16: 48 GFLOP/s at B = 64, 19 at T x B =
+  320, benchmarks/RESULTS.md), which made a training step's time grow faster
+  than T. Same values as autodiff of one :func:`conv2d` over T x B images up
+  to float summation order (tests/test_layers.py).
+
+  Args:
+    xs: [T, B, H, W, C_in] images, time-major.
+    kernel: [k, k, C_in, C_out] HWIO kernel.
+    stride: the convolution's stride (static).
+
+  Returns:
+    [T, B, H / stride, W / stride, C_out].
+  """
+  y = conv2d(xs.reshape((-1,) + xs.shape[2:]), kernel, stride)
+  return y.reshape(xs.shape[:2] + y.shape[1:])
+
+
+def _conv_over_time_fwd(xs, kernel, stride):
+  return conv_over_time(xs, kernel, stride), (xs, kernel)
+
+
+def _conv_over_time_bwd(stride, res, g):
+  xs, kernel = res
+  flat = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
+  _, input_vjp = jax.vjp(lambda x: conv2d(x, kernel, stride), flat(xs))
+  dx = input_vjp(flat(g))[0].reshape(xs.shape)
+  dk = jnp.zeros_like(kernel)
+  for t in range(xs.shape[0]):  # T is static and small: one kernel gradient per step
+    _, kernel_vjp = jax.vjp(lambda k, t=t: conv2d(xs[t], k, stride), kernel)
+    dk = dk + kernel_vjp(g[t])[0]
+  return dx, dk
+
+
+conv_over_time.defvjp(_conv_over_time_fwd, _conv_over_time_bwd)
 
 
 def pool3x3(x: jax.Array, kind: str) -> jax.Array:

@@ -84,3 +84,27 @@ def test_dropout_mask_is_inverted_bernoulli():
   m = layers.dropout_mask(jax.random.key(0), 0.25, (64, 64))
   assert set(np.unique(np.asarray(m)).tolist()) == {0.0, np.float32(1 / 0.75)}
   assert abs(float(m.mean()) - 1.0) < 0.05
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_over_time_equals_autodiff_of_one_conv(stride):
+  # Reference: autodiff of one conv2d over all T x B images (the path the
+  # custom kernel gradient replaces).
+  kx, kk, kg = jax.random.split(jax.random.key(0), 3)
+  xs = jax.random.normal(kx, (3, 2, 8, 8, 4))
+  kernel = jax.random.normal(kk, (3, 3, 4, 5))
+
+  def reference(xs, kernel):
+    y = layers.conv2d(xs.reshape((-1,) + xs.shape[2:]), kernel, stride)
+    return y.reshape(xs.shape[:2] + y.shape[1:])
+
+  y = layers.conv_over_time(xs, kernel, stride)
+  y_ref = reference(xs, kernel)
+  assert y.shape == (3, 2, 8 // stride, 8 // stride, 5)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-6)
+  g = jax.random.normal(kg, y.shape)
+  grads = jax.vjp(lambda a, b: layers.conv_over_time(a, b, stride), xs, kernel)[1](g)
+  grads_ref = jax.vjp(reference, xs, kernel)[1](g)
+  for a, b in zip(grads, grads_ref):
+    assert float(jnp.abs(b).max()) > 0
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
