@@ -189,6 +189,32 @@ def _conv_over_time_bwd(stride, res, g):
 conv_over_time.defvjp(_conv_over_time_fwd, _conv_over_time_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def repeat_over_time(x: jax.Array, timesteps: int) -> jax.Array:
+  """``x`` [1, ...] repeated along its leading (time) axis: [timesteps, ...].
+
+  ``jnp.broadcast_to`` computes the same; its gradient, a sum over the
+  leading axis with everything else kept, runs ~25x slower on XLA:CPU (105
+  vs 4 ms for [5, 64, 32, 32, 16]) than the sum of the T slices this
+  backward pass adds.
+  """
+  return jnp.broadcast_to(x, (timesteps,) + x.shape[1:])
+
+
+def _repeat_over_time_fwd(x, timesteps):
+  return repeat_over_time(x, timesteps), None
+
+
+def _repeat_over_time_bwd(timesteps, _, g):
+  total = g[0]
+  for t in range(1, timesteps):
+    total = total + g[t]
+  return (total[None],)
+
+
+repeat_over_time.defvjp(_repeat_over_time_fwd, _repeat_over_time_bwd)
+
+
 def pool3x3(x: jax.Array, kind: str) -> jax.Array:
   """Stride-1 3x3 pooling with padding 1 (avg counts the zero padding, as
   PyTorch's default ``count_include_pad=True``), NHWC.

@@ -361,7 +361,7 @@ class SpikingNetwork(nn.Module):
     stem = Stem(cfg.width, cfg.stem_stride, name="stem")
     if images.ndim == 4:
       x = stem(images[None], train=train)
-      xs = jnp.broadcast_to(x, (cfg.timesteps,) + x.shape[1:])
+      xs = layers.repeat_over_time(x, cfg.timesteps)
     else:
       if images.shape[1] < cfg.timesteps:
         raise ValueError(f"{images.shape[1]} frames for {cfg.timesteps} timesteps")

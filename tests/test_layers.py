@@ -108,3 +108,12 @@ def test_conv_over_time_equals_autodiff_of_one_conv(stride):
   for a, b in zip(grads, grads_ref):
     assert float(jnp.abs(b).max()) > 0
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_repeat_over_time_equals_broadcast_with_its_gradient():
+  x = jax.random.normal(jax.random.key(0), (1, 2, 3, 4))
+  g = jax.random.normal(jax.random.key(1), (5, 2, 3, 4))
+  y, vjp = jax.vjp(lambda a: layers.repeat_over_time(a, 5), x)
+  y_ref, vjp_ref = jax.vjp(lambda a: jnp.broadcast_to(a, (5, 2, 3, 4)), x)
+  np.testing.assert_array_equal(y, y_ref)
+  np.testing.assert_allclose(vjp(g)[0], vjp_ref(g)[0], rtol=1e-6, atol=1e-6)
