@@ -291,6 +291,62 @@ def bn_normalize(x: jax.Array, mean: jax.Array, var: jax.Array, p: Params) -> ja
   return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * p["scale"] + p["bias"]
 
 
+@jax.custom_vjp
+def batch_norm_per_step(x: jax.Array, scale: jax.Array, bias: jax.Array):
+  """Training-mode batch norm of each timestep of ``x`` with its own batch
+  statistics (two-pass variance), with a hand-written backward pass.
+
+  Same values and gradients as autodiff of :func:`batch_moments` +
+  :func:`bn_normalize` per timestep (tests/test_layers.py). The backward pass
+  reads ``x`` and the output gradient once for two per-(timestep, channel)
+  sums and once more for the input gradient, where autodiff of the moments
+  takes several passes over these [T, B, ..., C] arrays (on XLA:CPU these
+  elementwise passes were a third of a training step, benchmarks/RESULTS.md).
+
+  Args:
+    x: [T, B, ..., C] activations.
+    scale, bias: [C] affine parameters.
+
+  Returns:
+    ``(y [T, B, ..., C], mean [T, C], var [T, C])``: the output and each
+    timestep's batch mean and biased variance (for the running statistics).
+  """
+  axes = tuple(range(1, x.ndim - 1))
+  mean, var = batch_moments(x, axes)
+  shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+  y = bn_normalize(x, mean.reshape(shape), var.reshape(shape), {"scale": scale, "bias": bias})
+  return y, mean, var
+
+
+def _batch_norm_per_step_fwd(x, scale, bias):
+  y, mean, var = batch_norm_per_step(x, scale, bias)
+  return (y, mean, var), (x, scale, mean, var)
+
+
+def _batch_norm_per_step_bwd(res, cotangents):
+  x, scale, mean, var = res
+  gy, g_mean, g_var = cotangents
+  axes = tuple(range(1, x.ndim - 1))
+  n = x[0].size // x.shape[-1]  # values per (timestep, channel)
+  shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+  rstd = jax.lax.rsqrt(var + BN_EPS).reshape(shape)
+  centred = x - mean.reshape(shape)
+  xhat = centred * rstd
+  sum_gy = gy.sum(axes)                # [T, C]
+  sum_gy_xhat = (gy * xhat).sum(axes)  # [T, C]
+  d_bias = sum_gy.sum(0)
+  d_scale = sum_gy_xhat.sum(0)
+  # d/dx of scale * xhat with the batch statistics depending on x, plus the
+  # cotangents of the returned moments (d mean / dx = 1 / n, d var / dx =
+  # 2 (x - mean) / n).
+  dx = ((scale * rstd) * (gy - (sum_gy.reshape(shape) + xhat * sum_gy_xhat.reshape(shape)) / n)
+        + (g_mean.reshape(shape) + 2.0 * g_var.reshape(shape) * centred) / n)
+  return dx, d_scale, d_bias
+
+
+batch_norm_per_step.defvjp(_batch_norm_per_step_fwd, _batch_norm_per_step_bwd)
+
+
 def batch_norm(x: jax.Array, p: Params, stats: Optional[Params] = None,
                train: bool = True, one_pass: bool = False):
   """Batch norm over all axes but the last.

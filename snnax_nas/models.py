@@ -147,15 +147,14 @@ class BatchNorm(nn.Module):
     var_v = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
     if not train:
       return layers.bn_normalize(x, mean_v.value, var_v.value, p)
-    mean, var = layers.batch_moments(x, tuple(range(1, x.ndim - 1)))  # [T, C] each
+    y, mean, var = layers.batch_norm_per_step(x, p["scale"], p["bias"])  # mean, var [T, C]
     if not self.is_initializing():
       stats = {"mean": mean_v.value, "var": var_v.value}
       n = x[0].size // c
       for t in range(x.shape[0]):
         stats = layers.running_stats_update(stats, mean[t], var[t], n)
       mean_v.value, var_v.value = stats["mean"], stats["var"]
-    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
-    return layers.bn_normalize(x, mean.reshape(shape), var.reshape(shape), p)
+    return y
 
 
 class ConvEdge(nn.Module):

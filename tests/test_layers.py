@@ -117,3 +117,25 @@ def test_repeat_over_time_equals_broadcast_with_its_gradient():
   y_ref, vjp_ref = jax.vjp(lambda a: jnp.broadcast_to(a, (5, 2, 3, 4)), x)
   np.testing.assert_array_equal(y, y_ref)
   np.testing.assert_allclose(vjp(g)[0], vjp_ref(g)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_batch_norm_per_step_equals_autodiff_of_the_moments():
+  kx, ks, kb, kg = jax.random.split(jax.random.key(0), 4)
+  x = 2.0 + 3.0 * jax.random.normal(kx, (3, 4, 5, 5, 6))
+  scale, bias = jax.random.normal(ks, (6,)), jax.random.normal(kb, (6,))
+
+  def reference(x, scale, bias):
+    mean, var = layers.batch_moments(x, (1, 2, 3))
+    y = layers.bn_normalize(x, mean[:, None, None, None], var[:, None, None, None],
+                            {"scale": scale, "bias": bias})
+    return y, mean, var
+
+  out, vjp = jax.vjp(layers.batch_norm_per_step, x, scale, bias)
+  out_ref, vjp_ref = jax.vjp(reference, x, scale, bias)
+  for a, b in zip(out, out_ref):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  gs = [jax.random.normal(k, o.shape) for k, o in zip(jax.random.split(kg, 3), out)]
+  for cot in (gs, [gs[0], jnp.zeros_like(gs[1]), jnp.zeros_like(gs[2])]):
+    for a, b in zip(vjp(tuple(cot)), vjp_ref(tuple(cot))):
+      assert float(jnp.abs(b).max()) > 0
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
