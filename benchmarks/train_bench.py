@@ -22,8 +22,10 @@ hits all of them alike):
 Network: cell ``--genotype`` (default ``0201/0001/0000/0000``, ``spikenas``
 ops), hidden 1024, 10 classes, vote 10, dropout 0.5; width 16 with
 ``second_pool`` 2 (small) and width 256 with ``second_pool`` 4 (the reference
-CIFAR-10 network); T in ``--timesteps``. Step: softmax cross-entropy on the
-time-averaged vote output, SGD lr 0.1, momentum 0.9, weight decay 5e-4.
+CIFAR-10 network, at batch ``--wide_batch`` 8 and one step per repeat by
+default, so that the whole run fits in ~10 minutes); T in ``--timesteps``.
+Step: softmax cross-entropy on the time-averaged vote output, SGD lr 0.1,
+momentum 0.9, weight decay 5e-4.
 Input: random 32x32x3 images (the work does not depend on the pixels).
 
 Printed per (width, T, way): images/s as the median over ``--reps`` repeats
@@ -75,6 +77,8 @@ def _parse(argv=None):
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--reps", type=int, default=5, help="interleaved repeats at width 16")
   p.add_argument("--wide_reps", type=int, default=2, help="repeats at widths > 16")
+  p.add_argument("--wide_batch", type=int, default=8,
+                 help="batch at widths > 16 (a width-256 step at batch 64 takes ~1 min here)")
   p.add_argument("--steps", type=int, default=2, help="steps per timed repeat")
   p.add_argument("--ways", default="launcher,module,torch")
   p.add_argument("--torch_threads", type=int, default=0, help="0: torch's default")
@@ -200,8 +204,9 @@ def bench(width, timesteps, args):
   g = genotype_lib.parse_genotype(args.genotype, cfg.ops)
   genotypes = np.broadcast_to(g, (cfg.num_cells,) + g.shape)
   rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (args.batch, 32, 32, 3), dtype=np.uint8)
-  labels = rng.integers(0, 10, args.batch).astype(np.int32)
+  batch = args.batch if width <= 16 else args.wide_batch
+  images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+  labels = rng.integers(0, 10, batch).astype(np.int32)
   makers = {"launcher": lambda: Launcher(cfg, genotypes, images, labels),
             "module": lambda: Module(cfg, genotypes, images, labels),
             "torch": lambda: Torch(cfg, args.genotype, images, labels)}
@@ -211,19 +216,20 @@ def bench(width, timesteps, args):
     ways[name] = makers[name]()
     ways[name].run(1)
     first[name] = time.perf_counter() - t0
-  reps = args.reps if width <= 16 else args.wide_reps
+  reps, steps = (args.reps, args.steps) if width <= 16 else (args.wide_reps, 1)
   times = {name: [] for name in ways}
   for _ in range(reps):
     for name, way in ways.items():
       t0 = time.perf_counter()
-      way.run(args.steps)
-      times[name].append((time.perf_counter() - t0) / args.steps)
+      way.run(steps)
+      times[name].append((time.perf_counter() - t0) / steps)
   out = {}
   for name in ways:
-    rates = args.batch / np.asarray(times[name])
+    rates = batch / np.asarray(times[name])
     out[name] = {"img_s": float(np.median(rates)), "min": float(rates.min()),
                  "max": float(rates.max()), "first_call_s": first[name],
-                 "memory_mib": ways[name].memory / 2**20, "reps": reps}
+                 "memory_mib": ways[name].memory / 2**20, "reps": reps, "steps": steps,
+                 "batch": batch}
   return out
 
 
@@ -240,7 +246,7 @@ def main(argv=None):
     for t in [int(s) for s in args.timesteps.split(",")]:
       r = bench(width, t, args)
       for name, v in r.items():
-        print(f"width {width:3d} T {t}  {name:8s} {v['img_s']:7.1f} img/s "
+        print(f"width {width:3d} T {t} B {v['batch']:2d}  {name:8s} {v['img_s']:7.1f} img/s "
               f"[{v['min']:.1f}-{v['max']:.1f}]  first call {v['first_call_s']:5.1f} s  "
               f"memory {v['memory_mib']:7.1f} MiB", flush=True)
       if "torch" in r:
