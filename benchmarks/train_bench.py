@@ -3,6 +3,7 @@
   python benchmarks/train_bench.py                 # full run (< ~10 min on 2 cores)
   python benchmarks/train_bench.py --quick         # width 16, T = 3, 3 repeats
   python benchmarks/train_bench.py --widths 16 --timesteps 3,5 --reps 7 --json out.json
+  python benchmarks/train_bench.py --widths 16 --ref main   # + the Module loop of main
 
 The same network, batch and optimiser step three ways, timed interleaved
 (every repeat runs each way once, in turn, so a change in the machine's load
@@ -48,7 +49,7 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import jax  # noqa: E402
 
@@ -57,6 +58,7 @@ jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))  # as lau
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+import score_bench  # noqa: E402  (benchmarks/: load_ref, torch_cfg)
 
 from snnax_nas import data  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
@@ -81,6 +83,8 @@ def _parse(argv=None):
                  help="batch at widths > 16 (a width-256 step at batch 64 takes ~1 min here)")
   p.add_argument("--steps", type=int, default=2, help="steps per timed repeat")
   p.add_argument("--ways", default="launcher,module,torch")
+  p.add_argument("--ref", default=None,
+                 help="git revision: add its plain Module loop as the way 'module@REF'")
   p.add_argument("--torch_threads", type=int, default=0, help="0: torch's default")
   p.add_argument("--quick", action="store_true", help="width 16, T 3, 3 repeats")
   p.add_argument("--json", default=None, help="write the figures here")
@@ -127,12 +131,13 @@ class Launcher:
 
 
 class Module:
-  """The README's plain loop: ``SpikingNetwork.apply`` + optax, jitted."""
+  """The README's plain loop: ``SpikingNetwork.apply`` + optax, jitted
+  (``train_lib``: this tree's ``snnax_nas.train`` or another revision's)."""
 
-  def __init__(self, cfg, genotypes, images, labels):
-    model = train.network_model(cfg, genotypes)
+  def __init__(self, cfg, genotypes, images, labels, train_lib=train):
+    model = train_lib.network_model(cfg, genotypes)
     x = data.normalize(images, data.get_info("cifar10"))
-    variables = train.init_variables(jax.random.PRNGKey(0), cfg, genotypes)
+    variables = train_lib.init_variables(jax.random.PRNGKey(0), cfg, genotypes)
     tx = optax.chain(optax.add_decayed_weights(WEIGHT_DECAY), optax.sgd(LR, momentum=MOMENTUM))
 
     def step(params, batch_stats, opt_state, x, y, key):
@@ -163,17 +168,12 @@ class Torch:
   """``torch_reference`` network, cross-entropy, SGD (momentum, weight decay)."""
 
   def __init__(self, cfg, genotype_text, images, labels):
-    import torch  # pylint: disable=g-import-not-at-top
-    sys.path.insert(0, str(HERE))
     from spikingjelly.clock_driven import functional  # pylint: disable=g-import-not-at-top
+    import torch  # pylint: disable=g-import-not-at-top
     import torch_reference as tr  # pylint: disable=g-import-not-at-top
     self.torch, self.functional = torch, functional
     torch.manual_seed(0)
-    tcfg = dict(ops=cfg.ops.names, width=cfg.width, cells_per_stage=cfg.cells_per_stage,
-                timesteps=cfg.timesteps, s2=cfg.second_pool, hidden=cfg.hidden,
-                num_classes=cfg.num_classes, vote_group=cfg.vote_group,
-                stem_stride=cfg.stem_stride, dropout=cfg.dropout, input_shape=cfg.input_shape,
-                tau=cfg.lif.tau, v_threshold=cfg.lif.threshold)
+    tcfg = score_bench.torch_cfg(cfg)
     self.model = tr.build_network(genotype_text, tcfg)
     self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM,
                                weight_decay=WEIGHT_DECAY)
@@ -199,7 +199,14 @@ class Torch:
       self.functional.reset_net(self.model)
 
 
-def bench(width, timesteps, args):
+def load_ref_train(ref: str):
+  """``snnax_nas.train`` at git revision ``ref`` (``score_bench.load_ref``)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  ref_network, _ = score_bench.load_ref(ref)
+  return ref_network, importlib.import_module("snnax_nas_ref.train")
+
+
+def bench(width, timesteps, args, ref=None):
   cfg = make_config(width, timesteps, args.ops)
   g = genotype_lib.parse_genotype(args.genotype, cfg.ops)
   genotypes = np.broadcast_to(g, (cfg.num_cells,) + g.shape)
@@ -210,8 +217,14 @@ def bench(width, timesteps, args):
   makers = {"launcher": lambda: Launcher(cfg, genotypes, images, labels),
             "module": lambda: Module(cfg, genotypes, images, labels),
             "torch": lambda: Torch(cfg, args.genotype, images, labels)}
+  if ref is not None:
+    ref_network, ref_train = ref
+    ref_cfg = ref_network.network_config(None, **{
+        f: getattr(cfg, f) for f in ("input_shape", "num_classes", "width", "hidden", "vote_group",
+                                     "second_pool", "timesteps", "dropout")}, ops=args.ops)
+    makers[f"module@{args.ref}"] = lambda: Module(ref_cfg, genotypes, images, labels, ref_train)
   ways, first = {}, {}
-  for name in args.ways.split(","):
+  for name in args.ways.split(",") + ([f"module@{args.ref}"] if ref else []):
     t0 = time.perf_counter()
     ways[name] = makers[name]()
     ways[name].run(1)
@@ -241,19 +254,23 @@ def main(argv=None):
   print(f"jax {jax.__version__}, {jax.local_device_count()} {jax.default_backend()} devices, "
         f"batch {args.batch}, {args.genotype} ({args.ops}), {args.reps} x {args.steps} steps "
         f"interleaved; load {os.getloadavg()[0]:.2f}", flush=True)
+  ref = load_ref_train(args.ref) if args.ref else None
   results = []
   for width in [int(w) for w in args.widths.split(",")]:
     for t in [int(s) for s in args.timesteps.split(",")]:
-      r = bench(width, t, args)
+      r = bench(width, t, args, ref)
       for name, v in r.items():
-        print(f"width {width:3d} T {t} B {v['batch']:2d}  {name:8s} {v['img_s']:7.1f} img/s "
-              f"[{v['min']:.1f}-{v['max']:.1f}]  first call {v['first_call_s']:5.1f} s  "
+        print(f"width {width:3d} T {t} B {v['batch']:2d}  {name:8s} {v['img_s']:7.2f} img/s "
+              f"[{v['min']:.2f}-{v['max']:.2f}]  first call {v['first_call_s']:5.1f} s  "
               f"memory {v['memory_mib']:7.1f} MiB", flush=True)
       if "torch" in r:
         for name in r:
           if name != "torch":
             print(f"width {width:3d} T {t}  {name} / torch = "
                   f"{r[name]['img_s'] / r['torch']['img_s']:.2f}x", flush=True)
+      if f"module@{args.ref}" in r:
+        print(f"width {width:3d} T {t}  module / module@{args.ref} = "
+              f"{r['module']['img_s'] / r[f'module@{args.ref}']['img_s']:.2f}x", flush=True)
       if "launcher" in r and "module" in r:
         print(f"width {width:3d} T {t}  launcher / module = "
               f"{r['launcher']['img_s'] / r['module']['img_s']:.2f}x", flush=True)
