@@ -10,6 +10,7 @@ they agree by construction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 from typing import Callable
 from typing import Optional
@@ -144,6 +145,76 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_over_time(xs: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """:func:`conv2d` of every timestep of time-major images, as one convolution.
+
+  The forward pass and the input gradient each run one convolution over all
+  T x B images. The kernel gradient is summed over timesteps from one kernel
+  gradient per timestep (B images each) instead of one over T x B images:
+  XLA:CPU runs the kernel gradient of a convolution at a rate that falls with
+  the batch (the cell conv of width 16: 48 GFLOP/s at B = 64, 19 at T x B =
+  320, benchmarks/RESULTS.md), which made a training step's time grow faster
+  than T. Same values as autodiff of one :func:`conv2d` over T x B images up
+  to float summation order (tests/test_layers.py).
+
+  Args:
+    xs: [T, B, H, W, C_in] images, time-major.
+    kernel: [k, k, C_in, C_out] HWIO kernel.
+    stride: the convolution's stride (static).
+
+  Returns:
+    [T, B, H / stride, W / stride, C_out].
+  """
+  y = conv2d(xs.reshape((-1,) + xs.shape[2:]), kernel, stride)
+  return y.reshape(xs.shape[:2] + y.shape[1:])
+
+
+def _conv_over_time_fwd(xs, kernel, stride):
+  return conv_over_time(xs, kernel, stride), (xs, kernel)
+
+
+def _conv_over_time_bwd(stride, res, g):
+  xs, kernel = res
+  flat = lambda a: a.reshape((-1,) + a.shape[2:])  # noqa: E731
+  _, input_vjp = jax.vjp(lambda x: conv2d(x, kernel, stride), flat(xs))
+  dx = input_vjp(flat(g))[0].reshape(xs.shape)
+  dk = jnp.zeros_like(kernel)
+  for t in range(xs.shape[0]):  # T is static and small: one kernel gradient per step
+    _, kernel_vjp = jax.vjp(lambda k, t=t: conv2d(xs[t], k, stride), kernel)
+    dk = dk + kernel_vjp(g[t])[0]
+  return dx, dk
+
+
+conv_over_time.defvjp(_conv_over_time_fwd, _conv_over_time_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def repeat_over_time(x: jax.Array, timesteps: int) -> jax.Array:
+  """``x`` [1, ...] repeated along its leading (time) axis: [timesteps, ...].
+
+  ``jnp.broadcast_to`` computes the same; its gradient, a sum over the
+  leading axis with everything else kept, runs ~25x slower on XLA:CPU (105
+  vs 4 ms for [5, 64, 32, 32, 16]) than the sum of the T slices this
+  backward pass adds.
+  """
+  return jnp.broadcast_to(x, (timesteps,) + x.shape[1:])
+
+
+def _repeat_over_time_fwd(x, timesteps):
+  return repeat_over_time(x, timesteps), None
+
+
+def _repeat_over_time_bwd(timesteps, _, g):
+  total = g[0]
+  for t in range(1, timesteps):
+    total = total + g[t]
+  return (total[None],)
+
+
+repeat_over_time.defvjp(_repeat_over_time_fwd, _repeat_over_time_bwd)
+
+
 def pool3x3(x: jax.Array, kind: str) -> jax.Array:
   """Stride-1 3x3 pooling with padding 1 (avg counts the zero padding, as
   PyTorch's default ``count_include_pad=True``), NHWC.
@@ -218,6 +289,62 @@ def running_stats_update(stats: Params, mean: jax.Array, var: jax.Array, n: int)
 def bn_normalize(x: jax.Array, mean: jax.Array, var: jax.Array, p: Params) -> jax.Array:
   """``(x - mean) / sqrt(var + BN_EPS) * scale + bias`` (all broadcast to x)."""
   return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * p["scale"] + p["bias"]
+
+
+@jax.custom_vjp
+def batch_norm_per_step(x: jax.Array, scale: jax.Array, bias: jax.Array):
+  """Training-mode batch norm of each timestep of ``x`` with its own batch
+  statistics (two-pass variance), with a hand-written backward pass.
+
+  Same values and gradients as autodiff of :func:`batch_moments` +
+  :func:`bn_normalize` per timestep (tests/test_layers.py). The backward pass
+  reads ``x`` and the output gradient once for two per-(timestep, channel)
+  sums and once more for the input gradient, where autodiff of the moments
+  takes several passes over these [T, B, ..., C] arrays (on XLA:CPU these
+  elementwise passes were a third of a training step, benchmarks/RESULTS.md).
+
+  Args:
+    x: [T, B, ..., C] activations.
+    scale, bias: [C] affine parameters.
+
+  Returns:
+    ``(y [T, B, ..., C], mean [T, C], var [T, C])``: the output and each
+    timestep's batch mean and biased variance (for the running statistics).
+  """
+  axes = tuple(range(1, x.ndim - 1))
+  mean, var = batch_moments(x, axes)
+  shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+  y = bn_normalize(x, mean.reshape(shape), var.reshape(shape), {"scale": scale, "bias": bias})
+  return y, mean, var
+
+
+def _batch_norm_per_step_fwd(x, scale, bias):
+  y, mean, var = batch_norm_per_step(x, scale, bias)
+  return (y, mean, var), (x, scale, mean, var)
+
+
+def _batch_norm_per_step_bwd(res, cotangents):
+  x, scale, mean, var = res
+  gy, g_mean, g_var = cotangents
+  axes = tuple(range(1, x.ndim - 1))
+  n = x[0].size // x.shape[-1]  # values per (timestep, channel)
+  shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+  rstd = jax.lax.rsqrt(var + BN_EPS).reshape(shape)
+  centred = x - mean.reshape(shape)
+  xhat = centred * rstd
+  sum_gy = gy.sum(axes)                # [T, C]
+  sum_gy_xhat = (gy * xhat).sum(axes)  # [T, C]
+  d_bias = sum_gy.sum(0)
+  d_scale = sum_gy_xhat.sum(0)
+  # d/dx of scale * xhat with the batch statistics depending on x, plus the
+  # cotangents of the returned moments (d mean / dx = 1 / n, d var / dx =
+  # 2 (x - mean) / n).
+  dx = ((scale * rstd) * (gy - (sum_gy.reshape(shape) + xhat * sum_gy_xhat.reshape(shape)) / n)
+        + (g_mean.reshape(shape) + 2.0 * g_var.reshape(shape) * centred) / n)
+  return dx, d_scale, d_bias
+
+
+batch_norm_per_step.defvjp(_batch_norm_per_step_fwd, _batch_norm_per_step_bwd)
 
 
 def batch_norm(x: jax.Array, p: Params, stats: Optional[Params] = None,

@@ -106,13 +106,23 @@ def _probe(spikes: jax.Array, mask: Optional[jax.Array]) -> dict:
           "neurons": spikes.shape[0] * mask.sum() * per_row}
 
 
-def _conv(features: int, kernel: int, stride: int = 1, name: str = "conv") -> nn.Conv:
+class Conv(nn.Module):
   """A bias-free conv padded ``kernel // 2`` on every side (as
-  :func:`snnax_nas.layers.conv2d`), initialised as a ``"conv"`` ParamSpec."""
-  pad = kernel // 2
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                 padding=((pad, pad), (pad, pad)), use_bias=False,
-                 kernel_init=layers.initializer("conv"), name=name)
+  :func:`snnax_nas.layers.conv2d`) of time-major images: one convolution over
+  all timesteps, the kernel gradient summed per timestep
+  (:func:`snnax_nas.layers.conv_over_time`). Variables: ``params/kernel``
+  [k, k, C_in, C], initialised as a ``"conv"`` ParamSpec."""
+
+  features: int
+  kernel: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, xs: jax.Array) -> jax.Array:
+    """Args: xs: [T, B, H, W, C_in]. Returns: [T, B, H / s, W / s, C]."""
+    w = self.param("kernel", layers.initializer("conv"),
+                   (self.kernel, self.kernel, xs.shape[-1], self.features))
+    return layers.conv_over_time(xs, w, self.stride)
 
 
 class BatchNorm(nn.Module):
@@ -137,15 +147,14 @@ class BatchNorm(nn.Module):
     var_v = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
     if not train:
       return layers.bn_normalize(x, mean_v.value, var_v.value, p)
-    mean, var = layers.batch_moments(x, tuple(range(1, x.ndim - 1)))  # [T, C] each
+    y, mean, var = layers.batch_norm_per_step(x, p["scale"], p["bias"])  # mean, var [T, C]
     if not self.is_initializing():
       stats = {"mean": mean_v.value, "var": var_v.value}
       n = x[0].size // c
       for t in range(x.shape[0]):
         stats = layers.running_stats_update(stats, mean[t], var[t], n)
       mean_v.value, var_v.value = stats["mean"], stats["var"]
-    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
-    return layers.bn_normalize(x, mean.reshape(shape), var.reshape(shape), p)
+    return y
 
 
 class ConvEdge(nn.Module):
@@ -169,7 +178,7 @@ class ConvEdge(nn.Module):
     output [T, B, H, W, C])``.
     """
     v, spikes = _lif(xs, self.lif, v0)
-    y = _over_time(_conv(self.features, self.kernel), spikes)
+    y = Conv(self.features, self.kernel, name="conv")(spikes)
     return v, spikes, BatchNorm(name="bn")(y, train=train)
 
 
@@ -234,7 +243,7 @@ class Stem(nn.Module):
   @nn.compact
   def __call__(self, xs: jax.Array, *, train: bool) -> jax.Array:
     """Args: xs: [T', B, H, W, C_in]. Returns: [T', B, H / s, W / s, C]."""
-    y = _over_time(_conv(self.features, 3, self.stride), xs)
+    y = Conv(self.features, 3, self.stride, name="conv")(xs)
     return BatchNorm(name="bn")(y, train=train)
 
 
@@ -252,7 +261,7 @@ class Reduction(nn.Module):
     """
     y = BatchNorm(name="bn_in")(xs, train=train)
     _, spikes = _lif(y, self.lif)
-    y = _over_time(_conv(2 * xs.shape[-1], 3), spikes)
+    y = Conv(2 * xs.shape[-1], 3, name="conv")(spikes)
     y = BatchNorm(name="bn_out")(y, train=train)
     return _over_time(lambda x: layers.avg_pool(x, 2), y), spikes
 
@@ -351,7 +360,7 @@ class SpikingNetwork(nn.Module):
     stem = Stem(cfg.width, cfg.stem_stride, name="stem")
     if images.ndim == 4:
       x = stem(images[None], train=train)
-      xs = jnp.broadcast_to(x, (cfg.timesteps,) + x.shape[1:])
+      xs = layers.repeat_over_time(x, cfg.timesteps)
     else:
       if images.shape[1] < cfg.timesteps:
         raise ValueError(f"{images.shape[1]} frames for {cfg.timesteps} timesteps")

@@ -84,3 +84,58 @@ def test_dropout_mask_is_inverted_bernoulli():
   m = layers.dropout_mask(jax.random.key(0), 0.25, (64, 64))
   assert set(np.unique(np.asarray(m)).tolist()) == {0.0, np.float32(1 / 0.75)}
   assert abs(float(m.mean()) - 1.0) < 0.05
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_over_time_equals_autodiff_of_one_conv(stride):
+  # Reference: autodiff of one conv2d over all T x B images (the path the
+  # custom kernel gradient replaces).
+  kx, kk, kg = jax.random.split(jax.random.key(0), 3)
+  xs = jax.random.normal(kx, (3, 2, 8, 8, 4))
+  kernel = jax.random.normal(kk, (3, 3, 4, 5))
+
+  def reference(xs, kernel):
+    y = layers.conv2d(xs.reshape((-1,) + xs.shape[2:]), kernel, stride)
+    return y.reshape(xs.shape[:2] + y.shape[1:])
+
+  y = layers.conv_over_time(xs, kernel, stride)
+  y_ref = reference(xs, kernel)
+  assert y.shape == (3, 2, 8 // stride, 8 // stride, 5)
+  np.testing.assert_allclose(y, y_ref, rtol=1e-6, atol=1e-6)
+  g = jax.random.normal(kg, y.shape)
+  grads = jax.vjp(lambda a, b: layers.conv_over_time(a, b, stride), xs, kernel)[1](g)
+  grads_ref = jax.vjp(reference, xs, kernel)[1](g)
+  for a, b in zip(grads, grads_ref):
+    assert float(jnp.abs(b).max()) > 0
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_repeat_over_time_equals_broadcast_with_its_gradient():
+  x = jax.random.normal(jax.random.key(0), (1, 2, 3, 4))
+  g = jax.random.normal(jax.random.key(1), (5, 2, 3, 4))
+  y, vjp = jax.vjp(lambda a: layers.repeat_over_time(a, 5), x)
+  y_ref, vjp_ref = jax.vjp(lambda a: jnp.broadcast_to(a, (5, 2, 3, 4)), x)
+  np.testing.assert_array_equal(y, y_ref)
+  np.testing.assert_allclose(vjp(g)[0], vjp_ref(g)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_batch_norm_per_step_equals_autodiff_of_the_moments():
+  kx, ks, kb, kg = jax.random.split(jax.random.key(0), 4)
+  x = 2.0 + 3.0 * jax.random.normal(kx, (3, 4, 5, 5, 6))
+  scale, bias = jax.random.normal(ks, (6,)), jax.random.normal(kb, (6,))
+
+  def reference(x, scale, bias):
+    mean, var = layers.batch_moments(x, (1, 2, 3))
+    y = layers.bn_normalize(x, mean[:, None, None, None], var[:, None, None, None],
+                            {"scale": scale, "bias": bias})
+    return y, mean, var
+
+  out, vjp = jax.vjp(layers.batch_norm_per_step, x, scale, bias)
+  out_ref, vjp_ref = jax.vjp(reference, x, scale, bias)
+  for a, b in zip(out, out_ref):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  gs = [jax.random.normal(k, o.shape) for k, o in zip(jax.random.split(kg, 3), out)]
+  for cot in (gs, [gs[0], jnp.zeros_like(gs[1]), jnp.zeros_like(gs[2])]):
+    for a, b in zip(vjp(tuple(cot)), vjp_ref(tuple(cot))):
+      assert float(jnp.abs(b).max()) > 0
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

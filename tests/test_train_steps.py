@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import types
 
 import jax
 import jax.numpy as jnp
@@ -204,3 +205,12 @@ def test_data_parallel_two_devices_equals_one(env):
   out = run_script(_DP, env, 2)
   assert out.returncode == 0, out.stderr[-3000:]
   assert "OK" in out.stdout
+
+
+def test_training_devices_one_cpu_device_per_process():
+  # Fake devices: two processes with two CPU devices each.
+  devs = [types.SimpleNamespace(id=i, process_index=i // 2) for i in range(4)]
+  assert [d.id for d in train.training_devices(devs, backend="cpu")] == [0, 2]
+  assert train.training_devices(devs, backend="gpu") == devs
+  steps = train.make_steps(CFG, G, train.make_optimizer(0.1, 1, 1), INFO)
+  assert steps.mesh.size == len(train.training_devices())

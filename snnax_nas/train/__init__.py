@@ -55,6 +55,7 @@ from snnax_nas.train.steps import network_model
 from snnax_nas.train.steps import put_batch
 from snnax_nas.train.steps import spike_probe
 from snnax_nas.train.steps import standalone_forward_fn
+from snnax_nas.train.steps import training_devices
 
 __all__ = [
     "TrainingDivergedError",
@@ -69,4 +70,5 @@ __all__ = [
     "init_variables", "loss_value", "lr_schedule", "make_mesh", "make_optimizer",
     "make_preprocess", "make_steps",
     "module_forward_fn", "network_model", "put_batch", "spike_probe", "standalone_forward_fn",
+    "training_devices",
 ]

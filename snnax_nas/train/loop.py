@@ -41,6 +41,7 @@ from snnax_nas.train.steps import make_mesh
 from snnax_nas.train.steps import make_optimizer
 from snnax_nas.train.steps import make_steps
 from snnax_nas.train.steps import put_batch
+from snnax_nas.train.steps import training_devices
 
 
 def default_test_split(name: str) -> str:
@@ -220,7 +221,8 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
       default forward fake-quantises every kernel; see
       :mod:`snnax_nas.train.steps`). The test metrics are then those of the
       quantised network.
-    mesh: device mesh (default: all devices).
+    mesh: device mesh (default: over
+      :func:`~snnax_nas.train.steps.training_devices`).
     forward: the network as a :data:`~snnax_nas.train.steps.ForwardFn`
       (default: the standalone network of ``cfg`` and ``genotypes``); its
       parameters must have the structure of :func:`create_train_state`'s.
@@ -235,7 +237,7 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
     raise ValueError(f"epochs must be >= 1, got {epochs}")
   if eval_every < 1:
     raise ValueError(f"eval_every must be >= 1, got {eval_every}")
-  mesh = mesh or make_mesh()
+  mesh = mesh or make_mesh(training_devices())
   if batch_size < 1 or batch_size % mesh.size:
     raise ValueError(f"batch_size {batch_size} must be a positive multiple of the "
                      f"{mesh.size} devices")

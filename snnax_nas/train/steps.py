@@ -27,7 +27,8 @@ post-training quantisation of its weights at the same bits
 (:func:`snnax_nas.evaluate.evaluate_run`), compute the same logits.
 
 Data parallelism. One ``jax.sharding.Mesh`` with a single ``"data"`` axis over
-all devices; the batch is sharded along it and the :class:`TrainState` is
+the training devices (:func:`training_devices`: all accelerators, or one CPU
+device per process); the batch is sharded along it and the :class:`TrainState` is
 replicated. The step is written for the *global* batch and compiled with those
 shardings, so XLA inserts the cross-device reductions: batch-norm statistics
 and gradients are those of the global batch and a step on N devices computes
@@ -261,6 +262,31 @@ def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
   return Mesh(np.array(devices), (DATA_AXIS,))
 
 
+def training_devices(devices: Optional[Sequence[jax.Device]] = None,
+                     backend: Optional[str] = None) -> list:
+  """The devices a training run's mesh spans unless told otherwise.
+
+  All of ``devices`` (default: all devices) on an accelerator backend; on the
+  CPU backend the first device of each process only. The CPU devices of one
+  process (``jax_num_cpu_devices``, one per core for the scorer) share the
+  same cores, so splitting a training batch over them gains no compute, while
+  every batch-norm statistic (per timestep) and every gradient then needs a
+  cross-device reduction: measured 0.65-0.7x the images/s of one device with
+  the same cores (benchmarks/train_bench.py, RESULTS.md).
+
+  Args:
+    devices: candidate devices (objects with ``process_index``).
+    backend: the backend's name (default: ``jax.default_backend()``).
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  if (backend or jax.default_backend()) != "cpu":
+    return devices
+  first = {}
+  for d in devices:
+    first.setdefault(d.process_index, d)
+  return list(first.values())
+
+
 def make_preprocess(info: data_lib.DatasetInfo, augment: bool) -> Callable:
   """``preprocess(raw_images, key, train) -> float32`` network input.
 
@@ -397,8 +423,8 @@ def make_steps(cfg: network_lib.NetworkConfig, genotypes,
     info: dataset info (normalisation, crop padding, event or not).
     loss: ``"ce"`` or ``"mse"`` (see :func:`loss_value`).
     augment: random crop + flip of static images during training.
-    mesh: device mesh (default: all devices); the global batch size must be a
-      multiple of its size.
+    mesh: device mesh (default: over :func:`training_devices`); the global
+      batch size must be a multiple of its size.
     donate: donate the input state buffers of the train step.
     weight_bits: 32, or 16 / 8 / 4 for quantisation-aware training (see the
       module docstring); used by the default ``forward``.
@@ -409,7 +435,7 @@ def make_steps(cfg: network_lib.NetworkConfig, genotypes,
     raise ValueError(f"unknown loss {loss!r}; choose from {LOSSES}")
   if forward is None:
     forward = module_forward_fn(cfg, genotypes, weight_bits=weight_bits)
-  mesh = mesh or make_mesh()
+  mesh = mesh or make_mesh(training_devices())
   preprocess = make_preprocess(info, augment)
 
   def train_step(state: TrainState, batch):
