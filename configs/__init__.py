@@ -22,7 +22,7 @@ from typing import Mapping
 
 from ml_collections import config_dict
 
-JOBS = ("search", "score", "train", "analyze", "compare")
+JOBS = ("search", "score", "train", "analyze", "compare", "groundtruth")
 # Configs of commands that read a finished run (no network section, no presets).
 TOOLS = ("evaluate",)
 

@@ -39,7 +39,7 @@ from snnax_nas import io
 from snnax_nas import neurons
 
 RECORD_NAME = "config.json"
-JOBS = ("search", "score", "train", "analyze")
+JOBS = ("search", "score", "train", "analyze", "groundtruth")
 # Files a job writes into its workdir: a workdir holding one of them but no
 # record was made before records existed, and is not overwritten.
 _RUN_OUTPUTS = ("summary.json", "scores.csv", "results.sqlite", "metrics.jsonl",
