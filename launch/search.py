@@ -154,6 +154,24 @@ def _print_report(result: search.SearchResult, workdir: str):
         f"{os.path.join(workdir, 'summary.json')}")
 
 
+def _budget_from_space(cfg, section, budget: dict) -> None:
+  """Prints the space's weight range at the budget's precision and the
+  budget in MB; a ``budget.fraction`` becomes ``budget["budget_bytes"]``
+  (``min + fraction * (max - min)``, :func:`snnax_nas.memory.space_range`)."""
+  r = memory.space_range(cfg, section.weight_bits)
+  if section.fraction is not None:
+    budget["budget_bytes"] = r.budget_bytes(float(section.fraction))
+  line = (f"search space {cfg.ops} ({'backward' if cfg.backward else 'forward'}, "
+          f"{cfg.num_cells} cells): {r.min_bytes / 1e6:.4f}-{r.max_bytes / 1e6:.4f} MB of "
+          f"weights at {section.weight_bits}-bit ({r.min_params:,}-{r.max_params:,} params, "
+          f"cells {100 * r.cell_share:.0f} % of the largest)")
+  if budget["budget_bytes"] is not None:
+    frac = f"fraction {section.fraction} -> " if section.fraction is not None else ""
+    line += f"; budget {frac}{budget['budget_bytes'] / 1e6:.4f} MB"
+  if jax.process_index() == 0:
+    print(line)
+
+
 def _check(config):
   """Exits with one line on a config value the search cannot run."""
   method, budget = config.method, config.budget
@@ -161,9 +179,18 @@ def _check(config):
     common.fail(f"unknown --config.method {method!r}; choose from {', '.join(search.METHODS)}")
   if config.genotypes and method != "random":
     common.fail(f"--config.genotypes is for --config.method=random, not {method!r}")
-  if method == "lightsnn" and (budget.params is not None or budget.mb is not None):
+  if method == "lightsnn" and (budget.params is not None or budget.mb is not None
+                              or budget.fraction is not None):
     common.fail("--config.method=lightsnn prunes without a memory budget; drop "
-                "--config.budget.params/mb (or use --config.method=spikenas)")
+                "--config.budget.params/mb/fraction (or use --config.method=spikenas)")
+  if budget.fraction is not None:
+    if budget.mb is not None:
+      common.fail(f"--config.budget.fraction={budget.fraction} and --config.budget.mb="
+                  f"{budget.mb} both set a weight budget; give one")
+    try:
+      memory.parse_fractions(budget.fraction)
+    except ValueError as e:
+      common.fail(f"--config.budget.fraction: {e}")
   if budget.weight_bits not in memory.WEIGHT_BITS:
     common.fail(f"--config.budget.weight_bits={budget.weight_bits} is not one of "
                 f"{', '.join(map(str, memory.WEIGHT_BITS))}")
@@ -208,6 +235,8 @@ def main(argv):
     if config.genotypes:
       genotypes = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
       score.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
+    if method != "lightsnn":
+      _budget_from_space(cfg, config.budget, budget)
     if method != "lightsnn" and genotypes is None:
       search.check_budget(cfg, **budget)  # before anything touches the workdir
     images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
