@@ -34,7 +34,9 @@ Per (budget, method) and seed: the pick's true accuracy, its percentile among
 the in-budget cells (100 x the fraction of them with accuracy <= the pick's),
 the regret to the best in-budget cell, the candidates scored, and the search
 time; :func:`summarize` gives each as the mean over seeds with a 95 %
-bootstrap interval of the mean.
+bootstrap interval of the mean, and :func:`paired_differences` SpikeNAS's
+accuracy minus each other method's, paired by seed (same scores, same
+budget), which separates smaller differences than two unpaired intervals.
 
 Search time, measured: every cell of the table is scored in one
 :func:`snnax_nas.score.score_candidates` call per seed after the scorer has
@@ -506,20 +508,49 @@ def run(config, workdir: str) -> dict:
       row["no_pick"] = summarize([r["accuracy"] for r in mine])["missing"]
       rows.append(row)
   ops_rows = op_significance(table.genotypes, table.accuracy, ops, fits)
+  paired = []
+  for other in [m for m in methods if m != "spikenas"] if "spikenas" in methods else []:
+    paired += paired_differences(per_seed, "spikenas", other)
   io.write_dict_csv(os.path.join(workdir, "per_seed.csv"), per_seed)
   io.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
   io.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
   io.write_text(os.path.join(workdir, "results.md"),
-                results_markdown(rows) + "\n\n" + ops_markdown(ops_rows) + "\n")
+                results_markdown(rows) + "\n\n" + paired_markdown(paired) + "\n\n"
+                + ops_markdown(ops_rows) + "\n")
   tau = summarize(taus)
   summary = dict(table=config.table, cells=len(table.names), merged_rows=table.merged_rows,
                  min_params=lo, max_params=hi, weight_bits=bits,
                  budgets=[dict(label=label, bytes=b, cells=int(ok.sum()))
                           for (label, b), (_, ok) in zip(budgets, fits)],
                  seeds=config.num_seeds, compile_seconds=compile_seconds,
-                 kendall_tau=tau, results=rows, ops=ops_rows)
-  io.write_json(os.path.join(workdir, "summary.json"), summary)
+                 kendall_tau=tau, results=rows, paired=paired, ops=ops_rows)
+  # Standard JSON: a metric with no pick in any seed (NaN) is written as null.
+  io.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
   return summary
+
+
+def paired_differences(per_seed: Sequence[dict], a: str, b: str, metric: str = "accuracy") -> list:
+  """Per budget, ``a - b`` of ``metric`` paired by seed (the same scores and
+  budget in both), as the mean over seeds with a 95 % bootstrap interval.
+
+  Args:
+    per_seed: the rows of :func:`evaluate_seed` over all seeds.
+    a, b: two method names.
+    metric: a name of :data:`METRICS`.
+
+  Returns:
+    One dict per budget: budget, ``a``, ``b``, metric and the
+    :func:`summarize` fields of the differences (seeds where either method
+    made no pick are left out and counted as missing).
+  """
+  out = []
+  for label in dict.fromkeys(r["budget"] for r in per_seed):
+    by = {(r["method"], r["seed"]): r[metric] for r in per_seed if r["budget"] == label}
+    seeds = sorted({s for m, s in by if m == a} & {s for m, s in by if m == b})
+    if seeds:
+      out.append(dict(budget=label, a=a, b=b, metric=metric,
+                      **summarize([by[(a, s)] - by[(b, s)] for s in seeds])))
+  return out
 
 
 def _interval(row: dict, metric: str, digits: int) -> str:
@@ -540,6 +571,15 @@ def results_markdown(rows: Sequence[dict]) -> str:
                  f"{_interval(r, 'percentile', 1)} | {_interval(r, 'regret', 2)} | "
                  f"{_interval(r, 'scored', 1)} | {_interval(r, 'seconds', 2)} | "
                  f"{r['no_pick']} |")
+  return "\n".join(lines)
+
+
+def paired_markdown(rows: Sequence[dict]) -> str:
+  """The paired differences (:func:`paired_differences`) in Markdown."""
+  lines = ["| budget | difference | mean [95 % interval] (points) | seeds |", "|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['budget']} | {r['metric']} {r['a']} − {r['b']} | {r['mean']:+.2f} "
+                 f"[{r['lo']:+.2f}, {r['hi']:+.2f}] | {r['n']} |")
   return "\n".join(lines)
 
 

@@ -164,3 +164,12 @@ def test_run_end_to_end_resumes_without_rescoring(tmp_path):
     groundtruth.run(_config(table, num_seeds=3), work)  # another config: refused
   for name in ("per_seed.csv", "results.csv", "results.md", "ops.csv", "summary.json"):
     assert os.path.exists(os.path.join(work, name))
+
+
+def test_paired_differences_pair_by_seed_and_skip_missing_picks():
+  rows = [dict(budget="b", method=m, seed=s, accuracy=a) for m, s, a in (
+      ("spikenas", 0, 55.0), ("random", 0, 50.0), ("spikenas", 1, 52.0), ("random", 1, 51.0),
+      ("spikenas", 2, float("nan")), ("random", 2, 40.0))]
+  (d,) = groundtruth.paired_differences(rows, "spikenas", "random")
+  assert d["mean"] == 3.0 and d["n"] == 2 and d["missing"] == 1
+  assert d["lo"] >= 1.0 and d["hi"] <= 5.0
