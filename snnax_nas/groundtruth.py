@@ -507,6 +507,13 @@ def run(config, workdir: str) -> dict:
         row.update({metric: s["mean"], f"{metric}_lo": s["lo"], f"{metric}_hi": s["hi"]})
       row["no_pick"] = summarize([r["accuracy"] for r in mine])["missing"]
       rows.append(row)
+  if compile_seconds is None:  # every seed was loaded: the first run's record
+    import glob
+    import json
+    found = sorted(glob.glob(os.path.join(workdir, "scores", "compile_*.json")))
+    if found:
+      with open(found[0]) as f:
+        compile_seconds = json.load(f)["compile_seconds"]
   ops_rows = op_significance(table.genotypes, table.accuracy, ops, fits)
   paired = []
   for other in [m for m in methods if m != "spikenas"] if "spikenas" in methods else []:
