@@ -8,7 +8,8 @@ The config is ``configs/groundtruth.py``; the job is
 :func:`snnax_nas.groundtruth.run` (its module docstring says what each
 method does and how the search time is measured). Prints the table's weight
 range, each budget in MB, and the results table (mean [95 % interval] over
-seeds per budget and method) and the op-significance table; writes
+seeds per budget and method), SpikeNAS's accuracy minus each other
+method's paired by seed, and the op-significance table; writes
 ``per_seed.csv``, ``results.csv``, ``results.md``, ``ops.csv`` and
 ``summary.json``. Kill it and rerun the same command: finished seeds are
 loaded, not rescored.
