@@ -1,8 +1,9 @@
 r"""The searches judged on a table of trained architectures, without training.
 
   python -m launch.groundtruth --config.table=cells_cifar100.csv --workdir=runs/gt_c100
-  python -m launch.groundtruth --config=$(python -c 'import configs; print(configs.path("groundtruth"))'):tinyimagenet \
-      --config.table=cells_tinyimagenet.csv --workdir=runs/gt_tin
+  python -m launch.groundtruth --config=$(python -c 'import configs; print(configs.path("groundtruth"))'):fast \
+      --config.table=cells_tinyimagenet.csv --config.trained.preset=tinyimagenet \
+      --workdir=runs/gt_tin
 
 The config is ``configs/groundtruth.py``; the job is
 :func:`snnax_nas.groundtruth.run` (its module docstring says what each

@@ -123,6 +123,7 @@ def _config(table, **overrides):
   c.network.hidden = 16
   c.network.timesteps = 2
   c.scoring.batch_size = 4
+  c.scoring.repeats = 1
   c.scoring.chunk_size = "2"
   c.scoring.map_batch_size = "1"
   c.spikenas_candidates = 5
