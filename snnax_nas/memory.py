@@ -379,6 +379,107 @@ def params_within_budget(params, *, budget_params: Optional[float] = None,
   return ok
 
 
+@dataclasses.dataclass(frozen=True)
+class SpaceRange:
+  """The smallest and largest network of a search space, in weights.
+
+  Attributes:
+    min_params, max_params: parameter counts of the whole network (cells and
+      the fixed stem, reduction block and classifier).
+    fixed_params: the part outside the cells (:func:`fixed_params`).
+    min_bytes, max_bytes: weight bytes of the two at ``weight_bits``
+      (:func:`weight_bytes`, the budget rule's memory model).
+    weight_bits: the weight precision.
+  """
+
+  min_params: int
+  max_params: int
+  fixed_params: int
+  min_bytes: int
+  max_bytes: int
+  weight_bits: int
+
+  @property
+  def cell_share(self) -> float:
+    """Fraction of the largest network's parameters that sit in its cells
+    (the rest is the stem, reduction block and classifier)."""
+    return (self.max_params - self.fixed_params) / self.max_params
+
+  def budget_bytes(self, fraction: float) -> int:
+    """Weight bytes of the budget ``fraction`` of the way from the smallest
+    to the largest network: ``floor(min + fraction * (max - min))``.
+
+    Args:
+      fraction: in [0, 1]; 0 admits only the smallest networks, 1 all.
+
+    Raises:
+      ValueError: ``fraction`` is not a number in [0, 1] (named).
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not (
+        0.0 <= fraction <= 1.0):
+      raise ValueError(f"budget fraction must be a number in [0, 1], got {fraction!r}")
+    return int(math.floor(self.min_bytes + fraction * (self.max_bytes - self.min_bytes)))
+
+
+def space_range(cfg: network_lib.NetworkConfig, weight_bits: int = 32) -> SpaceRange:
+  """Exact min and max weight memory over the search space of ``cfg``.
+
+  The space is every valid cell of ``cfg.ops`` (forward, or backward too
+  with ``cfg.backward``) in each of the ``cfg.num_cells`` cells, chosen per
+  cell. A cell's parameters are a sum over its live edges of
+  :func:`op_params`, so without enumerating anything: the smallest valid cell
+  is one edge input -> output carrying the cheapest non-zero op (a path from
+  input to output is what validity asks), the largest has every edge (6
+  forward, +6 backward) live carrying the costliest op. Which op is cheapest
+  or costliest does not depend on the width, so one shared genotype attains
+  each extreme and the range is the same for shared-cell and per-cell spaces.
+  (Checked against brute-force enumeration in ``tests/test_memory.py``.)
+
+  Args:
+    cfg: the network config (``ops``, ``backward``, widths, classifier).
+    weight_bits: 32, 16, 8 or 4.
+
+  Returns:
+    A :class:`SpaceRange`.
+  """
+  check_weight_bits(weight_bits)
+  fixed = lo = hi = fixed_params(cfg)
+  pairs = len(genotype_lib.FORWARD_EDGES)
+  for _, _, width in cfg.cell_shapes:
+    costs = _digit_table(cfg, width, "params")[1:]  # digit 0 (no edge) left out
+    # Each of the 6 node pairs holds at most one op (forward, or backward in
+    # the backward space), and only when "zero" is in the op set can a pair
+    # be empty: then the cheapest cell is the one edge 0->3 that validity asks.
+    lo += (1 if cfg.ops.has_zero else pairs) * int(costs.min())
+    hi += pairs * int(costs.max())
+  return SpaceRange(int(lo), int(hi), int(fixed), int(weight_bytes(lo, weight_bits)),
+                    int(weight_bytes(hi, weight_bits)), weight_bits)
+
+
+def parse_fractions(text) -> list[float]:
+  """Budget fractions from a comma list (``"0.25,0.5,0.75"``) or a number.
+
+  Returns:
+    The fractions, in the order given.
+
+  Raises:
+    ValueError: an item (or an empty list) that is not a number in [0, 1]
+      (the message names it).
+  """
+  items = [text] if isinstance(text, numbers.Real) else [t.strip() for t in str(text).split(",")]
+  out = []
+  for item in items:
+    try:
+      value = float(item)
+    except (TypeError, ValueError):
+      raise ValueError(f"budget fraction {item!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+      raise ValueError(f"budget fraction {item!r} must lie in [0, 1] (0: the smallest "
+                       "network of the space, 1: the largest)")
+    out.append(value)
+  return out
+
+
 def tree_param_count(tree) -> int:
   """Number of scalars in a pytree of arrays or ShapeDtypeStructs (a real
   parameter tree, to check the analytic counts against)."""

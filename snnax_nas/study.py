@@ -601,9 +601,11 @@ def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int,
       the smallest network of a budgeted method's space.
   """
   methods = parse_methods(config.methods)
-  budgets = parse_budgets(config.budgets_mb)
   eval_bits = parse_bits(config.eval_bits)
   memory.check_weight_bits(config.budget_bits, "budget_bits")
+  fractions = config.get("budget", {}).get("fraction")
+  budgets = (fraction_budgets(config, methods, fractions)[0] if fractions
+             else parse_budgets(config.budgets_mb))
   for key in _SEARCH_NETWORK_SKIP:
     if config.network.get(key) is not None:
       raise ValueError(f"network.{key}={config.network[key]!r}: each method searches its own "
@@ -637,6 +639,48 @@ def _check_stage_fields(config) -> None:
   if config.eval_max_examples is not None and config.eval_max_examples < 1:
     raise ValueError(f"--config.eval_max_examples={config.eval_max_examples} must be >= 1 "
                      "(or unset: the whole test split)")
+
+
+def fraction_budgets(config, methods, fractions) -> tuple[tuple[float, ...], str]:
+  """Budgets in MB from fractions of the budgeted methods' weight range.
+
+  The range is the smallest to the largest network over the spaces of the
+  budgeted methods (:func:`snnax_nas.memory.space_range` at
+  ``budget_bits``), and fraction ``f`` is ``min + f * (max - min)`` bytes.
+
+  Args:
+    config: the compare config.
+    methods: the methods of the study.
+    fractions: a comma list (``"0.25,0.5,0.75"``), each in (0, 1].
+
+  Returns:
+    ``(budgets in MB ascending, a line stating the range and each budget)``.
+
+  Raises:
+    ValueError: a bad fraction, 0 (no network but the smallest), or no
+      budgeted method.
+  """
+  from snnax_nas import data as data_lib  # noqa: PLC0415 (the dataset gives shapes, classes)
+  info = data_lib.get_info(config.dataset)
+  net = {k: v for k, v in config.network.items() if k not in _SEARCH_NETWORK_SKIP}
+  ranges = [memory.space_range(configs.network_from_job_config(
+      net, info, ops=_BUDGETED_OPS[m], backward=False), config.budget_bits)
+            for m in methods if m in _BUDGETED_OPS]
+  if not ranges:
+    raise ValueError(f"budget.fraction={fractions!r}: none of {', '.join(methods)} takes "
+                     "a budget")
+  lo = min(r.min_bytes for r in ranges)
+  hi = max(r.max_bytes for r in ranges)
+  out = []
+  for f in memory.parse_fractions(fractions):
+    if f <= 0:
+      raise ValueError(f"budget.fraction={fractions!r}: 0 admits only the smallest network; "
+                       "give fractions in (0, 1]")
+    out.append(round(math.floor(lo + f * (hi - lo)) / 1e6, 6))
+  text = (f"weight range of the searched spaces at {config.budget_bits}-bit: {lo / 1e6:.4f}-"
+          f"{hi / 1e6:.4f} MB; budgets " + ", ".join(
+              f"{f:g} -> {mb:.4f} MB" for f, mb in zip(memory.parse_fractions(fractions), out)))
+  return tuple(sorted(out)), text
 
 
 def _check_budgets_admit_a_network(config, methods, budgets):
@@ -690,6 +734,8 @@ def run_study(config, workdir: str, runner: Runner = run_in_process,
     StageError: a stage failed (rerun the same command after fixing it).
   """
   methods, budgets, eval_bits = check_config(config)
+  if config.get("budget", {}).get("fraction"):
+    log(fraction_budgets(config, methods, config.budget.fraction)[1])
   claim(config, workdir)
   t0 = time.perf_counter()
   # Searches first (they need no trained network); the random search before

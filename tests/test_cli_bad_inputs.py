@@ -205,6 +205,9 @@ SEARCH_ROWS = [
     (["--config.budget.weight_bits=3"], 2, ["weight_bits=3"]),
     (["--config.scoring.batch_size=1"], 2, ["--config.scoring.batch_size=1", ">= 2"]),
     (["--config.method=lightsnn", "--config.budget.mb=1"], 2, ["lightsnn", "budget"]),
+    (["--config.method=lightsnn", "--config.budget.fraction=0.5"], 2, ["lightsnn", "fraction"]),
+    (["--config.budget.fraction=0.5", "--config.budget.mb=1"], 2, ["give one"]),
+    (["--config.budget.fraction=1.5"], 2, ["budget fraction", "1.5"]),
     (["--config.method=random", "--config.genotypes={mixed}"], 2,
      ["line 4", "backward"]),
     (["--config.genotypes={forward}"], 2, ["--config.method=random"]),
@@ -400,6 +403,29 @@ def test_search_budget_inf_is_standard_json_and_ctrl_c_is_one_line(files, tmp_pa
   assert status == 130
   status, _, err = run_launcher("search", [*args, "--config.seed=3"], monkeypatch, capsys)
   _check_row(status, err, 2, ["config.seed 0 -> 3"])
+
+
+def test_search_budget_fraction_becomes_bytes_of_the_space_range(files, tmp_path, monkeypatch,
+                                                                 capsys):
+  from snnax_nas import memory
+  from snnax_nas import search
+  seen = {}
+
+  def capture(*args, **kwargs):
+    seen.update(kwargs)
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(search, "spikenas_search", capture)
+  args = [f"--config.dataset=npz:{files['npz']}", "--config.budget.fraction=0.5",
+          "--config.budget.weight_bits=8", f"--workdir={tmp_path}/w", *TINY]
+  status, out, _ = run_launcher("search", args, monkeypatch, capsys)
+  assert status == 130
+  cfg = network.network_config(None, input_shape=(16, 16, 3), width=4, hidden=32, timesteps=2,
+                               ops="spikenas")
+  r = memory.space_range(cfg, 8)
+  assert seen["budget_bytes"] == r.budget_bytes(0.5) == (r.min_bytes + r.max_bytes) // 2
+  assert f"{r.min_bytes / 1e6:.4f}-{r.max_bytes / 1e6:.4f} MB" in out
+  assert f"budget fraction 0.5 -> {r.budget_bytes(0.5) / 1e6:.4f} MB" in out
 
 
 def test_train_on_one_file_warns_and_extending_a_run_names_the_field(files, tmp_path,

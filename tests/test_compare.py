@@ -217,6 +217,24 @@ def test_bad_lists_are_refused(tmp_path, field, value, match):
     _run(tmp_path, FakeRunner(), _config(**{field: value}))
 
 
+def test_budget_fractions_replace_budgets_mb_within_the_spaces_range():
+  from snnax_nas import configs
+  from snnax_nas import data as data_lib
+  from snnax_nas import memory
+  c = _config()
+  c.budget.fraction = "0.75,0.25"
+  _, budgets, _ = study.check_config(c)
+  cfg = configs.network_from_job_config(c.network, data_lib.get_info(c.dataset),
+                                       ops="spikenas", backward=False)
+  r = memory.space_range(cfg, 32)  # the snasnet space spans the same range
+  assert budgets == (r.budget_bytes(0.25) / 1e6, r.budget_bytes(0.75) / 1e6)
+  assert r.min_bytes < budgets[0] * 1e6 < budgets[1] * 1e6 < r.max_bytes
+  for bad, match in (("0", "only the smallest"), ("0.5,2", "budget fraction")):
+    c.budget.fraction = bad
+    with pytest.raises(ValueError, match=match):
+      study.check_config(c)
+
+
 def test_budgets_parse_sorted():
   assert study.parse_budgets("8.94, 8.86") == (8.86, 8.94)
   assert study.parse_bits("32,8,4") == (32, 8, 4)

@@ -146,3 +146,36 @@ def test_params_within_budget_is_the_rule_of_within_budget():
         memory.params_within_budget(params, budget_bytes=limit, weight_bits=bits), by_genotype)
   with pytest.raises(ValueError, match="budget_bytes"):
     memory.params_within_budget(params, budget_bytes=-1)
+
+
+@pytest.mark.parametrize("ops,backward,cells_per_stage", [
+    ("spikenas", False, 1), ("snasnet", False, 2), ("skip,conv3x3@0.5,conv3x3,conv3x3@1.5", False, 1),
+    ("conv1x1,conv3x3", False, 1), ("spikenas", True, 1), ("avgpool3x3,conv1x1", True, 1)])
+def test_space_range_equals_brute_force_enumeration(ops, backward, cells_per_stage):
+  from snnax_nas.search import common
+  cfg = network.network_config(None, width=6, hidden=40, ops=ops, backward=backward,
+                               cells_per_stage=cells_per_stage)
+  # Every distinct valid cell of the space, shared by all cells: per-cell
+  # choices reach the same extremes (the cheapest cell is cheapest at any width).
+  params = memory.param_count(common.search_space(cfg.ops, backward), cfg)
+  for bits in (32, 4):
+    r = memory.space_range(cfg, bits)
+    assert (r.min_params, r.max_params) == (params.min(), params.max())
+    assert (r.min_bytes, r.max_bytes) == (params.min() * bits // 8, params.max() * bits // 8)
+  weightless = any(op.kind != "conv" for op in cfg.ops.nonzero_ops)
+  assert r.fixed_params == memory.fixed_params(cfg)
+  assert (r.min_params == r.fixed_params) == weightless  # a skip/pool-only cell has no weights
+
+
+def test_budget_fractions_span_the_space_and_reject_bad_values():
+  cfg = network.network_config(None, width=16, hidden=128, second_pool=4, ops="spikenas")
+  r = memory.space_range(cfg, 8)
+  assert (r.min_params, r.max_params) == (83_668, 153_364)  # the figures
+  assert r.budget_bytes(0.0) == r.min_bytes and r.budget_bytes(1.0) == r.max_bytes
+  assert r.min_bytes < r.budget_bytes(0.5) < r.max_bytes
+  assert memory.parse_fractions("0.25, 0.5,1") == [0.25, 0.5, 1.0]
+  for bad in ("0.5,x", "1.5", "-0.1", ""):
+    with pytest.raises(ValueError, match="budget fraction"):
+      memory.parse_fractions(bad)
+  with pytest.raises(ValueError, match="2"):
+    r.budget_bytes(2)

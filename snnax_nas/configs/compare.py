@@ -36,6 +36,9 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.seed = 0  # of every search, training and sampler
   c.methods = "spikenas,random,lightsnn"  # comma-separated, any subset
   c.budgets_mb = "8.86,8.94"  # comma-separated weight-memory budgets in MB
+  # Budgets as fractions of the searched spaces' weight range at budget_bits
+  # (comma list in (0, 1], e.g. "0.25,0.5,0.75"); when set, replaces budgets_mb.
+  c.budget = config_dict.ConfigDict(dict(fraction=config_dict.placeholder(str)))
   c.budget_bits = 32  # weight precision the budgets are measured at
   c.eval_bits = "32,8,4"  # weight precisions every found network is evaluated at
   c.random_draws = 5000  # SNASNet: draws of the one random search

@@ -34,9 +34,11 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.scoring = sections.scoring()
   c.num_candidates = config_dict.placeholder(int)
   # Budgets: parameters of the whole network, or weight memory in MB (10^6
-  # bytes) at weight_bits; lightsnn takes none.
+  # bytes) at weight_bits, or a fraction in [0, 1] of the space's weight range
+  # at weight_bits (0: its smallest network, 1: its largest); lightsnn takes none.
   c.budget = config_dict.ConfigDict(dict(
-      params=config_dict.placeholder(int), mb=config_dict.placeholder(float), weight_bits=32))
+      params=config_dict.placeholder(int), mb=config_dict.placeholder(float),
+      fraction=config_dict.placeholder(float), weight_bits=32))
   # random only: a file of genotype strings to score instead of sampling.
   c.genotypes = config_dict.placeholder(str)
   return sections.apply_preset(c, preset, PRESETS)

@@ -35,7 +35,7 @@ from ml_collections import config_dict
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import network as network_lib
 
-JOBS = ("search", "score", "train", "analyze", "compare")
+JOBS = ("search", "score", "train", "analyze", "compare", "groundtruth")
 # Configs of commands that read a finished run (no network section, no presets).
 TOOLS = ("evaluate", "correlate")
 

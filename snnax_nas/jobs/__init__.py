@@ -13,6 +13,7 @@ evaluate   :mod:`snnax_nas.configs.evaluate` ``python -m launch.evaluate``
 analyze    :mod:`snnax_nas.configs.analyze`  ``python -m launch.analyze_ops``
 compare    :mod:`snnax_nas.configs.compare`  ``python -m launch.compare``
 correlate  :mod:`snnax_nas.configs.correlate` ``python -m launch.correlate``
+groundtruth :mod:`snnax_nas.configs.groundtruth` ``python -m launch.groundtruth``
 =========  ================================  ===============================
 
 From Python::
@@ -33,7 +34,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-JOBS = ("search", "score", "train", "evaluate", "analyze", "compare", "correlate")
+JOBS = ("search", "score", "train", "evaluate", "analyze", "compare", "correlate",
+        "groundtruth")
 
 
 def get(job: str) -> ModuleType:

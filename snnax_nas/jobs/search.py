@@ -168,6 +168,25 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
   return "\n".join(lines)
 
 
+def _budget_from_space(cfg, section, budget: dict) -> str:
+  """The line stating the space's weight range at the budget's precision and
+  the budget in MB; a ``budget.fraction`` becomes ``budget["budget_bytes"]``
+  (``min + fraction * (max - min)``, :func:`snnax_nas.memory.space_range`)."""
+  r = memory.space_range(cfg, section.weight_bits)
+  if section.fraction is not None:
+    budget["budget_bytes"] = r.budget_bytes(float(section.fraction))
+  line = (f"search space {cfg.ops} ({'backward' if cfg.backward else 'forward'}, "
+          f"{cfg.num_cells} cells): {r.min_bytes / 1e6:.4f}-{r.max_bytes / 1e6:.4f} MB of "
+          f"weights at {section.weight_bits}-bit ({r.min_params:,}-{r.max_params:,} params, "
+          f"cells {100 * r.cell_share:.0f} % of the largest)")
+  if budget["budget_bytes"] is not None:
+    frac = f"fraction {section.fraction} -> " if section.fraction is not None else ""
+    line += f"; budget {frac}{budget['budget_bytes'] / 1e6:.4f} MB"
+  if jax.process_index() == 0:  # up front: the user sees where the budget sits before the run
+    print(line, flush=True)
+  return line
+
+
 def check_config(config) -> None:
   """Raises ValueError on a config value the search cannot run (``config``
   resolved by :func:`snnax_nas.configs.search.resolve`)."""
@@ -177,9 +196,18 @@ def check_config(config) -> None:
                      f"{', '.join(search.METHODS)}")
   if config.genotypes and method != "random":
     raise ValueError(f"--config.genotypes is for --config.method=random, not {method!r}")
-  if method == "lightsnn" and (budget.params is not None or budget.mb is not None):
+  if method == "lightsnn" and (budget.params is not None or budget.mb is not None
+                              or budget.fraction is not None):
     raise ValueError("--config.method=lightsnn prunes without a memory budget; drop "
-                     "--config.budget.params/mb (or use --config.method=spikenas)")
+                     "--config.budget.params/mb/fraction (or use --config.method=spikenas)")
+  if budget.fraction is not None:
+    if budget.mb is not None:
+      raise ValueError(f"--config.budget.fraction={budget.fraction} and --config.budget.mb="
+                       f"{budget.mb} both set a weight budget; give one")
+    try:
+      memory.parse_fractions(budget.fraction)
+    except ValueError as e:
+      raise ValueError(f"--config.budget.fraction: {e}") from None
   memory.check_weight_bits(budget.weight_bits, "--config.budget.weight_bits")
   if budget.params is not None and budget.params <= 0:
     raise ValueError(f"--config.budget.params={budget.params} must be > 0")
@@ -232,6 +260,7 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   if config.genotypes:
     genotypes = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
     score.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
+  space = _budget_from_space(cfg, config.budget, budget) if method != "lightsnn" else None
   if method != "lightsnn" and genotypes is None:
     search.check_budget(cfg, **budget)  # before anything touches the workdir
   images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
@@ -278,6 +307,7 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   # standard JSON (an infinite budget is written as null: no budget).
   summary["config"] = config.to_dict()
   summary["network"] = configs.network_to_json(cfg)
+  summary["space"] = space
   summary = workdir_lib.json_ready(summary)
   _write_csv(os.path.join(workdir, SCORES_CSV), result, cfg)
   _plot(os.path.join(workdir, PLOT), result)

@@ -1,0 +1,615 @@
+"""Ground truth for the searches from a table of trained architectures, without
+training.
+
+A table of trained accuracies (CSV ``genotype,accuracy[,params]``, e.g. the
+SpikeNAS-Bench cells: op set ``skip,conv3x3@0.5,conv3x3,conv3x3@1.5``, forward
+cells, one genotype shared by all cells) is the search space: every search
+below picks one of its cells, so the pick's accuracy is known. Memory is the
+analytic count (:func:`snnax_nas.memory.param_count`) of each cell in the
+network the table was trained at (``trained``), and a budget is a fraction
+of the table's weight range (``min + f * (max - min)``) or MB at
+``weight_bits``.
+
+Per seed ``s`` the scoring network (``network``, usually far narrower than
+the trained one, for speed) scores every cell of the table once: weights of
+cell ``i`` from ``fold_in(key(seed + s), i)``, score batches drawn with seed
+``seed + s``. The methods then pick from these scores:
+
+* ``spikenas``: SpikeNAS's memory-aware search restricted to the table. Its
+  first step (SNASNet's setting: one genotype shared by all cells, which is
+  what the table holds) draws a pool of ``spikenas_candidates`` distinct
+  cells (the whole table when it is no larger), never scores a pool cell over
+  the budget, and keeps the best-scoring one. The per-cell steps that follow
+  in :func:`snnax_nas.search.spikenas_search` would build networks of mixed
+  cells, which the table has no accuracy for: this is the shared-cell result.
+* ``random``: SNASNet random search: ``random_draws`` cells drawn uniformly
+  with replacement (as the reference sampler draws; repeated draws are scored
+  again), all scored (it is not memory-aware), the best-scoring draw that fits
+  the budget kept. One set of draws per seed serves every budget.
+* ``random_cell``: a uniformly random cell within the budget (nothing scored).
+* ``largest``: the cell with the most parameters within the budget, ties
+  broken uniformly at random (nothing scored).
+
+Per (budget, method) and seed: the pick's true accuracy, its percentile among
+the in-budget cells (100 x the fraction of them with accuracy <= the pick's),
+the regret to the best in-budget cell, the candidates scored, and the search
+time; :func:`summarize` gives each as the mean over seeds with a 95 %
+bootstrap interval of the mean, and :func:`paired_differences` SpikeNAS's
+accuracy minus each other method's, paired by seed (same scores, same
+budget), which separates smaller differences than two unpaired intervals.
+
+Search time, measured: every cell of the table is scored in one
+:func:`snnax_nas.score.score_candidates` call per seed after the scorer has
+been compiled (compile time is excluded and reported apart), and that call's
+wall time is shared among the cells in proportion to their executed FLOPs
+(:func:`snnax_nas.flops.candidate_flops`). A method's time is the sum of
+these shares over the candidates it scored (each repeated draw again). The
+total per seed is measured; the split by FLOPs is a model (convolutions,
+linear layers and Grams counted; elementwise work not).
+
+Operation significance (:func:`op_significance`): for each op, the best and
+median accuracy of the in-budget cells of the table that do not use it,
+exact and without scoring.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from typing import Callable
+from typing import Optional
+from typing import Sequence
+import zlib
+
+import numpy as np
+
+from snnax_nas import configs
+from snnax_nas import genotype as genotype_lib
+from snnax_nas import memory
+from snnax_nas import ops as ops_lib
+
+METHODS = ("spikenas", "random", "random_cell", "largest")
+METRICS = ("accuracy", "percentile", "regret", "scored", "seconds")
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """A trained-architecture table, one row per distinct canonical cell.
+
+  Attributes:
+    genotypes: int8 [N, 4, 4] canonical cells.
+    names: the N canonical genotype strings.
+    accuracy: float64 [N] trained accuracy (%); the mean where several rows
+      of the file share a canonical form.
+    merged_rows: rows of the file merged into another of the same form.
+  """
+
+  genotypes: np.ndarray
+  names: list
+  accuracy: np.ndarray
+  merged_rows: int
+
+
+def read_table(path: str, ops) -> Table:
+  """Reads a ``genotype,accuracy[,...]`` CSV; rows are merged by canonical form.
+
+  Args:
+    path: the CSV file.
+    ops: the op set the genotype strings use.
+
+  Returns:
+    A :class:`Table` in order of first appearance.
+
+  Raises:
+    ValueError: a missing column, a bad genotype or accuracy (the message
+      names the file, row and value), a cell with a backward edge, or fewer
+      than 2 distinct cells.
+  """
+  ops = ops_lib.op_set(ops)
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if not rows or not {"genotype", "accuracy"} <= set(rows[0]):
+    raise ValueError(f"{path!r} needs a header with columns genotype and accuracy")
+  groups: dict = {}
+  for i, r in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet counts
+    try:
+      g = genotype_lib.canonical(genotype_lib.parse_genotype(r["genotype"], ops))
+      acc = float(r["accuracy"])
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"{path!r} row {i}: {e}") from None
+    if not math.isfinite(acc):
+      raise ValueError(f"{path!r} row {i}: accuracy {r['accuracy']!r} is not a finite number")
+    if genotype_lib.has_backward(g):
+      raise ValueError(f"{path!r} row {i}: {r['genotype']} has a backward edge; the "
+                       "tables are forward cells")
+    groups.setdefault(genotype_lib.format_genotype(g), (g, []))[1].append(acc)
+  if len(groups) < 2:
+    raise ValueError(f"{path!r} holds {len(groups)} distinct cell(s); need at least 2")
+  names = list(groups)
+  return Table(np.stack([groups[n][0] for n in names]).astype(np.int8), names,
+               np.array([np.mean(groups[n][1]) for n in names]), len(rows) - len(names))
+
+
+def budgets_bytes(params: np.ndarray, weight_bits: int, fractions: Sequence[float] = (),
+                  mbs: Sequence[float] = ()) -> list:
+  """The budgets of a run, in bytes of weights at ``weight_bits``.
+
+  Args:
+    params: int [N] parameter counts of the table's cells.
+    weight_bits: 32, 16, 8 or 4.
+    fractions: of the table's weight range, each in [0, 1].
+    mbs: MB (10^6 bytes).
+
+  Returns:
+    ``[(label, bytes)]``: fractions first (label ``"f=0.25"``), then MBs
+    (label ``"2.5 MB"``).
+  """
+  lo, hi = (int(memory.weight_bytes(int(p), weight_bits)) for p in (params.min(), params.max()))
+  out = []
+  for f in fractions:
+    memory.parse_fractions(f)  # checks the range, names a bad value
+    out.append((f"f={f:g}", int(math.floor(lo + f * (hi - lo)))))
+  for mb in mbs:
+    out.append((f"{mb:g} MB", memory.budget_bytes_from_mb(mb)))
+  return out
+
+
+# ----------------------------------------------------------------------------
+# The methods: each returns (pick index or -1 when nothing fits, indices scored).
+
+def pick_spikenas(scores: np.ndarray, fits: np.ndarray, rng: np.random.Generator,
+                  num_candidates: int) -> tuple[int, np.ndarray]:
+  """SpikeNAS's shared-cell step on the table (module docstring).
+
+  Args:
+    scores: float [N] scores of the table's cells (-inf: singular).
+    fits: bool [N], within the budget.
+    rng: draws the pool when the table holds more than ``num_candidates``.
+    num_candidates: pool size, >= 1.
+
+  Returns:
+    ``(index, scored)``: the best-scoring in-budget pool cell (the first of
+    equal scores, in pool order; -1 when no pool cell fits) and int [M] the
+    pool cells scored.
+  """
+  n = len(scores)
+  pool = np.arange(n) if n <= num_candidates else rng.choice(n, num_candidates, replace=False)
+  scored = pool[fits[pool]]
+  return _best(scores, scored), scored
+
+
+def pick_random(scores: np.ndarray, fits: np.ndarray,
+                draws: np.ndarray) -> tuple[int, np.ndarray]:
+  """SNASNet random search on the table: every draw scored, the best
+  in-budget draw kept.
+
+  Args:
+    scores: float [N] scores of the table's cells.
+    fits: bool [N], within the budget.
+    draws: int [D] cell indices drawn (with replacement; the same draws for
+      every budget of a seed).
+
+  Returns:
+    ``(index, scored)``: the best-scoring in-budget draw (-1 when none fits)
+    and ``draws`` (all are scored).
+  """
+  return _best(scores, draws[fits[draws]]), draws
+
+
+def pick_random_cell(fits: np.ndarray, rng: np.random.Generator) -> int:
+  """A uniformly random in-budget cell (-1 when none fits); nothing scored."""
+  ok = np.flatnonzero(fits)
+  return int(rng.choice(ok)) if len(ok) else -1
+
+
+def pick_largest(params: np.ndarray, fits: np.ndarray, rng: np.random.Generator) -> int:
+  """The in-budget cell with the most parameters, ties broken uniformly at
+  random (-1 when none fits); nothing scored."""
+  ok = np.flatnonzero(fits)
+  if not len(ok):
+    return -1
+  top = ok[params[ok] == params[ok].max()]
+  return int(rng.choice(top))
+
+
+def _best(scores: np.ndarray, idx: np.ndarray) -> int:
+  """The first of ``idx`` with the highest score (NaN as -inf); -1 if empty."""
+  if not len(idx):
+    return -1
+  s = scores[idx]
+  return int(idx[int(np.argmax(np.where(np.isnan(s), -np.inf, s)))])
+
+
+def pick_quality(accuracy: np.ndarray, fits: np.ndarray, pick: int) -> dict:
+  """True accuracy of a pick, its percentile among the in-budget cells and
+  its regret to the best of them.
+
+  Args:
+    accuracy: float [N] trained accuracies (%).
+    fits: bool [N], within the budget.
+    pick: index of the picked cell, or -1 (no pick: NaN everywhere).
+
+  Returns:
+    ``{"accuracy", "percentile", "regret"}``: the pick's accuracy (%), 100 x
+    the fraction of in-budget cells whose accuracy is <= it, and the best
+    in-budget accuracy minus it (points, >= 0).
+  """
+  if pick < 0:
+    return dict(accuracy=math.nan, percentile=math.nan, regret=math.nan)
+  if not fits[pick]:
+    raise ValueError(f"cell {pick} is over the budget; a pick must fit it")
+  inside = accuracy[fits]
+  a = float(accuracy[pick])
+  return dict(accuracy=a, percentile=float(100.0 * np.mean(inside <= a)),
+              regret=float(inside.max() - a))
+
+
+def summarize(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+  """Mean over seeds with a 95 % bootstrap interval of the mean.
+
+  Args:
+    values: float [S] one value per seed; NaN (no pick) are left out and
+      counted.
+    resamples: bootstrap resamples of the seeds.
+    seed: of the resamples.
+
+  Returns:
+    ``{"mean", "lo", "hi", "n", "missing"}`` (NaN mean when nothing is left).
+  """
+  v = np.asarray(values, np.float64)
+  keep = v[~np.isnan(v)]
+  out = dict(n=int(len(keep)), missing=int(len(v) - len(keep)))
+  if not len(keep):
+    return dict(out, mean=math.nan, lo=math.nan, hi=math.nan)
+  means = np.random.default_rng(seed).choice(keep, (resamples, len(keep))).mean(-1)
+  return dict(out, mean=float(keep.mean()), lo=float(np.percentile(means, 2.5)),
+              hi=float(np.percentile(means, 97.5)))
+
+
+def evaluate_seed(scores: np.ndarray, seconds: np.ndarray, accuracy: np.ndarray,
+                  params: np.ndarray, budgets: Sequence[tuple], methods: Sequence[str],
+                  seed: int, *, spikenas_candidates: int, random_draws: int) -> list:
+  """Every method under every budget for one seed's scores.
+
+  Args:
+    scores: float [N] this seed's scores of the table's cells.
+    seconds: float [N] this seed's measured scoring time per cell.
+    accuracy: float [N] trained accuracies.
+    params: int [N] parameter counts at the trained network.
+    budgets: ``[(label, fits bool [N])]``: which cells each budget admits.
+    methods: names of :data:`METHODS`.
+    seed: the seed. SNASNet's draws come from ``default_rng([seed, 1])``
+      (the same for every budget); the other methods' from ``default_rng([seed,
+      method index, crc32(budget label)])``.
+    spikenas_candidates: SpikeNAS pool size.
+    random_draws: SNASNet draws.
+
+  Returns:
+    One dict per (budget, method): budget, method, seed, pick (genotype
+    index), the :func:`pick_quality` fields, scored, seconds.
+  """
+  out = []
+  draws = np.random.default_rng([seed, 1]).integers(0, len(scores), random_draws)
+  for label, fits in budgets:
+    for m in methods:
+      rng = np.random.default_rng([seed, METHODS.index(m), _label_seed(label)])
+      scored = np.zeros(0, np.int64)
+      if m == "spikenas":
+        pick, scored = pick_spikenas(scores, fits, rng, spikenas_candidates)
+      elif m == "random":
+        pick, scored = pick_random(scores, fits, draws)
+      elif m == "random_cell":
+        pick = pick_random_cell(fits, rng)
+      elif m == "largest":
+        pick = pick_largest(params, fits, rng)
+      else:
+        raise ValueError(f"unknown method {m!r}; methods: {', '.join(METHODS)}")
+      out.append(dict(budget=label, method=m, seed=seed, pick=pick,
+                      **pick_quality(accuracy, fits, pick), scored=int(len(scored)),
+                      seconds=float(seconds[scored].sum())))
+  return out
+
+
+def _label_seed(label: str) -> int:
+  """A stable integer of a budget label (Python's hash is salted per process)."""
+  return zlib.crc32(label.encode())
+
+
+def op_significance(genotypes: np.ndarray, accuracy: np.ndarray, ops: ops_lib.OpSet,
+                    budgets: Sequence[tuple]) -> list:
+  """How much each op is worth on the table, exactly: for each budget, the
+  best and median accuracy of the in-budget cells, of all of them and of those
+  that do not use the op.
+
+  Args:
+    genotypes: int [N, 4, 4] the table's canonical cells.
+    accuracy: float [N] trained accuracies.
+    ops: their op set.
+    budgets: ``[(label, fits bool [N])]``.
+
+  Returns:
+    One dict per (budget, space): budget, removed ("" for the full space),
+    cells, best, median, best_delta and median_delta (to the full space; NaN
+    when no cell is left).
+  """
+  rows_, cols = zip(*genotype_lib.FORWARD_EDGES)
+  digits = np.asarray(genotypes)[:, list(rows_), list(cols)]  # [N, 6]
+  out = []
+  for label, fits in budgets:
+    full = None
+    for d in range(0, ops.num_digits):
+      if d and ops.op_of_digit(d).kind == "zero":
+        continue
+      keep = fits & ~(digits == d).any(-1) if d else fits
+      acc = accuracy[keep]
+      best = float(acc.max()) if len(acc) else math.nan
+      median = float(np.median(acc)) if len(acc) else math.nan
+      if not d:
+        full = (best, median)
+      out.append(dict(budget=label, removed=ops.op_of_digit(d).name if d else "",
+                      cells=int(keep.sum()), best=best, median=median,
+                      best_delta=best - full[0], median_delta=median - full[1]))
+  return out
+
+
+# ----------------------------------------------------------------------------
+# Scoring every cell once per seed.
+
+def score_table(table: Table, cfg: configs.NetworkConfig, images, key, *,
+                chunk_size="auto", map_batch_size="auto", kernel: str = "sahd",
+                progress: Optional[Callable[[int, int], None]] = None) -> dict:
+  """Scores every cell of the table once and shares the measured wall time
+  among them by executed FLOPs (module docstring).
+
+  Call it once first to compile (its time then includes compilation).
+
+  Args:
+    table: the table.
+    cfg: the scoring network (``cfg.ops`` the table's op set).
+    images: score batches [R, B, H, W, C].
+    key: PRNG key; cell ``i`` uses ``fold_in(key, i)``.
+    chunk_size, map_batch_size, kernel: as
+      :func:`snnax_nas.score.score_candidates`.
+    progress: ``progress(done, total)`` after each chunk.
+
+  Returns:
+    ``{"scores": float64 [N], "seconds": float64 [N], "wall": seconds}``.
+  """
+  from snnax_nas import flops
+  from snnax_nas import score
+  cells = score.as_genotypes(table.genotypes, cfg)
+  arch = score.arch_of(cells, cfg)
+  t0 = time.perf_counter()
+  res = score.score_candidates(None, images, key, cfg, kernel=kernel, arch=arch,
+                               chunk_size=chunk_size, map_batch_size=map_batch_size,
+                               progress=progress)
+  wall = time.perf_counter() - t0
+  cost = flops.candidate_flops(arch, cfg, images.shape[1], images.shape[0]).executed
+  return dict(scores=np.asarray(res.scores, np.float64), seconds=wall * cost / cost.sum(),
+              wall=wall)
+
+
+def run(config, workdir: str) -> dict:
+  """The ground-truth job (:mod:`snnax_nas.configs.groundtruth`): reads the table,
+  scores it under ``num_seeds`` seeds (resumable per seed), evaluates every
+  method under every budget and writes ``per_seed.csv``, ``results.csv``,
+  ``results.md``, ``ops.csv`` and ``summary.json`` to ``workdir``.
+
+  Args:
+    config: the job config (:mod:`snnax_nas.configs.groundtruth`).
+    workdir: output folder; holds ``scores/seed_XXXX.npz`` (one per finished
+      seed; a rerun loads them) and the workdir record ``config.json``.
+
+  Returns:
+    The summary dict written to ``summary.json``.
+
+  Raises:
+    ValueError: a bad config value (named), a bad table, or a workdir that
+      holds another run.
+  """
+  from absl import logging
+  import jax
+
+  from snnax_nas import correlation
+  from snnax_nas import data as data_lib
+  from snnax_nas import distributed
+  from snnax_nas import io
+  from snnax_nas import score
+  from snnax_nas import workdir as workdir_lib
+
+  if not config.table:
+    raise ValueError("config.table is required: a CSV genotype,accuracy[,params]")
+  if config.num_seeds < 1:
+    raise ValueError(f"num_seeds={config.num_seeds} must be >= 1")
+  if config.spikenas_candidates < 1 or config.random_draws < 1:
+    raise ValueError(f"spikenas_candidates={config.spikenas_candidates} and random_draws="
+                     f"{config.random_draws} must be >= 1")
+  methods = [m.strip() for m in config.methods.split(",") if m.strip()]
+  bad = [m for m in methods if m not in METHODS]
+  if bad or not methods:
+    raise ValueError(f"methods={config.methods!r}: choose from {', '.join(METHODS)}")
+  ops = ops_lib.op_set(config.network.ops)
+  table = read_table(config.table, ops)
+  trained = configs.network_config(config.trained.preset, ops=ops,
+                                   **{k: v for k, v in config.trained.items()
+                                      if k != "preset" and v is not None})
+  bits = config.budget.weight_bits
+  memory.check_weight_bits(bits)
+  params = memory.param_count(table.genotypes, trained)
+  fractions = memory.parse_fractions(config.budget.fraction) if config.budget.fraction else []
+  mbs = [float(x) for x in str(config.budget.mb).split(",")] if config.budget.mb else []
+  budgets = budgets_bytes(params, bits, fractions, mbs)
+  if not budgets:
+    raise ValueError("give budget.fraction and/or budget.mb")
+  fits = [(label, memory.params_within_budget(params, budget_bytes=b, weight_bits=bits))
+          for label, b in budgets]
+  info = data_lib.get_info(config.dataset)
+  cfg = configs.network_from_job_config(config.network, info)
+  record = workdir_lib.make_record("groundtruth", config, cfg, {"table": config.table})
+  workdir_lib.claim(workdir, record)
+  os.makedirs(os.path.join(workdir, "scores"), exist_ok=True)
+  lo, hi = int(params.min()), int(params.max())
+  logging.info("table %s: %d distinct cells (%d rows merged); weights at the trained network "
+               "%.3f-%.3f MB at %d-bit (%s-%s params)", config.table, len(table.names),
+               table.merged_rows, memory.weight_bytes(lo, bits) / 1e6,
+               memory.weight_bytes(hi, bits) / 1e6, bits, f"{lo:,}", f"{hi:,}")
+  for (label, b), (_, ok) in zip(budgets, fits):
+    logging.info("budget %s = %.3f MB: %d of %d cells fit", label, b / 1e6, ok.sum(), len(ok))
+
+  distributed.use_cpu_cores()
+  layout = dict(chunk_size=config.scoring.chunk_size, map_batch_size=config.scoring.map_batch_size,
+                kernel=config.scoring.kernel)
+  compile_seconds = None
+  per_seed, taus = [], []
+  t_start = time.perf_counter()
+  for k in range(config.num_seeds):
+    seed = int(config.seed) + k
+    path = os.path.join(workdir, "scores", f"seed_{seed:04d}.npz")
+    if not os.path.exists(path):
+      images = data_lib.score_batches(config.dataset, config.scoring.repeats,
+                                      config.scoring.batch_size, seed, config.data_dir)
+      key = jax.random.key(seed)
+      if compile_seconds is None:  # compile on the first chunk's worth, timed apart
+        t0 = time.perf_counter()
+        score.score_candidates(table.genotypes[:1], images, key, cfg, **layout)
+        compile_seconds = time.perf_counter() - t0
+        io.write_json(os.path.join(workdir, "scores", f"compile_{seed:04d}.json"),
+                      dict(compile_seconds=compile_seconds, load=os.getloadavg()[0]))
+      got = score_table(table, cfg, images, key, **layout)
+      with io.atomic_open(path, "wb") as f:
+        np.savez(f, scores=got["scores"], seconds=got["seconds"], wall=got["wall"],
+                 load=os.getloadavg()[0])
+      done = k + 1
+      eta = (time.perf_counter() - t_start) / done * (config.num_seeds - done)
+      logging.info("seed %d: %d cells scored in %.1f s (load %.1f); %d/%d seeds, ETA %.0f s",
+                   seed, len(table.names), got["wall"], os.getloadavg()[0], done,
+                   config.num_seeds, eta)
+    with np.load(path) as z:
+      scores, seconds = z["scores"], z["seconds"]
+    finite = np.isfinite(scores)  # a singular kernel (-inf) ranks below every finite score
+    ranked = np.where(finite, scores, scores[finite].min() - 1.0 if finite.any() else 0.0)
+    taus.append(correlation.kendall_tau(ranked, table.accuracy))
+    per_seed += evaluate_seed(scores, seconds, table.accuracy, params, fits, methods, seed,
+                              spikenas_candidates=config.spikenas_candidates,
+                              random_draws=config.random_draws)
+  rows = []
+  for (label, b), (_, ok) in zip(budgets, fits):
+    for m in methods:
+      mine = [r for r in per_seed if r["budget"] == label and r["method"] == m]
+      row = dict(budget=label, budget_mb=b / 1e6, in_budget=int(ok.sum()),
+                 best_in_budget=float(table.accuracy[ok].max()) if ok.any() else math.nan,
+                 method=m)
+      for metric in METRICS:
+        s = summarize([r[metric] for r in mine])
+        row.update({metric: s["mean"], f"{metric}_lo": s["lo"], f"{metric}_hi": s["hi"]})
+      row["no_pick"] = summarize([r["accuracy"] for r in mine])["missing"]
+      rows.append(row)
+  if compile_seconds is None:  # every seed was loaded: the first run's record
+    import glob
+    import json
+    found = sorted(glob.glob(os.path.join(workdir, "scores", "compile_*.json")))
+    if found:
+      with open(found[0]) as f:
+        compile_seconds = json.load(f)["compile_seconds"]
+  ops_rows = op_significance(table.genotypes, table.accuracy, ops, fits)
+  paired = []
+  for other in [m for m in methods if m != "spikenas"] if "spikenas" in methods else []:
+    paired += paired_differences(per_seed, "spikenas", other)
+  io.write_dict_csv(os.path.join(workdir, "per_seed.csv"), per_seed)
+  io.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
+  io.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
+  io.write_text(os.path.join(workdir, "results.md"),
+                results_markdown(rows) + "\n\n" + paired_markdown(paired) + "\n\n"
+                + ops_markdown(ops_rows) + "\n")
+  tau = summarize(taus)
+  summary = dict(table=config.table, cells=len(table.names), merged_rows=table.merged_rows,
+                 min_params=lo, max_params=hi, weight_bits=bits,
+                 budgets=[dict(label=label, bytes=b, cells=int(ok.sum()))
+                          for (label, b), (_, ok) in zip(budgets, fits)],
+                 seeds=config.num_seeds, compile_seconds=compile_seconds,
+                 kendall_tau=tau, results=rows, paired=paired, ops=ops_rows)
+  # Standard JSON: a metric with no pick in any seed (NaN) is written as null.
+  io.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
+  return summary
+
+
+def report(summary: dict, workdir: str) -> str:
+  """The lines ``launch.groundtruth`` prints: the table's cells and weight
+  range, the score's rank correlation, and ``results.md`` (results, paired
+  differences, op significance)."""
+  tau = summary["kendall_tau"]
+  with open(os.path.join(workdir, "results.md")) as f:
+    tables = f.read()
+  return (f"{summary['cells']} distinct cells ({summary['merged_rows']} rows merged), "
+          f"{summary['min_params']:,}-{summary['max_params']:,} params at the trained network; "
+          f"{summary['seeds']} seeds; Kendall tau of the score per seed {tau['mean']:.3f} "
+          f"[{tau['lo']:.3f}, {tau['hi']:.3f}]\n{tables}")
+
+
+def paired_differences(per_seed: Sequence[dict], a: str, b: str, metric: str = "accuracy") -> list:
+  """Per budget, ``a - b`` of ``metric`` paired by seed (the same scores and
+  budget in both), as the mean over seeds with a 95 % bootstrap interval.
+
+  Args:
+    per_seed: the rows of :func:`evaluate_seed` over all seeds.
+    a, b: two method names.
+    metric: a name of :data:`METRICS`.
+
+  Returns:
+    One dict per budget: budget, ``a``, ``b``, metric and the
+    :func:`summarize` fields of the differences (seeds where either method
+    made no pick are left out and counted as missing).
+  """
+  out = []
+  for label in dict.fromkeys(r["budget"] for r in per_seed):
+    by = {(r["method"], r["seed"]): r[metric] for r in per_seed if r["budget"] == label}
+    seeds = sorted({s for m, s in by if m == a} & {s for m, s in by if m == b})
+    if seeds:
+      out.append(dict(budget=label, a=a, b=b, metric=metric,
+                      **summarize([by[(a, s)] - by[(b, s)] for s in seeds])))
+  return out
+
+
+def _interval(row: dict, metric: str, digits: int) -> str:
+  return (f"{row[metric]:.{digits}f} [{row[metric + '_lo']:.{digits}f}, "
+          f"{row[metric + '_hi']:.{digits}f}]")
+
+
+def results_markdown(rows: Sequence[dict]) -> str:
+  """The results table in Markdown: one line per (budget, method), each
+  metric as mean [95 % interval] over seeds."""
+  head = ("| budget | MB | cells in budget | best in budget (%) | method | accuracy (%) | "
+          "percentile | regret (points) | scored | search (s) | no pick |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+  lines = [head]
+  for r in rows:
+    lines.append(f"| {r['budget']} | {r['budget_mb']:.3f} | {r['in_budget']} | "
+                 f"{r['best_in_budget']:.2f} | {r['method']} | {_interval(r, 'accuracy', 2)} | "
+                 f"{_interval(r, 'percentile', 1)} | {_interval(r, 'regret', 2)} | "
+                 f"{_interval(r, 'scored', 1)} | {_interval(r, 'seconds', 2)} | "
+                 f"{r['no_pick']} |")
+  return "\n".join(lines)
+
+
+def paired_markdown(rows: Sequence[dict]) -> str:
+  """The paired differences (:func:`paired_differences`) in Markdown."""
+  lines = ["| budget | difference | mean [95 % interval] (points) | seeds |", "|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['budget']} | {r['metric']} {r['a']} − {r['b']} | {r['mean']:+.2f} "
+                 f"[{r['lo']:+.2f}, {r['hi']:+.2f}] | {r['n']} |")
+  return "\n".join(lines)
+
+
+def ops_markdown(rows: Sequence[dict]) -> str:
+  """The op-significance table in Markdown (:func:`op_significance`)."""
+  lines = ["| budget | op removed | cells | best (%) | median (%) | best − full | "
+           "median − full |", "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['budget']} | {r['removed'] or '(none: full space)'} | {r['cells']} | "
+                 f"{r['best']:.2f} | {r['median']:.2f} | {r['best_delta']:+.2f} | "
+                 f"{r['median_delta']:+.2f} |")
+  return "\n".join(lines)
