@@ -215,6 +215,8 @@ def test_train_job_from_search(tmp_path, tiny_npz):
   assert summary["config"]["timesteps"] == 2 and summary["config"]["hidden"] == 32  # search's
   assert "command" not in summary and config.genotype is None  # the caller's config unchanged
   assert summary["checkpoint_dir"] == "checkpoints"  # relative: a copy owns its own
+  assert summary["num_classes"] == 2 and summary["classes_inferred"]
+  assert "2 classes inferred from the labels" in train_job.report(summary, str(tmp_path / "w"))
   # The run trained its checkpoints in the workdir: another --checkpoint_dir
   # would find none and train again over it.
   with pytest.raises(ValueError, match="rerun with --checkpoint_dir=.*checkpoints to resume"):

@@ -137,8 +137,11 @@ def report(summary: Optional[dict], workdir: str) -> str:
               else "test accuracy")
   bits = summary["weight_bits"]
   bits = "" if bits == 32 else f" ({bits}-bit weights, QAT)"
+  classes = summary.get("num_classes")
+  inferred = " inferred from the labels" if summary.get("classes_inferred") else ""
+  classes = f", {classes} classes{inferred}" if classes else ""
   return (f"trained {summary['genotype']}{bits}: {summary['epochs']} epochs, {measured} "
-          f"{100 * acc:.2f}%, SAR {summary['sar']:.4f}, {summary['params']:,} params "
+          f"{100 * acc:.2f}%{classes}, SAR {summary['sar']:.4f}, {summary['params']:,} params "
           f"({summary['weight_bytes'] / 1e6:.2f} MB), {summary['images_per_sec']:.1f} img/s; "
           f"wrote {os.path.join(workdir, SUMMARY)}")
 
@@ -239,6 +242,9 @@ def run(config, workdir: str, *, given: Iterable[str] = (), checkpoint_dir: Opti
       test_examples=len(test_data[1]), batch_size=tr.batch_size, lr=tr.lr,
       loss=tr.loss, seed=config.seed, wall_time_s=time.perf_counter() - t0,
       test_is_train=test_is_train, config=configs.network_to_json(cfg),
+      # A spec's class count is the largest label + 1: say so (labels 0..11
+      # in a 10-class-looking file make a 12-class network).
+      num_classes=info.num_classes, classes_inferred=config.dataset not in data_lib.DATASETS,
       weight_bits=tr.weight_bits, linear_init=cfg.linear_init,
       weight_bytes_at_bits=int(memory.quantized_weight_bytes(genotypes[None], cfg,
                                                              tr.weight_bits)[0]),
