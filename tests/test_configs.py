@@ -72,6 +72,17 @@ def test_network_section_is_every_user_field_of_network_config():
     built.replace(widht=3)
 
 
+def test_help_lists_every_config_field_with_its_default():
+  from launch import common
+  config = configs.get_config("train")
+  lines = common.config_fields(config)
+  assert "  network.width = 16" in lines and "  training.epochs = 300" in lines
+  assert "  genotype = None" in lines and "  dvs.frames = 16" in lines
+  # Every leaf once: the sections are expanded, not printed whole.
+  leaves = sum(len(v) if hasattr(v, "items") else 1 for v in config.values())
+  assert len(lines) == len(set(lines)) == leaves
+
+
 def test_get_config_names_the_job_and_preset():
   assert configs.get_config("search", "reference").network.width == 256
   with pytest.raises(ValueError, match="nosuch"):

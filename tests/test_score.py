@@ -192,7 +192,7 @@ _VMAPPED_LOGDETS = textwrap.dedent("""
     import jax.numpy as jnp
     import numpy as np
     from jax.sharding import Mesh, PartitionSpec as P
-    from snnax_nas import score
+    from snnax_nas import kernels
     mesh = Mesh(np.array(jax.devices()), ("d",))
 
     def per_device(x):  # 64 kernels [64, 64] per device, vmapped (map_batch_size > 1)
