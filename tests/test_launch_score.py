@@ -68,8 +68,10 @@ def test_malformed_genotype_in_file(tmp_path, random_npz):
 
 @pytest.mark.slow
 def test_two_processes_match_one_and_a_crashed_run_resumes(tmp_path, random_npz, free_port):
+  # Every row scored (the sample holds a canonical duplicate): the process
+  # shares and the resume count rows, as the reference's sampler keeps them.
   base = [f"--config.dataset=npz:{random_npz}", "--config.num_candidates=6",
-          "--config.scoring.chunk_size=2", *TINY[:-1]]
+          "--config.score_duplicates=true", "--config.scoring.chunk_size=2", *TINY[:-1]]
   single = _run([*base, f"--workdir={tmp_path}/one"])
   assert single.returncode == 0, single.stderr
   ref = list(csv.DictReader(open(tmp_path / "one" / "scores.csv")))
