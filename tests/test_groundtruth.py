@@ -1,4 +1,4 @@
-"""Ground truth from a trained-architecture table (snnax_nas.groundtruth), on a
+"""Ground truth from a trained-architecture table (snnax_nas.jobs.groundtruth), on a
 tiny generated table."""
 
 import os
