@@ -73,6 +73,8 @@ METHODS = ("spikenas", "random", "lightsnn")
 RECORD_JOB = "compare"
 STAGES_DIR, LOGS_DIR = "stages", "logs"
 TABLE_CSV, TABLE_MD, PLOT_PNG = "results.csv", "results.md", "accuracy_vs_memory.png"
+# A study of several seeds: the mean and interval over seeds, the paired differences.
+SUMMARY_CSV, PAIRED_CSV = "summary.csv", "paired.csv"
 # Network fields a compare config passes to every search; ops and backward
 # are each method's own.
 _SEARCH_NETWORK_SKIP = ("ops", "backward")
@@ -518,7 +520,8 @@ def markdown(rows: Sequence[dict], eval_bits: Sequence[int]) -> str:
           + [f"acc w{b} (%)" for b in eval_bits] + ["SAR"])
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in rows:
-    budget = "none" if r["budget_mb"] is None else f"{r['budget_mb']:g} @ {r['budget_bits']}-bit"
+    budget = ("none (LightSNN takes no budget)" if r["budget_mb"] is None
+              else f"{r['budget_mb']:g} @ {r['budget_bits']}-bit")
     evals = str(r["evaluations"])
     if r.get("draws_within_budget") is not None:
       evals += f" ({r['draws_within_budget']} fit)"
@@ -590,6 +593,194 @@ def write_table(workdir: str, rows: Sequence[dict], eval_bits: Sequence[int],
 
 
 # ----------------------------------------------------------------------------
+# Several seeds: mean and interval over seeds, paired differences.
+
+def seeds_of(config) -> tuple[int, ...]:
+  """The seeds ``seed .. seed + num_seeds - 1`` of a compare config.
+
+  Raises:
+    ValueError: ``num_seeds`` < 1.
+  """
+  n = int(config.get("num_seeds", 1))
+  if n < 1:
+    raise ValueError(f"num_seeds={n} must be >= 1")
+  return tuple(range(int(config.seed), int(config.seed) + n))
+
+
+def mean_interval(values: Sequence[float]) -> dict:
+  """Mean with its 95 % Student-t interval over seeds.
+
+  With a handful of seeds the t interval is the honest one (a bootstrap of
+  three values is far too narrow); it assumes the per-seed values are
+  independent and roughly normal.
+
+  Args:
+    values: one value per seed; None and NaN are left out.
+
+  Returns:
+    ``{"mean", "lo", "hi", "n"}``; ``lo``/``hi`` are NaN with fewer than two
+    values, everything NaN with none.
+  """
+  from scipy import stats as scipy_stats  # noqa: PLC0415 (jax's own dependency)
+  v = np.array([x for x in values if x is not None], np.float64)
+  v = v[~np.isnan(v)]
+  if not len(v):
+    return dict(mean=math.nan, lo=math.nan, hi=math.nan, n=0)
+  if len(v) < 2:
+    return dict(mean=float(v[0]), lo=math.nan, hi=math.nan, n=1)
+  half = float(scipy_stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+  return dict(mean=float(v.mean()), lo=float(v.mean() - half), hi=float(v.mean() + half),
+              n=int(len(v)))
+
+
+def _metrics(eval_bits: Sequence[int]) -> list[str]:
+  return ([f"test_acc_w{b}" for b in eval_bits] + [f"weight_mb_w{b}" for b in eval_bits]
+          + ["sar", "search_s", "evaluations", "time_ratio_vs_random"])
+
+
+def seed_summary(rows: Sequence[dict], eval_bits: Sequence[int]) -> list[dict]:
+  """Per (method, budget): each metric's :func:`mean_interval` over seeds.
+
+  Args:
+    rows: :func:`table_rows` of every seed, each with its ``seed``.
+    eval_bits: the evaluated weight precisions.
+
+  Returns:
+    One dict per (method, budget) in the rows' order: method, budget_mb,
+    seeds, and ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` for test
+    accuracy and weight MB per bit width, SAR, search time, evaluations and
+    the time ratio to random search; ``genotypes``: distinct genotypes found.
+  """
+  groups: dict = {}
+  for r in rows:
+    groups.setdefault((r["method"], r["budget_mb"]), []).append(r)
+  out = []
+  for (method, mb), group in groups.items():
+    row = dict(method=method, budget_mb=mb, seeds=len(group),
+               genotypes=len({r["genotype"] for r in group}))
+    for metric in _metrics(eval_bits):
+      ci = mean_interval([r.get(metric) for r in group])
+      row.update({metric: ci["mean"], f"{metric}_lo": ci["lo"], f"{metric}_hi": ci["hi"]})
+    out.append(row)
+  return out
+
+
+def paired_differences(rows: Sequence[dict], eval_bits: Sequence[int],
+                       a: str = "spikenas", b: str = "random") -> list[dict]:
+  """Per budget and bit width, test accuracy of ``a`` minus ``b`` paired by
+  seed (same seed, same budget), as :func:`mean_interval` in points.
+
+  Pairing removes what a seed does to both (its training batches and the
+  test split are shared), so it separates smaller gaps than two unpaired
+  intervals.
+
+  Returns:
+    One dict per (budget, bits): budget_mb, bits, a, b, mean, lo, hi, n
+    (seeds with both rows), wins (seeds where ``a`` is more accurate).
+  """
+  out = []
+  for mb in dict.fromkeys(r["budget_mb"] for r in rows if r["budget_mb"] is not None):
+    by = {(r["method"], r["seed"]): r for r in rows if r["budget_mb"] == mb}
+    seeds = sorted({s for m, s in by if m == a} & {s for m, s in by if m == b})
+    if not seeds:
+      continue
+    for bits in eval_bits:
+      key = f"test_acc_w{bits}"
+      diffs = [100 * (by[a, s][key] - by[b, s][key]) for s in seeds]
+      out.append(dict(budget_mb=mb, bits=bits, a=a, b=b, **mean_interval(diffs),
+                      wins=int(sum(d > 0 for d in diffs))))
+  return out
+
+
+def _ci(row: dict, metric: str, digits: int, scale: float = 1.0) -> str:
+  mean, lo, hi = (row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"])
+  if mean is None or math.isnan(mean):
+    return "—"
+  if math.isnan(lo):
+    return f"{scale * mean:.{digits}f}"
+  return f"{scale * mean:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+
+
+def summary_markdown(summary: Sequence[dict], eval_bits: Sequence[int], num_seeds: int) -> str:
+  """:func:`seed_summary` as Markdown: mean [95 % interval] over seeds
+  (accuracy in %, memory in MB, search time in s)."""
+  head = (["method", "budget (MB)", "seeds", "genotypes", "MB w" + str(max(eval_bits))]
+          + [f"acc w{b} (%)" for b in eval_bits]
+          + ["SAR", "evaluations", "search (s)", "random / this"])
+  lines = [f"Mean [95 % t interval] over {num_seeds} seeds (search and training seeds both "
+           "vary).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in summary:
+    budget = ("none (LightSNN takes no budget)" if r["budget_mb"] is None
+              else f"{r['budget_mb']:g}")
+    cells = ([r["method"], budget, str(r["seeds"]), str(r["genotypes"]),
+              _ci(r, f"weight_mb_w{max(eval_bits)}", 3)]
+             + [_ci(r, f"test_acc_w{b}", 2, 100) for b in eval_bits]
+             + [_ci(r, "sar", 4), _ci(r, "evaluations", 0), _ci(r, "search_s", 1),
+                _ci(r, "time_ratio_vs_random", 1)])
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def paired_markdown(paired: Sequence[dict]) -> str:
+  """:func:`paired_differences` as Markdown (points of test accuracy)."""
+  lines = ["| budget (MB) | bits | difference | mean [95 % t interval] (points) | seeds | "
+           "wins |", "|---|---|---|---|---|---|"]
+  for r in paired:
+    interval = ("" if math.isnan(r["lo"]) else f" [{r['lo']:+.2f}, {r['hi']:+.2f}]")
+    lines.append(f"| {r['budget_mb']:g} | {r['bits']} | {r['a']} − {r['b']} | "
+                 f"{r['mean']:+.2f}{interval} | {r['n']} | {r['wins']} of {r['n']} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_seeds(path: str, rows: Sequence[dict], summary: Sequence[dict],
+               eval_bits: Sequence[int], budgets: Sequence[float], budget_bits: int,
+               title: str = "") -> None:
+  """Accuracy vs weight MB over seeds: one panel per bit width, each
+  (method, budget) at its mean with 95 % interval error bars on both axes,
+  each seed's network as a faint dot; the budget lines (MB at
+  ``budget_bits``) on that precision's panel."""
+  import matplotlib  # noqa: PLC0415
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  markers = {"spikenas": "o", "random": "s", "lightsnn": "^"}
+  colors = {"spikenas": "C0", "random": "C1", "lightsnn": "C2"}
+  fig, axes = plt.subplots(1, len(eval_bits), figsize=(5.2 * len(eval_bits), 4.6),
+                           squeeze=False)
+  for ax, bits in zip(axes[0], eval_bits):
+    acc, mb = f"test_acc_w{bits}", f"weight_mb_w{bits}"
+    for r in rows:
+      ax.scatter(r[mb], 100 * r[acc], marker=markers[r["method"]], color=colors[r["method"]],
+                 alpha=0.25, s=18, zorder=2)
+    for r in summary:
+      def err(metric, scale=1.0, r=r):
+        if math.isnan(r[f"{metric}_lo"]):
+          return None
+        return [[scale * (r[metric] - r[f"{metric}_lo"])], [scale * (r[f"{metric}_hi"] - r[metric])]]
+      ax.errorbar(r[mb], 100 * r[acc], xerr=err(mb), yerr=err(acc, 100),
+                  marker=markers[r["method"]], color=colors[r["method"]], ms=7,
+                  mec="black", mew=0.5, capsize=3, lw=1, zorder=3)
+    if bits == budget_bits:
+      for budget in budgets:
+        ax.axvline(budget, color="red", ls="--", lw=1)
+        ax.text(budget, 0.02, f" {budget:g} MB", color="red", fontsize=7, rotation=90,
+                va="bottom", transform=ax.get_xaxis_transform())
+    ax.set_xlabel(f"weight memory at {bits}-bit (MB)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{bits}-bit weights" + (" (budgets in red)" if bits == budget_bits else ""),
+                 fontsize=9)
+    ax.grid(True, alpha=0.3)
+  for method, m in markers.items():
+    if any(r["method"] == method for r in rows):
+      axes[0, 0].errorbar([], [], marker=m, color=colors[method], label=method)
+  axes[0, 0].legend(fontsize=8, loc="best")
+  fig.suptitle((title + ": " if title else "") + "mean and 95 % interval over seeds",
+               fontsize=9)
+  fig.tight_layout()
+  io.save_figure(fig, path, dpi=110)
+  plt.close(fig)
+
+
+# ----------------------------------------------------------------------------
 # The whole study.
 
 def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int, ...]]:
@@ -613,6 +804,7 @@ def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int,
   for name in ("random_draws", "spikenas_candidates"):
     if int(config[name]) < 1:
       raise ValueError(f"{name}={config[name]} must be >= 1")
+  seeds_of(config)
   _check_budgets_admit_a_network(config, methods, budgets)
   _check_stage_fields(config)
   return methods, budgets, eval_bits
@@ -715,12 +907,13 @@ def claim(config, workdir: str) -> bool:
   return workdir_lib.claim(workdir, json.loads(json.dumps(record)))
 
 
-def run_study(config, workdir: str, runner: Runner = run_in_process,
-              log: Callable[[str], None] = print) -> tuple[list[dict], str]:
-  """Runs (or resumes) the whole study and writes its table.
+def run_one_seed(config, workdir: str, runner: Runner = run_in_process,
+                 log: Callable[[str], None] = print) -> tuple[list[dict], str]:
+  """Runs (or resumes) the study of one seed (``config.seed``) and writes its table.
 
   Args:
-    config: a :mod:`snnax_nas.configs.compare` config.
+    config: a :mod:`snnax_nas.configs.compare` config (its ``num_seeds``
+      is not read).
     workdir: the study's directory (sub-workdirs, records, logs, table).
     runner: runs one stage (tests pass a fake).
     log: progress lines.
@@ -756,4 +949,64 @@ def run_study(config, workdir: str, runner: Runner = run_in_process,
   text = write_table(workdir, rows, eval_bits, budgets, config.budget_bits, title)
   log(f"study finished ({time.perf_counter() - t0:.0f} s in this run); wrote "
       f"{os.path.join(workdir, TABLE_MD)}")
+  return rows, text
+
+
+def run_study(config, workdir: str, runner: Runner = run_in_process,
+              log: Callable[[str], None] = print) -> tuple[list[dict], str]:
+  """Runs (or resumes) the whole study over its seeds and writes its tables.
+
+  With ``num_seeds`` 1 this is :func:`run_one_seed` in ``workdir``. With
+  more, seed ``s`` of ``seed .. seed + num_seeds - 1`` (searches, training
+  and sampler all take it) runs as a one-seed study in ``WORKDIR/seed<s>``,
+  seed after seed (a stopped study keeps whole seeds), and ``workdir`` gets
+  every seed's rows (``results.csv``), the mean and 95 % interval over seeds
+  per (method, budget) (``summary.csv``), SpikeNAS - random paired by seed
+  (``paired.csv``), the Markdown of both (``results.md``) and the plot with
+  error bars (``accuracy_vs_memory.png``).
+
+  Args:
+    config: a :mod:`snnax_nas.configs.compare` config.
+    workdir: the study's directory.
+    runner: runs one stage (tests pass a fake).
+    log: progress lines.
+
+  Returns:
+    ``(rows, markdown)``: every seed's :func:`table_rows` (with ``seed``)
+    and the Markdown (one seed: its table; more: the summary and paired
+    tables).
+
+  Raises:
+    ValueError: a bad config (see :func:`check_config`) or a workdir holding
+      another run.
+    StageError: a stage failed (rerun the same command after fixing it).
+  """
+  seeds = seeds_of(config)
+  if len(seeds) == 1:
+    return run_one_seed(config, workdir, runner, log)
+  methods, budgets, eval_bits = check_config(config)
+  if config.get("budget", {}).get("fraction"):
+    log(fraction_budgets(config, methods, config.budget.fraction)[1])
+  claim(config, workdir)
+  rows = []
+  for i, seed in enumerate(seeds):
+    log(f"seed {seed} ({i + 1} of {len(seeds)})")
+    sub = config.copy_and_resolve_references()
+    sub.seed, sub.num_seeds = seed, 1
+    seed_rows, _ = run_one_seed(sub, os.path.join(workdir, f"seed{seed}"), runner, log)
+    rows += [dict(r, seed=seed) for r in seed_rows]
+  summary = seed_summary(rows, eval_bits)
+  paired = paired_differences(rows, eval_bits)
+  io.write_dict_csv(os.path.join(workdir, TABLE_CSV), rows)
+  io.write_dict_csv(os.path.join(workdir, SUMMARY_CSV), summary)
+  io.write_dict_csv(os.path.join(workdir, PAIRED_CSV), paired)
+  text = (summary_markdown(summary, eval_bits, len(seeds)) + "\n"
+          + paired_markdown(paired))
+  io.write_text(os.path.join(workdir, TABLE_MD), text)
+  title = (f"{config.dataset.split('/')[-1]}  width {config.network.width}  "
+           f"T {config.network.timesteps}  {config.training.epochs} epochs  "
+           f"{len(seeds)} seeds")
+  plot_seeds(os.path.join(workdir, PLOT_PNG), rows, summary, eval_bits, budgets,
+             config.budget_bits, title)
+  log(f"study of {len(seeds)} seeds finished; wrote {os.path.join(workdir, TABLE_MD)}")
   return rows, text

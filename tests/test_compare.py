@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import subprocess
@@ -130,7 +131,7 @@ def test_fake_study_writes_the_table_csv_markdown_and_plot(tmp_path):
   lines = text.splitlines()
   assert len(lines) == 2 + 5 and lines[0].startswith("| method | budget (MB)")
   assert "30.0×" in lines[2] and "0222/0012/0002/0000\\|0222/0011/0002/0000" in lines[2]
-  assert "| none |" in lines[-1]
+  assert "| none (LightSNN takes no budget) |" in lines[-1]
   assert os.path.getsize(out / study.PLOT_PNG) > 1000
 
 
@@ -291,3 +292,43 @@ def test_a_stage_runs_its_job_in_process_and_a_refusal_is_status_2(tmp_path):
   assert lines[0].startswith("$ python -m launch.train --workdir=")
   assert lines[-1].startswith("error: '0303/0030/2002/0200' has a backward edge")
   assert not (tmp_path / "cmp" / "train" / "random_8.86MB" / "config.json").exists()
+
+
+def test_several_seeds_give_intervals_paired_differences_and_error_bars(tmp_path):
+  config = _config(num_seeds=3, seed=5)
+  runner = FakeRunner()
+  rows, text = _run(tmp_path, runner, config)
+  out = tmp_path / "cmp"
+  # Each seed is a whole one-seed study in its own folder, run with its seed.
+  assert sorted(p.name for p in out.iterdir() if p.name.startswith("seed")) == [
+      "seed5", "seed6", "seed7"]
+  assert {f["seed"] for _, _, f in runner.calls if "seed" in f} == {5, 6, 7}
+  assert len(rows) == 15 and {r["seed"] for r in rows} == {5, 6, 7}
+  with open(out / study.SUMMARY_CSV) as f:
+    summary = list(csv.DictReader(f))
+  assert [(r["method"], r["seeds"]) for r in summary][:2] == [("spikenas", "3"), ("random", "3")]
+  # The fake's accuracy is the same for every seed: a zero-width interval.
+  assert float(summary[0]["test_acc_w32"]) == pytest.approx(0.5)
+  assert float(summary[0]["test_acc_w32_lo"]) == pytest.approx(0.5)
+  with open(out / study.PAIRED_CSV) as f:
+    paired = list(csv.DictReader(f))
+  assert len(paired) == 2 * 3  # budgets x bit widths
+  assert float(paired[0]["mean"]) == pytest.approx(0.0) and paired[0]["n"] == "3"
+  assert "Mean [95 % t interval] over 3 seeds" in text and "spikenas − random" in text
+  assert os.path.getsize(out / study.PLOT_PNG) > 1000
+  # Resumes: a rerun runs no stage again.
+  again = FakeRunner()
+  assert _run(tmp_path, again, config)[1] == text and again.calls == []
+
+
+def test_mean_interval_is_the_student_t_interval():
+  ci = study.mean_interval([1.0, 2.0, 3.0, None, float("nan")])
+  # mean 2, sd 1, t(0.975, 2) = 4.3027: half width 4.3027 / sqrt(3).
+  assert ci["n"] == 3 and ci["mean"] == pytest.approx(2.0)
+  assert ci["hi"] - ci["mean"] == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
+  assert math.isnan(study.mean_interval([4.0])["lo"]) and study.mean_interval([])["n"] == 0
+  rows = [dict(method=m, budget_mb=1.0, seed=s, test_acc_w32=a)
+          for m, s, a in [("spikenas", 0, 0.50), ("random", 0, 0.40), ("spikenas", 1, 0.45),
+                          ("random", 1, 0.46), ("random", 2, 0.3)]]
+  (diff,) = study.paired_differences(rows, [32])
+  assert diff["n"] == 2 and diff["wins"] == 1 and diff["mean"] == pytest.approx((10 - 1) / 2)

@@ -34,6 +34,10 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.dataset = "cifar10"
   c.data_dir = config_dict.placeholder(str)
   c.seed = 0  # of every search, training and sampler
+  # Seeds seed .. seed + num_seeds - 1, each a whole study in WORKDIR/seed<s>;
+  # more than one adds the mean and 95 % interval over seeds and the
+  # SpikeNAS - random difference paired by seed.
+  c.num_seeds = 1
   c.methods = "spikenas,random,lightsnn"  # comma-separated, any subset
   c.budgets_mb = "8.86,8.94"  # comma-separated weight-memory budgets in MB
   # Budgets as fractions of the searched spaces' weight range at budget_bits
