@@ -1,7 +1,7 @@
 r"""The accuracy-vs-memory table: SpikeNAS vs SNASNet random search vs LightSNN.
 
-  python -m launch.compare --workdir=runs/compare      # :small, width 16, two budgets
-  python -m launch.compare --config.budgets_mb=8.86,8.94 --config.network.timesteps=3 \
+  python -m launch.compare --workdir=runs/compare      # :small, budgets 0.25/0.5/0.75
+  python -m launch.compare --config.budget.fraction=0.25,0.5 --config.num_seeds=3 \
       --config.dataset='npz:/data/cifar10/{split}10k.npz' --config.training.epochs=2 \
       --workdir=runs/compare
   python -m launch.compare --config=snnax_nas/configs/compare.py:reference --workdir=runs/compare_ref
@@ -28,7 +28,7 @@ common.define_config_flags("compare", workdir_default="runs/compare")
 
 @common.exits_cleanly_on_interrupt
 def main(argv):
-  common.check_no_args(argv, "--config.budgets_mb=8.86,8.94")
+  common.check_no_args(argv, "--config.budget.fraction=0.25,0.5")
   common.use_cpu_cores()
   common.run_job(job, FLAGS.config, FLAGS.workdir, errors=(study.StageError,))
 

@@ -109,7 +109,8 @@ def parse_budgets(text: Any) -> tuple[float, ...]:
   items = [i for i in items if i != ""]
   if not items:
     raise ValueError(f"budgets_mb={text!r} holds no budget; give MB values separated by "
-                     "commas, e.g. --config.budgets_mb=8.86,8.94")
+                     "commas, e.g. --config.budgets_mb=0.45,0.6, or fractions of the "
+                     "space's range, e.g. --config.budget.fraction=0.25,0.5")
   out = []
   for item in items:
     try:
@@ -795,6 +796,9 @@ def check_config(config) -> tuple[tuple[str, ...], tuple[float, ...], tuple[int,
   eval_bits = parse_bits(config.eval_bits)
   memory.check_weight_bits(config.budget_bits, "budget_bits")
   fractions = config.get("budget", {}).get("fraction")
+  if fractions and config.budgets_mb:
+    raise ValueError(f"budget.fraction={fractions!r} and budgets_mb={config.budgets_mb!r} "
+                     "both set the budgets; give one (--config.budget.fraction= unsets it)")
   budgets = (fraction_budgets(config, methods, fractions)[0] if fractions
              else parse_budgets(config.budgets_mb))
   for key in _SEARCH_NETWORK_SKIP:

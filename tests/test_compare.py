@@ -85,6 +85,7 @@ class FakeRunner:
 
 def _config(**overrides):
   c = compare_config.get_config()
+  c.budget.fraction, c.budgets_mb = None, "8.86,8.94"
   c.training.epochs = 2
   for k, v in overrides.items():
     c[k] = v
@@ -202,7 +203,7 @@ def test_workdir_of_another_config_is_refused(tmp_path):
 @pytest.mark.parametrize("budgets, match", [
     ("", "holds no budget"), ("8.9,abc", "'abc' is not a number"), ("8.9,-1", "'-1' must be"),
     ("8.9,nan", "'nan' must be"), ("8.9,8.9", "repeats"),
-    ("1", r"1 MB is below the smallest spikenas network .*8.8195 MB")])
+    ("0.1", r"0.1 MB is below the smallest spikenas network .*0.3347 MB")])
 def test_bad_budgets_are_refused_before_anything_runs(tmp_path, budgets, match):
   runner = FakeRunner()
   with pytest.raises(ValueError, match=match):
@@ -222,7 +223,7 @@ def test_budget_fractions_replace_budgets_mb_within_the_spaces_range():
   from snnax_nas import configs
   from snnax_nas import data as data_lib
   from snnax_nas import memory
-  c = _config()
+  c = _config(budgets_mb=None)
   c.budget.fraction = "0.75,0.25"
   _, budgets, _ = study.check_config(c)
   cfg = configs.network_from_job_config(c.network, data_lib.get_info(c.dataset),
@@ -234,6 +235,17 @@ def test_budget_fractions_replace_budgets_mb_within_the_spaces_range():
     c.budget.fraction = bad
     with pytest.raises(ValueError, match=match):
       study.check_config(c)
+  c.budget.fraction, c.budgets_mb = "0.5", "0.6"
+  with pytest.raises(ValueError, match="both set the budgets; give one"):
+    study.check_config(c)
+
+
+def test_the_small_preset_budgets_bind():
+  """The default budgets are fractions of a range where cells hold most weights."""
+  c = compare_config.get_config()
+  assert c.budgets_mb is None
+  _, budgets, _ = study.check_config(c)
+  assert len(budgets) == 3 and budgets[-1] / budgets[0] > 1.4
 
 
 def test_budgets_parse_sorted():
@@ -252,6 +264,7 @@ def test_no_random_draw_within_budget_names_the_cheapest(tmp_path):
 
 def test_launcher_refuses_a_bad_budget_with_one_line(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "launch.compare", "--config.budgets_mb=x",
+                         "--config.budget.fraction=",
                          f"--workdir={tmp_path / 'w'}"], cwd=REPO, capture_output=True,
                         text=True, timeout=120)
   assert proc.returncode == 2

@@ -8,10 +8,12 @@ LightSNN pruning once (it takes no budget); then trains each found network
 and evaluates it at every ``eval_bits`` weight precision
 (:mod:`snnax_nas.study`).
 
-Presets: ``small`` (default; width 16, the defaults of the other jobs, two
-budgets that bind at width 16: the space spans 8.82-9.10 MB at 32 bits) and
+Presets: ``small`` (default; the small network of the other jobs, budgets at
+0.25, 0.5 and 0.75 of the space's weight range: 0.335-0.892 MB at 32 bits) and
 ``reference`` (CIFAR-10 network of the paper: width 256, ``second_pool`` 4,
-scoring batches of 256, 300 epochs; the space spans 38.7-109.5 MB at 32 bits).
+scoring batches of 256, 300 epochs, budgets 50 and 75 MB; the space spans
+38.7-109.5 MB at 32 bits). ``num_seeds`` > 1 repeats the study per seed and
+adds the mean and 95 % interval over seeds and the paired differences.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ml_collections import config_dict
 from snnax_nas.configs import sections
 
 PRESETS = {  # added to sections.SMALL and sections.REFERENCE
-    "reference": {"budgets_mb": "50,75", "training.epochs": 300,
+    "reference": {"budgets_mb": "50,75", "budget.fraction": None, "training.epochs": 300,
                   "training.per_epoch_schedule": True, "training.eval_every": 10},
 }
 
@@ -39,10 +41,10 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   # SpikeNAS - random difference paired by seed.
   c.num_seeds = 1
   c.methods = "spikenas,random,lightsnn"  # comma-separated, any subset
-  c.budgets_mb = "8.86,8.94"  # comma-separated weight-memory budgets in MB
   # Budgets as fractions of the searched spaces' weight range at budget_bits
-  # (comma list in (0, 1], e.g. "0.25,0.5,0.75"); when set, replaces budgets_mb.
-  c.budget = config_dict.ConfigDict(dict(fraction=config_dict.placeholder(str)))
+  # (comma list in (0, 1]), or in MB (comma list): give one of the two.
+  c.budget = config_dict.ConfigDict(dict(fraction="0.25,0.5,0.75"))
+  c.budgets_mb = config_dict.placeholder(str)  # e.g. "0.45,0.6"; unset budget.fraction
   c.budget_bits = 32  # weight precision the budgets are measured at
   c.eval_bits = "32,8,4"  # weight precisions every found network is evaluated at
   c.random_draws = 5000  # SNASNet: draws of the one random search

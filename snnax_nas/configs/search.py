@@ -8,7 +8,9 @@ Fields left None take the method's default: ``network.ops`` (spikenas:
 ``spikenas``, random: ``snasnet``, lightsnn: ``lightsnn``),
 ``network.backward`` (True for lightsnn, as the paper), ``num_candidates``
 (spikenas: 64 distinct cells per step, random: 5000 draws; unused by
-lightsnn).
+lightsnn) and the budget: spikenas, the memory-aware search, takes half the
+space's weight range (``budget.fraction`` 0.5) when no budget is given
+(``--config.budget.mb=inf``: no limit); random and lightsnn take none.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from snnax_nas.configs import sections
 PRESETS = {"reference": {"dataset": "cifar10"}}  # added to sections.REFERENCE
 DEFAULT_OPS = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}
 DEFAULT_NUM_CANDIDATES = {"spikenas": 64, "random": 5000}
+DEFAULT_BUDGET_FRACTION = {"spikenas": 0.5}
 
 
 def get_config(preset: str | None = None) -> config_dict.ConfigDict:
@@ -53,3 +56,7 @@ def resolve(config: config_dict.ConfigDict) -> None:
     config.network.backward = config.method == "lightsnn"
   if config.num_candidates is None and config.method in DEFAULT_NUM_CANDIDATES:
     config.num_candidates = DEFAULT_NUM_CANDIDATES[config.method]
+  budget = config.budget
+  if (budget.params is None and budget.mb is None and budget.fraction is None
+      and config.method in DEFAULT_BUDGET_FRACTION):
+    budget.fraction = DEFAULT_BUDGET_FRACTION[config.method]

@@ -2,7 +2,7 @@ r"""The search job: SpikeNAS (default), SNASNet random, LightSNN, as ``run(confi
 
 From the command line (``launch.search``):
 
-  python -m launch.search --workdir=runs/search             # SpikeNAS, a few minutes on CPU
+  python -m launch.search --workdir=runs/search             # SpikeNAS at half the weight range
   python -m launch.search --config.budget.mb=0.8 --config.budget.weight_bits=8   # memory-aware
   python -m launch.search --config.method=random --config.num_candidates=5000 --workdir=runs/random
   python -m launch.search --config.method=lightsnn --workdir=runs/lightsnn
@@ -12,8 +12,9 @@ The config is :mod:`snnax_nas.configs.search` (presets ``small``, the default, a
 ``reference``); fields left None take the method's default
 (``configs.search.resolve``): ``network.ops`` spikenas / snasnet / lightsnn,
 ``num_candidates`` 64 (spikenas) / 5000 (random), ``network.backward`` True
-for lightsnn (as the paper). ``budget.mb`` is in 10^6 bytes of weights at
-``budget.weight_bits``.
+for lightsnn (as the paper), ``budget.fraction`` 0.5 for spikenas when no
+budget is given (``--config.budget.mb=inf`` searches without one).
+``budget.mb`` is in 10^6 bytes of weights at ``budget.weight_bits``.
 
 From Python::
 
