@@ -47,8 +47,10 @@ def test_presets_differ_as_intended(job):
   module = __import__(f"snnax_nas.configs.{job}", fromlist=["get_config"])
   small, ref = module.get_config("small"), module.get_config("reference")
   assert module.get_config().to_dict() == small.to_dict()  # small is the default
-  assert (small.network.width, small.network.second_pool) == (16, 2)
-  assert (ref.network.width, ref.network.second_pool) == (256, 4)  # reference CIFAR-10 net
+  assert (small.network.width, small.network.hidden, small.network.second_pool,
+          small.network.cells_per_stage) == (16, 128, 4, 2)  # cells hold most weights
+  assert (ref.network.width, ref.network.second_pool, ref.network.cells_per_stage) == (
+      256, 4, 1)  # reference CIFAR-10 net
   if "scoring" in small:
     assert (small.scoring.batch_size, ref.scoring.batch_size) == (64, 256)
   with pytest.raises(ValueError, match="nosuch"):
@@ -61,8 +63,8 @@ def test_network_section_is_every_user_field_of_network_config():
   section = configs.get_config("train").network
   assert set(section) == fields - set(configs.DATASET_FIELDS) - {"lif"}
   # The values every workdir record holds (a rerun must match them).
-  assert section.to_dict() == dict(ops="snasnet", width=16, cells_per_stage=1, timesteps=5,
-                                   hidden=1024, second_pool=2, dropout=0.5, backward=False,
+  assert section.to_dict() == dict(ops="snasnet", width=16, cells_per_stage=2, timesteps=5,
+                                   hidden=128, second_pool=4, dropout=0.5, backward=False,
                                    linear_init="reference")
   # Every default but the small width is NetworkConfig's own.
   default = configs.NetworkConfig()
