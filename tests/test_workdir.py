@@ -121,7 +121,7 @@ def test_load_run_round_trip_of_a_search(tmp_path, random_npz):
   assert run.job == "search" and run.config.method == "random"
   assert run.network == network.network_config(
       None, width=4, hidden=32, timesteps=2, second_pool=4, input_shape=(16, 16, 3),
-      ops="snasnet")
+      ops="snasnet", cells_per_stage=2)
   summary = json.load(open(work / "summary.json"))
   assert run.genotypes == (summary["genotype"],)
   assert configs.network_from_json(summary["network"]) == run.network
