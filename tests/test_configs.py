@@ -66,10 +66,13 @@ def test_network_section_is_every_user_field_of_network_config():
   assert section.to_dict() == dict(ops="snasnet", width=16, cells_per_stage=2, timesteps=5,
                                    hidden=128, second_pool=4, dropout=0.5, backward=False,
                                    linear_init="reference")
-  # Every default but the small width is NetworkConfig's own.
+  # Every default but the small scale (sections.SMALL) is NetworkConfig's own.
   default = configs.NetworkConfig()
   built = configs.network_from_job_config(section, INFO)
-  assert built.replace(width=default.width) == configs.network_config_for_dataset(INFO)
+  assert built.replace(width=default.width, hidden=default.hidden,
+                       second_pool=default.second_pool,
+                       cells_per_stage=default.cells_per_stage
+                       ) == configs.network_config_for_dataset(INFO)
   with pytest.raises(ValueError, match="widht"):
     built.replace(widht=3)
 

@@ -125,7 +125,7 @@ def test_load_run_round_trip_of_a_search(tmp_path, random_npz):
   summary = json.load(open(work / "summary.json"))
   assert run.genotypes == (summary["genotype"],)
   assert configs.network_from_json(summary["network"]) == run.network
-  assert score.as_genotypes(list(run.genotypes), run.network).shape == (1, 2, 4, 4)
+  assert score.as_genotypes(list(run.genotypes), run.network).shape == (1, 4, 4, 4)
   with open(work / "config.json") as f:
     assert json.load(f)["inputs"]["dataset"] == workdir_lib.sha256_of(random_npz)
 
