@@ -28,7 +28,7 @@ def test_readme_training_block_learns(tmp_path, monkeypatch):
   # for runs/search.
   config = configs.get_config("search")
   config.num_candidates, config.scoring.batch_size, config.scoring.repeats = 2, 8, 1
-  config.network.timesteps, config.network.width, config.network.hidden = 2, 8, 128
+  config.network.timesteps = 2  # the quick start's network (width 16, hidden 128), T 2
   search_job.run(config, str(tmp_path / "runs" / "search"))
   monkeypatch.chdir(tmp_path)
   scope = {}
