@@ -421,7 +421,7 @@ def test_search_budget_fraction_becomes_bytes_of_the_space_range(files, tmp_path
   status, out, _ = run_launcher("search", args, monkeypatch, capsys)
   assert status == 130
   cfg = network.network_config(None, input_shape=(16, 16, 3), width=4, hidden=32, timesteps=2,
-                               ops="spikenas")
+                               ops="spikenas", second_pool=4, cells_per_stage=2)  # small preset
   r = memory.space_range(cfg, 8)
   assert seen["budget_bytes"] == r.budget_bytes(0.5) == (r.min_bytes + r.max_bytes) // 2
   assert f"{r.min_bytes / 1e6:.4f}-{r.max_bytes / 1e6:.4f} MB" in out
