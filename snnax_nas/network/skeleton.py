@@ -37,41 +37,72 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from snnax_nas import callbacks
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import neurons
+from snnax_nas import ops as ops_lib
 from snnax_nas.configs import NetworkConfig
-from snnax_nas.layers import ParamSpec
 from snnax_nas.layers import avg_pool
 from snnax_nas.layers import batch_norm
-from snnax_nas.layers import bn_spec
 from snnax_nas.layers import conv2d
 from snnax_nas.layers import dropout_mask
-from snnax_nas.layers import linear_init_kind
 
 Params = Any
 Probe = callbacks.SpikeProbe  # the Protocol, re-exported
 
 
-def fixed_param_specs(cfg: NetworkConfig):
-  """:class:`ParamSpec` tree of everything but the cells: stem, reduction, head.
+def network_genotypes(genotypes, cfg: NetworkConfig) -> np.ndarray:
+  """The canonical per-cell genotypes of ONE network, int8 [L, 4, 4].
 
-  The classifier's kernels (``fc1``, ``fc2``) follow ``cfg.linear_init``
-  (:func:`snnax_nas.layers.linear_init_kind`); the fc2 bias starts at zero.
+  Args:
+    genotypes: one genotype for every cell ([4, 4] digits or a genotype
+      string) or one per cell ([L, 4, 4], a ``|``-joined string, or a
+      sequence of L strings). Must be static (known at trace time): the
+      network's structure is built from it in Python.
+    cfg: the network config (op set, cells, whether backward edges are
+      allowed).
+
+  Raises:
+    TypeError: ``genotypes`` is a traced (jit/vmap) value.
+    ValueError: a bad shape, digit or string, or a backward edge with
+      ``cfg.backward`` False (see :func:`snnax_nas.genotype.cell_genotypes`).
   """
-  c, cin = cfg.width, cfg.input_shape[2]
-  linear = linear_init_kind(cfg.linear_init)
-  return {
-      "stem": {"conv": {"kernel": ParamSpec((3, 3, cin, c), "conv")}, "bn": bn_spec(c)},
-      "reduction": {"bn_in": bn_spec(c),
-                    "conv": {"kernel": ParamSpec((3, 3, c, 2 * c), "conv")},
-                    "bn_out": bn_spec(2 * c)},
-      "head": {"bn": bn_spec(2 * c),
-               "fc1": {"kernel": ParamSpec((cfg.classifier_in, cfg.hidden), linear)},
-               "fc2": {"kernel": ParamSpec((cfg.hidden, cfg.num_outputs), linear),
-                       "bias": ParamSpec((cfg.num_outputs,), "zeros")}},
-  }
+  if isinstance(genotypes, str):
+    batch = [genotypes]
+  elif (isinstance(genotypes, (list, tuple)) and genotypes
+        and all(isinstance(t, str) for t in genotypes)):
+    batch = ["|".join(genotypes)]
+  else:
+    try:
+      g = np.asarray(genotypes)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+      raise TypeError(
+          "genotypes must be static (a numpy array, a genotype string or a tuple of "
+          "strings known at trace time), got a traced value: close over them, or mark "
+          "them static, e.g. jax.jit(f, static_argnames='genotypes') with a hashable "
+          "form such as a genotype string") from None
+    if g.ndim not in (2, 3):
+      raise ValueError(f"genotypes of shape {g.shape}; expected (4, 4) or "
+                       f"({cfg.num_cells}, 4, 4) for this config")
+    batch = g[None]
+  return genotype_lib.cell_genotypes(batch, cfg.ops, cfg.num_cells,
+                                     allow_backward=cfg.backward)[0]
+
+
+def edge_ops(genotypes, cfg: NetworkConfig) -> tuple[tuple[ops_lib.OpSpec, ...], ...]:
+  """The op of every edge slot of every cell, ``[L][num_edges]`` (edge slots
+  in :data:`snnax_nas.genotype.EDGES` order; ``zero`` for an absent edge).
+
+  Args:
+    genotypes: see :func:`network_genotypes`.
+    cfg: the network config.
+  """
+  g = network_genotypes(genotypes, cfg)
+  return tuple(tuple(cfg.ops.op_of_digit(int(g[l][i, j]))
+                     for i, j in genotype_lib.EDGES[:cfg.num_edges])
+               for l in range(cfg.num_cells))
 
 
 def call_probe(probe: Probe, spikes: jax.Array, membrane: jax.Array):
@@ -156,7 +187,8 @@ def forward(params: Params, images: jax.Array, key: Optional[jax.Array],
 
   Args:
     params: ``{"stem", "reduction", "head", "cells"}`` (see
-      :func:`fixed_param_specs`; ``cells`` is the cell implementation's).
+      :func:`snnax_nas.network.variables.fixed_param_specs`; ``cells`` is
+      the cell implementation's).
     images: [B, H, W, C_in], or event frames [B, T' >= T, H, W, C_in].
     key: dropout key, or None (no dropout).
     cfg: the network config.
