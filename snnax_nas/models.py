@@ -68,6 +68,7 @@ from snnax_nas import neurons
 from snnax_nas.configs import NetworkConfig
 from snnax_nas.network import standalone
 from snnax_nas.network.skeleton import cell_wiring
+from snnax_nas.network.skeleton import spike_counts
 from snnax_nas.network.variables import edge_name
 from snnax_nas.network.variables import standalone_from_variables  # noqa: F401  (re-exported)
 from snnax_nas.network.variables import variables_from_standalone  # noqa: F401  (re-exported)
@@ -82,20 +83,6 @@ def _over_time(fn: Callable[[jax.Array], jax.Array], xs: jax.Array) -> jax.Array
 def _lif(xs: jax.Array, lif: neurons.LIFConfig, v0: Optional[jax.Array] = None):
   """LIF over time-major inputs [T, ...]: ``(membrane [...], spikes [T, ...])``."""
   return neurons.lif_scan(xs, lif, v0)
-
-
-def _probe(spikes: jax.Array, mask: Optional[jax.Array]) -> dict:
-  """``{"spikes", "neurons"}`` of one LIF's spikes [T, B, ...] summed over time:
-  what :func:`snnax_nas.train.steps.spike_probe` (with ``mask``) sums in the
-  functional network."""
-  if mask is None:
-    # int32 sum: exact for any realistic layer (float32 is not past 2^24).
-    return {"spikes": spikes.astype(jnp.int32).sum().astype(jnp.float32),
-            "neurons": jnp.float32(spikes.size)}
-  per_row = spikes[0, 0].size
-  w = mask.reshape((1, -1) + (1,) * (spikes.ndim - 2))
-  return {"spikes": (spikes * w).sum(),
-          "neurons": spikes.shape[0] * mask.sum() * per_row}
 
 
 class Conv(nn.Module):
@@ -367,4 +354,4 @@ class SpikingNetwork(nn.Module):
     if not return_probes:
       return logits
     spikes.update(head_spikes)
-    return logits, {k: _probe(s, probe_mask) for k, s in spikes.items()}
+    return logits, {k: spike_counts(s, probe_mask, batch_axis=1) for k, s in spikes.items()}

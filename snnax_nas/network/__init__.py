@@ -35,6 +35,7 @@ from snnax_nas.network.skeleton import call_probe
 from snnax_nas.network.skeleton import cell_wiring
 from snnax_nas.network.skeleton import edge_ops
 from snnax_nas.network.skeleton import network_genotypes
+from snnax_nas.network.skeleton import spike_counts
 from snnax_nas.network.standalone import init_standalone_params
 from snnax_nas.network.standalone import standalone_forward
 from snnax_nas.network.standalone import standalone_from_supernet
@@ -54,7 +55,7 @@ __all__ = [
     "avg_pool", "batch_norm", "call_probe", "cell_wiring", "conv2d", "edge_ops",
     "edge_param_specs", "fixed_param_specs", "init_batch_stats", "init_standalone_params",
     "init_supernet_params", "materialize", "network_config", "network_genotypes", "param_specs",
-    "pool3x3", "standalone_forward", "standalone_from_supernet", "standalone_from_variables",
+    "pool3x3", "spike_counts", "standalone_forward", "standalone_from_supernet", "standalone_from_variables",
     "standalone_param_specs", "supernet_forward", "supernet_param_specs", "variable_shapes",
     "variables_from_standalone",
 ]

@@ -115,6 +115,33 @@ def call_probe(probe: Probe, spikes: jax.Array, membrane: jax.Array):
   return probe(spikes)
 
 
+def spike_counts(spikes: jax.Array, mask: Optional[jax.Array] = None,
+                 batch_axis: int = 0) -> dict:
+  """Spikes emitted and neurons seen by one LIF: the spike-rate probe of both
+  network implementations (:func:`snnax_nas.train.spike_probe` of the
+  functional one, per timestep; the flax Module's ``return_probes``, over all
+  timesteps at once).
+
+  Args:
+    spikes: binary spikes, the batch on ``batch_axis`` (e.g. [B, ...] of one
+      timestep, or [T, B, ...] with ``batch_axis=1``).
+    mask: optional float [B] weights of the batch rows (0 for padding).
+    batch_axis: the batch axis of ``spikes``.
+
+  Returns:
+    ``{"spikes", "neurons"}`` float32 scalars: the spikes of the (unmasked)
+    rows, and rows x neurons per row x the size of the axes before the batch.
+  """
+  if mask is None:
+    # int32 sum: exact for any realistic layer (float32 is not past 2^24).
+    return {"spikes": spikes.astype(jnp.int32).sum().astype(jnp.float32),
+            "neurons": jnp.float32(spikes.size)}
+  lead = int(np.prod(spikes.shape[:batch_axis]))
+  per_row = spikes.size // (lead * spikes.shape[batch_axis])
+  w = mask.reshape((1,) * batch_axis + (-1,) + (1,) * (spikes.ndim - batch_axis - 1))
+  return {"spikes": (spikes * w).sum(), "neurons": lead * mask.sum() * per_row}
+
+
 class _Recorder:
   """Collects ``(active * probe(spikes), active)`` of each LIF in one step."""
 
