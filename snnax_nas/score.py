@@ -97,6 +97,10 @@ def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, dr
                        out_specs=(P("cand"), P("cand")), check_vma=False)(arch, ids, images, key)
 
 
+# Module-global on purpose: a search calls score_candidates once per stage
+# and step, and each call would otherwise recompile the scorer (the costliest
+# part of a small search). Safe: the key is the whole static configuration and
+# the jitted function is pure, so a hit never changes a score; 16 entries bound it.
 @functools.lru_cache(maxsize=16)
 def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_size: int,
                  map_batch_size: int, images_shape: tuple, num_devices: int, draws: int = 1,

@@ -180,6 +180,7 @@ def run(config, workdir: str) -> list[dict]:
       _write_json(pick_path, pick)
     genotypes = score.as_genotypes([pick["genotype"]], cfg)[0]
     accs, params = [], None
+    compiled = train.CompileCache()  # the seeds of one architecture compile once
     for s in range(tr.seeds):
       path = os.path.join(workdir, "runs", variant, f"seed{s}.json")
       done = io.read_json(path)
@@ -188,7 +189,7 @@ def run(config, workdir: str) -> list[dict]:
         res = train.train_and_evaluate(
             cfg, genotypes, info, train_data, test_data, epochs=tr.epochs,
             batch_size=tr.batch_size, lr=tr.lr, loss=tr.loss, seed=s,
-            eval_every=tr.epochs, log_every=0)
+            eval_every=tr.epochs, log_every=0, compile_cache=compiled)
         done = {"genotype": pick["genotype"], "seed": s, **res.summary}
         _write_json(path, done)
       accs.append(done["final_test_accuracy"])

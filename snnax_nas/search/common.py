@@ -126,6 +126,8 @@ def json_float(x: float) -> Optional[float]:
 # ----------------------------------------------------------------------------
 # Spaces and strings.
 
+# Not a compile cache: a pure function of hashable arguments returning a
+# read-only array, memoised because the backward space takes seconds to enumerate.
 @functools.lru_cache(maxsize=16)
 def search_space(ops: ops_lib.OpSet, backward: bool) -> np.ndarray:
   """Every distinct canonical valid cell of an op set.
