@@ -127,7 +127,8 @@ def json_float(x: float) -> Optional[float]:
 # Spaces and strings.
 
 # Not a compile cache: a pure function of hashable arguments returning a
-# read-only array, memoised because the backward space takes seconds to enumerate.
+# read-only array, memoised because enumerating the backward space takes ~0.5 s
+# and budget checks and candidate pools ask for it repeatedly.
 @functools.lru_cache(maxsize=16)
 def search_space(ops: ops_lib.OpSet, backward: bool) -> np.ndarray:
   """Every distinct canonical valid cell of an op set.
