@@ -74,6 +74,7 @@ from snnax_nas.network.variables import standalone_from_variables  # noqa: F401 
 from snnax_nas.network.variables import variables_from_standalone  # noqa: F401  (re-exported)
 from snnax_nas.ops import OpSpec
 
+
 def _over_time(fn: Callable[[jax.Array], jax.Array], xs: jax.Array) -> jax.Array:
   """``fn`` of NHWC images applied to time-major ``xs`` [T, B, H, W, C]."""
   y = fn(xs.reshape((-1,) + xs.shape[2:]))

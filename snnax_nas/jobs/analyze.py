@@ -33,10 +33,10 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import io
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
-from snnax_nas import score
 from snnax_nas import search as search_lib
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
@@ -178,7 +178,7 @@ def run(config, workdir: str) -> list[dict]:
       text, best = search_best(images, cfg, config.num_candidates, config.seed, scoring)
       pick = {"op_set": str(ops), "genotype": text, "score": best}
       _write_json(pick_path, pick)
-    genotypes = score.as_genotypes([pick["genotype"]], cfg)[0]
+    genotypes = genotype_lib.as_genotypes([pick["genotype"]], cfg)[0]
     accs, params = [], None
     compiled = train.CompileCache()  # the seeds of one architecture compile once
     for s in range(tr.seeds):

@@ -183,7 +183,7 @@ def arch_strings(cells) -> list[str]:
 
   Returns:
     ``N`` strings: one genotype string when all cells agree, else the cells'
-    strings joined with ``|`` (the form :func:`snnax_nas.score.as_genotypes`
+    strings joined with ``|`` (the form :func:`snnax_nas.genotype.as_genotypes`
     parses).
   """
   cells = np.asarray(cells)
