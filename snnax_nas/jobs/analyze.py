@@ -91,9 +91,7 @@ def _write_json(path, obj):
 
 def plot(rows: list[dict], path: str, title: str):
   """Bar chart of mean test accuracy (std error bars) per variant."""
-  import matplotlib  # lazy
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = io.pyplot()
   fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 4))
   names = [r["variant"] for r in rows]
   means = [100 * r["acc_mean"] for r in rows]

@@ -106,9 +106,7 @@ def _write_csv(path: str, result: search.SearchResult, cfg):
 
 
 def _plot(path: str, result: search.SearchResult):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = io.pyplot()
   recs = [r for r in result.records if np.isfinite(r.score)]
   fig, ax = plt.subplots(figsize=(7, 4.5))
   word = "round" if result.method == "lightsnn" else "step"
