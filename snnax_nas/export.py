@@ -189,7 +189,7 @@ def _cell_node(g: _Graph, l: int, ops, inputs: list, shape) -> dict:
     if op.kind == "zero":
       continue
     i, j = genotype_lib.EDGES[e]
-    path = f"cell_{l}/edge_{i}_{j}"
+    path = f"cell_{l}/{network.edge_name(e)}"
     if op.kind == "conv":
       lif = cfg.lif.with_threshold(op.threshold)
       body = [g.lif(f"{path}/lif", [f"r_{i}"], shape, lif),

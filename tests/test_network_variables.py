@@ -67,3 +67,24 @@ def test_per_op_pieces_price_every_op():
                              is_leaf=lambda x: isinstance(x, network.ParamSpec))
     assert memory.op_params(op, width) == sum(int(np.prod(s.shape)) for s in leaves)
     assert bool(leaves) == op.has_lif
+
+
+def _flat_names(tree, prefix=""):
+  out = set()
+  for k, v in tree.items():
+    name = f"{prefix}/{k}" if prefix else k
+    out |= _flat_names(v, name) if isinstance(v, dict) else {name}
+  return out
+
+
+@pytest.mark.parametrize("ops", OP_SETS)
+def test_export_graph_reads_exactly_the_inventory(ops):
+  from snnax_nas import export
+  cfg, genotypes = _cases(ops)
+  for g in genotypes:
+    text = models.SpikingNetwork.for_genotypes(cfg, g).genotype
+    nodes = export.graph(cfg, text)
+    nodes += [layer for n in nodes for e in n.get("edges", []) for layer in e["layers"]]
+    read = {n[k] for n in nodes for k in ("kernel", "scale", "bias", "mean", "var")
+            if isinstance(n.get(k), str)}
+    assert read == _flat_names(network.variable_shapes(cfg, text)), (ops, text)

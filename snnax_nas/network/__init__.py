@@ -43,6 +43,7 @@ from snnax_nas.network.standalone import standalone_param_specs
 from snnax_nas.network.supernet import init_supernet_params
 from snnax_nas.network.supernet import supernet_forward
 from snnax_nas.network.supernet import supernet_param_specs
+from snnax_nas.network.variables import edge_name
 from snnax_nas.network.variables import edge_param_specs
 from snnax_nas.network.variables import fixed_param_specs
 from snnax_nas.network.variables import param_specs
@@ -53,7 +54,7 @@ from snnax_nas.network.variables import variables_from_standalone
 __all__ = [
     "BN_EPS", "BN_MOMENTUM", "PRESETS", "NetworkConfig", "ParamSpec", "Params", "Probe",
     "avg_pool", "batch_norm", "call_probe", "cell_wiring", "conv2d", "edge_ops",
-    "edge_param_specs", "fixed_param_specs", "init_batch_stats", "init_standalone_params",
+    "edge_name", "edge_param_specs", "fixed_param_specs", "init_batch_stats", "init_standalone_params",
     "init_supernet_params", "materialize", "network_config", "network_genotypes", "param_specs",
     "pool3x3", "spike_counts", "standalone_forward", "standalone_from_supernet", "standalone_from_variables",
     "standalone_param_specs", "supernet_forward", "supernet_param_specs", "variable_shapes",
