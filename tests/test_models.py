@@ -116,6 +116,29 @@ def test_module_equals_standalone_forward(text, linear_init):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("text", [FORWARD, BACKWARD, POOL_SKIP])
+def test_supernet_scores_the_module_it_selects(text):
+  """The scorer's batched supernet, one-hot on a genotype, computes the
+  Module built from the weights that genotype selects (BN on batch
+  statistics, as in scoring)."""
+  params = network.init_supernet_params(jax.random.key(1), CFG)
+  for fc in ("fc1", "fc2"):  # make the tiny network's hidden LIF fire
+    params["head"][fc]["kernel"] = params["head"][fc]["kernel"] * 30
+  cells = genotype_lib.as_genotypes([text], CFG)
+  arch = genotype_lib.arch_of(cells, CFG)[0]
+  x = _images()
+  y_super, _ = jax.jit(lambda p, a: network.supernet_forward(p, a, x, None, CFG, train=False))(
+      params, arch)
+  model = models.SpikingNetwork(CFG, text)
+  variables = models.variables_from_standalone(
+      network.standalone_from_supernet(params, CFG, cells[0]))
+  y_module, _ = jax.jit(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]))(
+      variables)
+  assert float(jnp.abs(y_module).max()) > 0  # the comparison is not vacuous
+  np.testing.assert_allclose(y_super, y_module, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_event_frames_and_dropout_match_standalone(monkeypatch):
   cfg = network.network_config(None, width=4, hidden=32, timesteps=2, vote_group=2,
                                backward=True, input_shape=(16, 16, 2), dropout=0.3)
