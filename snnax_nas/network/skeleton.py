@@ -15,7 +15,9 @@ Per input batch (reference ``model_snn.py``; spec §1)::
 
 :func:`forward` runs this around a cell implementation
 (:mod:`snnax_nas.network.supernet`, :mod:`snnax_nas.network.standalone`);
-:func:`cell_wiring` is the node graph both cell implementations share.
+:func:`cell_wiring` is the node graph both cell implementations share, and
+:func:`network_genotypes` / :func:`edge_ops` the cells and edge ops of one
+network, which every network implementation builds from.
 
 Layouts: images NHWC float32; conv kernels HWIO; dense kernels [in, out].
 Cell ``l`` of ``L = 2 * cells_per_stage`` (stage-1 cells first).
@@ -25,7 +27,8 @@ then 6 backward edges when ``cfg.backward``).
 LIF "probes": every LIF call (one LIF at one timestep) is reported to a
 ``probe(spikes) -> pytree`` function; the forward pass returns the per-LIF sum
 over time of ``active * probe(spikes)`` and of ``active`` (the call count).
-The SAHD score and the spike-rate metrics are both probes.
+The SAHD score and the spike-rate metrics (:func:`spike_counts`) are both
+probes.
 """
 
 from __future__ import annotations
