@@ -50,7 +50,6 @@ import jax
 import numpy as np
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import layers
 from snnax_nas import network as network_lib
 from snnax_nas import ops as ops_lib
 from snnax_nas import quant
@@ -71,7 +70,7 @@ def _tensors(specs) -> list[Tensor]:
   """``(elements, out_channels)`` per kernel (ndim >= 2, quantised as
   :func:`snnax_nas.quant.is_weight` says), ``(elements, None)`` per 1-D leaf
   of a :class:`~snnax_nas.layers.ParamSpec` tree."""
-  leaves = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, layers.ParamSpec))
+  leaves = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, network_lib.ParamSpec))
   return [(math.prod(s.shape), s.shape[-1] if len(s.shape) >= 2 else None) for s in leaves]
 
 
