@@ -148,7 +148,7 @@ def conv_peak(cfg, batch: int, conv_dtype: str, reps: int):
 
 def bench_jax(cfg, gs, images, key, chunk_size, map_batch_size, conv_dtype, reps):
   """``(layout, compile_s, median run s, scores)`` of scoring ``gs``."""
-  arch = score.arch_of(gs, cfg)
+  arch = genotype_lib.arch_of(gs, cfg)
   layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0], chunk_size=chunk_size,
                                    map_batch_size=map_batch_size, arch=arch)
   score.chunk_scorer.cache_clear()
@@ -205,7 +205,7 @@ def fidelity(args):
   cfg, _, repeats = make_config("small", False, width=args.fidelity_width)
   batch = args.fidelity_batch
   images = data.score_batches("cifar10_sample", repeats, batch, args.seed)
-  gs = score.as_genotypes(genotype_lib.sample_genotypes(
+  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
       np.random.default_rng(args.seed), args.fidelity, cfg.ops), cfg)
   key = jax.random.key(args.seed)
   out = {}
@@ -246,10 +246,10 @@ def main(args):
       raise ValueError(f"unknown config {name!r}; choose from {', '.join(CONFIGS)}")
     cfg, batch, repeats = make_config(name, args.smoke)
     images = data.score_batches("cifar10_sample", repeats, batch, args.seed)
-    gs = score.as_genotypes(genotype_lib.sample_genotypes(
+    gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
         np.random.default_rng(args.seed), n_jax[min(i, len(n_jax) - 1)], cfg.ops), cfg)
     key = jax.random.key(args.seed)
-    useful = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch, repeats).useful
+    useful = flops_lib.candidate_flops(genotype_lib.arch_of(gs, cfg), cfg, batch, repeats).useful
     print(f"\n== {name}: width {cfg.width}, B {batch}, hidden {cfg.hidden}, s2 "
           f"{cfg.second_pool}, T {cfg.timesteps}, R {repeats}, 5-op forward space, "
           f"{len(gs)} candidates, {useful.mean() / 1e12:.3g} useful TFLOP/candidate")
@@ -282,8 +282,8 @@ def main(args):
         rows[-1]["torch_cand_s"] = t_rate
     if name == "reference":
       space = canonical_forward_space("snasnet")
-      space_flops = flops_lib.candidate_flops(score.arch_of(
-          score.as_genotypes(space, cfg), cfg), cfg, batch, repeats).useful
+      space_flops = flops_lib.candidate_flops(genotype_lib.arch_of(
+          genotype_lib.as_genotypes(space, cfg), cfg), cfg, batch, repeats).useful
       rate_flops = useful.sum() / (len(gs) / jax_rate)
       est = space_flops.sum() / rate_flops
       path = pathlib.Path(args.write_space)

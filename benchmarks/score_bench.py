@@ -262,7 +262,7 @@ class JaxScorer:
                                         tuple(self.images.shape), ndev)
     self.aot_compile = float("nan")
     if not args.no_aot:
-      arch0 = score_mod.arch_of(gs[:1].repeat(self.chunk, 0), cfg)
+      arch0 = genotype_lib.arch_of(gs[:1].repeat(self.chunk, 0), cfg)
       t0 = time.perf_counter()
       self.fn.lower(arch0, np.arange(self.chunk, dtype=np.int32), self.images,
                     self.key).compile()
@@ -358,7 +358,7 @@ def _space(args, ops):
   in every process for the same flags)."""
   cfg, batch = make_config(args, ops)
   images = load_images(args, batch)
-  gs = score.as_genotypes(genotype_lib.sample_genotypes(
+  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
       np.random.default_rng(args.seed), args.num_candidates, cfg.ops,
       backward=args.backward), cfg)
   return cfg, batch, images, gs
@@ -427,7 +427,7 @@ def crosscheck(g, images, cfg, seed):
   import torch_reference as tr
   cfg0 = dataclasses.replace(cfg, dropout=0.0)
   params = network.init_supernet_params(jax.random.key(seed + 1000), cfg0)
-  arch = score.arch_of(g[None], cfg0)[0]
+  arch = genotype_lib.arch_of(g[None], cfg0)[0]
   alone = network.standalone_from_supernet(params, cfg0, g)
 
   @jax.jit
@@ -522,7 +522,7 @@ def main(args):
                       "timesteps": cfg.timesteps, "repeats": int(images.shape[0]),
                       "hidden": cfg.hidden, "s2": cfg.second_pool,
                       "backward": cfg.backward}}
-    counts = flops_lib.candidate_flops(score.arch_of(gs, cfg), cfg, batch, images.shape[0])
+    counts = flops_lib.candidate_flops(genotype_lib.arch_of(gs, cfg), cfg, batch, images.shape[0])
     runs = bench_jax(gs, images, cfg, args, np.stack([counts.useful, counts.executed], 1), ref)
     if ref is not None:
       res["jax_ref"] = runs[0]

@@ -37,6 +37,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from snnax_nas import distributed
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import kernels
 from snnax_nas import score  # noqa: E402  (before jax initialises its backends)
 
@@ -108,7 +109,7 @@ def main():
   info = data_lib.get_info(a.dataset)
   cfg = configs.network_config_for_dataset(info, width=a.width, timesteps=a.timesteps,
                                            ops=a.ops)
-  genotypes = score.as_genotypes(texts, cfg)
+  genotypes = genotype_lib.as_genotypes(texts, cfg)
   params = memory.param_count(genotypes, cfg).astype(np.float64)
   images = data_lib.score_batches(a.dataset, a.repeats, a.batch_size, a.seed)
   key = jax.random.key(a.seed)

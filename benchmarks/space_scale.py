@@ -25,7 +25,6 @@ from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import network
-from snnax_nas import score
 
 
 def main():
@@ -46,7 +45,7 @@ def main():
     top = np.zeros((4, 4), np.int8)
     rows, cols = zip(*genotype_lib.FORWARD_EDGES)
     top[list(rows), list(cols)] = 1 + int(np.argmax(costs))
-    arch = score.arch_of(score.as_genotypes(top[None], cfg), cfg)
+    arch = genotype_lib.arch_of(genotype_lib.as_genotypes(top[None], cfg), cfg)
     gflop = flops.candidate_flops(arch, cfg, 64, 2).executed[0] / 1e9
     print(f"| {width} | {hidden} | {pool} | {cells} | {r.min_params:,} | {r.max_params:,} | "
           f"{r.max_params / r.min_params:.2f} | {r.min_bytes / 1e6:.3f}-{r.max_bytes / 1e6:.3f} | "

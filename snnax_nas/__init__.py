@@ -39,7 +39,7 @@ _EXPORTS = {
     "sample_genotypes": "genotype",
     # networks
     "SpikingNetwork": "models",
-    "variables_from_standalone": "models",
+    "variables_from_standalone": "network",
     "standalone_forward": "network",
     "supernet_forward": "network",
     # scoring

@@ -189,7 +189,7 @@ def _cell_node(g: _Graph, l: int, ops, inputs: list, shape) -> dict:
     if op.kind == "zero":
       continue
     i, j = genotype_lib.EDGES[e]
-    path = f"cell_{l}/edge_{i}_{j}"
+    path = f"cell_{l}/{network.edge_name(e)}"
     if op.kind == "conv":
       lif = cfg.lif.with_threshold(op.threshold)
       body = [g.lif(f"{path}/lif", [f"r_{i}"], shape, lif),
@@ -289,11 +289,8 @@ def export_network(variables: dict, config: configs.NetworkConfig, genotype,
   """
   quant.check_weight_bits(weight_bits)
   model = models.SpikingNetwork.for_genotypes(config, genotype)
-  expected = jax.eval_shape(
-      lambda: models.variables_from_standalone(
-          network.init_standalone_params(jax.random.key(0), config, model.genotype)))
   got = jax.tree.map(lambda x: tuple(np.shape(x)), dict(variables))
-  want = jax.tree.map(lambda x: tuple(x.shape), expected)
+  want = jax.tree.map(lambda x: tuple(x.shape), network.variable_shapes(config, model.genotype))
   if got != want:
     raise ValueError(f"the variables are not those of {model.genotype!r} with this config "
                      "(tree or shapes differ)")

@@ -45,7 +45,7 @@ def candidate_flops(arch, cfg: network_lib.NetworkConfig, batch: int,
   """FLOPs of scoring each candidate.
 
   Args:
-    arch: op weights [N, L, E, O] (``snnax_nas.score.arch_of`` of genotypes,
+    arch: op weights [N, L, E, O] (``snnax_nas.genotype.arch_of`` of genotypes,
       or multi-hot supernet masks); an op counts where its weight is non-zero.
     cfg: the network config.
     batch: images per batch, B.

@@ -18,6 +18,7 @@ leading batch axes, so the whole 9^6 backward space is handled in one go.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Sequence
 from typing import Union
 
@@ -25,6 +26,9 @@ import numpy as np
 
 from snnax_nas.ops import OpSet
 from snnax_nas.ops import op_set
+
+if TYPE_CHECKING:  # configs is above this module; only the annotation is needed
+  from snnax_nas.configs import NetworkConfig
 
 OpsLike = Union[str, Sequence[str], OpSet]
 
@@ -49,7 +53,7 @@ _DIAG = np.arange(NUM_NODES)
 _KEY_SHIFTS = (4 * (15 - np.arange(16, dtype=np.int64))).reshape(4, 4)
 
 
-def _as_genotypes(g, name: str = "genotype") -> np.ndarray:
+def _as_digit_array(g, name: str = "genotype") -> np.ndarray:
   """Checks that ``g`` is an integer array ``[..., 4, 4]`` and returns it."""
   arr = np.asarray(g)
   if arr.ndim < 2 or arr.shape[-2:] != (NUM_NODES, NUM_NODES):
@@ -80,7 +84,7 @@ def check_genotypes(g, ops: OpsLike) -> np.ndarray:
       non-zero diagonal; the message names the first bad value and position.
   """
   ops = op_set(ops)
-  arr = _as_genotypes(g)
+  arr = _as_digit_array(g)
   bad = (arr < 0) | (arr >= ops.num_digits)
   if bad.any():
     idx = np.argwhere(bad)[0]
@@ -174,7 +178,7 @@ def format_genotypes(gs) -> list[str]:
     ValueError: bad shape/dtype or a digit outside 0..9 (not writable as one
       character).
   """
-  arr = _as_genotypes(gs).reshape(-1, NUM_NODES, NUM_NODES)
+  arr = _as_digit_array(gs).reshape(-1, NUM_NODES, NUM_NODES)
   bad = (arr < 0) | (arr > 9)
   if bad.any():
     idx = np.argwhere(bad)[0]
@@ -196,7 +200,7 @@ def format_genotype(g) -> str:
   Raises:
     ValueError: shape is not ``[4, 4]`` or a digit is outside 0..9.
   """
-  arr = _as_genotypes(g)
+  arr = _as_digit_array(g)
   if arr.shape != (NUM_NODES, NUM_NODES):
     raise ValueError(
         f"format_genotype takes one genotype of shape [4, 4], got shape "
@@ -220,7 +224,7 @@ def genotype_key(g) -> np.ndarray:
     ValueError: bad shape/dtype, a digit outside 0..15 or a non-zero diagonal
       (16 nibbles only fit an int64 because the leading one, g[0, 0], is 0).
   """
-  arr = _as_genotypes(g)
+  arr = _as_digit_array(g)
   if ((arr < 0) | (arr > 15)).any():
     idx = np.argwhere((arr < 0) | (arr > 15))[0]
     raise ValueError(
@@ -261,7 +265,7 @@ def has_backward(g) -> np.ndarray:
   Returns:
     ``bool`` array ``[...]``: any non-zero strictly-lower-triangle digit.
   """
-  arr = _as_genotypes(g)
+  arr = _as_digit_array(g)
   lower = np.tril(np.ones((NUM_NODES, NUM_NODES), dtype=bool), k=-1)
   return ((arr != 0) & lower).any(axis=(-2, -1))
 
@@ -306,7 +310,7 @@ def prune(g) -> np.ndarray:
   Returns:
     Array of the same shape and dtype as ``g``.
   """
-  arr = _as_genotypes(g)
+  arr = _as_digit_array(g)
   reach = _reachability(arr != 0)
   to_out = reach[..., :, 3].copy()
   to_out[..., 3] = True  # the output node is never dropped for this reason
@@ -433,6 +437,21 @@ def cell_genotypes(genotypes, ops: OpsLike, num_cells: int, *,
     raise ValueError(f"genotype {n} ({'|'.join(format_genotypes(g[n]))}) has backward "
                      "edges; use a config with backward=True")
   return g
+
+
+def as_genotypes(genotypes, cfg: NetworkConfig) -> np.ndarray:
+  """:func:`cell_genotypes` for the networks of ``cfg``: canonical int8
+  [N, L, 4, 4] from a list of genotype strings (``|`` between per-cell
+  genotypes) or an int array [N, 4, 4] / [N, L, 4, 4]; backward edges only
+  where ``cfg.backward``. The form the scorer, searches and launchers take."""
+  return cell_genotypes(genotypes, cfg.ops, cfg.num_cells, allow_backward=cfg.backward)
+
+
+def arch_of(genotypes: np.ndarray, cfg: NetworkConfig) -> np.ndarray:
+  """One-hot op weights [N, L, E, O] of canonical genotypes [N, L, 4, 4]
+  (:func:`arch_weights` over the ``cfg.num_edges`` edge slots of ``cfg``):
+  the architecture as the supernet scorer reads it."""
+  return arch_weights(genotypes, cfg.ops)[..., :cfg.num_edges, :]
 
 
 def _product(num_choices: int, positions: int) -> np.ndarray:

@@ -109,6 +109,15 @@ def write_dict_csv(path: str, rows: Sequence[Mapping[str, Any]],
     writer.writerows(rows)
 
 
+def pyplot() -> Any:
+  """``matplotlib.pyplot`` on the file-only Agg backend (no display needed),
+  imported on first use: the slow import is paid by plotting code only."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
 def save_figure(fig: Any, path: str, **kwargs) -> None:
   """Saves a matplotlib figure to ``path`` atomically (format from the suffix)."""
   root, ext = os.path.splitext(path)

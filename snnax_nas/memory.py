@@ -1,10 +1,11 @@
 """Analytic memory model: parameters, weight bytes, neuron-state memory and
 the memory budget rule.
 
-Counts follow the standalone network exactly (conv kernels, BN affines,
-linear weights and bias; running BN statistics are buffers and excluded, as in
-the reference's parameter table). Nothing is initialised: the count is a
-table lookup per edge digit, vectorised over a batch of genotypes.
+Counts are sums over the network's one weight inventory
+(:mod:`snnax_nas.network.variables`: conv kernels, BN affines, linear weights
+and bias; running BN statistics are buffers and excluded, as in the
+reference's parameter table). Nothing is initialised: the count is a table
+lookup per edge digit, vectorised over a batch of genotypes.
 
   params = fixed(cfg) + sum_cells sum_edges op_params(op(edge), C_cell)
   op_params(conv kxk, C) = k*k*C*C + 2*C      (kernel + BN scale/bias)
@@ -45,6 +46,7 @@ import numbers
 from typing import Optional
 from typing import Union
 
+import jax
 import numpy as np
 
 from snnax_nas import genotype as genotype_lib
@@ -56,40 +58,34 @@ WEIGHT_BITS = quant.WEIGHT_BITS  # one definition, shared with the quantiser
 check_weight_bits = quant.check_weight_bits  # and its one check
 
 
-# One inventory of weight tensors: every count below (parameters, exact
-# quantised bytes) sums over it, so no per-layer formula is written twice.
+# Every count below (parameters, exact quantised bytes) sums over the
+# network's one weight inventory (snnax_nas.network.variables), priced per
+# piece: the part outside the cells once, each op on each edge by a table.
 # A kernel is (elements, output channels); a 1-D leaf (BN scale or bias, a
 # Linear bias) is (elements, None).
 Tensor = tuple[int, Optional[int]]
 
 
-def fixed_tensors(cfg: network_lib.NetworkConfig) -> list[Tensor]:
-  """Weight tensors outside the cells: stem, reduction block and classifier.
+def _tensors(specs) -> list[Tensor]:
+  """``(elements, out_channels)`` per kernel (ndim >= 2, quantised as
+  :func:`snnax_nas.quant.is_weight` says), ``(elements, None)`` per 1-D leaf
+  of a :class:`~snnax_nas.layers.ParamSpec` tree."""
+  leaves = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, network_lib.ParamSpec))
+  return [(math.prod(s.shape), s.shape[-1] if len(s.shape) >= 2 else None) for s in leaves]
 
-  Returns:
-    ``(elements, out_channels)`` per kernel, ``(elements, None)`` per 1-D leaf.
-  """
-  c, cin = cfg.width, cfg.input_shape[2]
-  return [(9 * cin * c, c), (c, None), (c, None),                     # stem conv, BN
-          (c, None), (c, None), (9 * c * 2 * c, 2 * c),               # reduction BN, conv
-          (2 * c, None), (2 * c, None),                               # reduction BN
-          (2 * c, None), (2 * c, None),                               # head BN
-          (cfg.classifier_in * cfg.hidden, cfg.hidden),               # fc1
-          (cfg.hidden * cfg.num_outputs, cfg.num_outputs),            # fc2 kernel
-          (cfg.num_outputs, None)]                                    # fc2 bias
+
+def fixed_tensors(cfg: network_lib.NetworkConfig) -> list[Tensor]:
+  """Weight tensors outside the cells: stem, reduction block and classifier
+  (:func:`snnax_nas.network.fixed_param_specs`)."""
+  return _tensors(network_lib.fixed_param_specs(cfg))
 
 
 def op_tensors(op: ops_lib.OpSpec, width: int) -> list[Tensor]:
-  """Weight tensors one op adds on one edge of a cell ``width`` channels wide.
-
-  Returns:
-    ``[(k*k*C*C, C), (C, None), (C, None)]`` for a ``k x k`` conv (kernel,
-    then BN scale and bias); ``[]`` for every other op (skip, pooling and zero
-    hold no weights).
-  """
-  if op.kind != "conv":
-    return []
-  return [(op.kernel * op.kernel * width * width, width), (width, None), (width, None)]
+  """Weight tensors one op adds on one edge of a cell ``width`` channels wide
+  (:func:`snnax_nas.network.edge_param_specs`): kernel ``(k*k*C*C, C)`` and
+  BN scale and bias ``(C, None)`` for a ``k x k`` conv, none for every other
+  op (skip, pooling and zero hold no weights)."""
+  return _tensors(network_lib.edge_param_specs(op, width))
 
 
 def fixed_params(cfg: network_lib.NetworkConfig) -> int:
@@ -483,5 +479,4 @@ def parse_fractions(text) -> list[float]:
 def tree_param_count(tree) -> int:
   """Number of scalars in a pytree of arrays or ShapeDtypeStructs (a real
   parameter tree, to check the analytic counts against)."""
-  import jax
   return int(sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree)))

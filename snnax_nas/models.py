@@ -3,19 +3,12 @@
 :class:`SpikingNetwork` computes the same function as
 :func:`snnax_nas.network.standalone_forward` (same layers, same running
 statistics, same probes), built from submodules so that its variables read
-like a flax model::
-
-  params/stem/conv/kernel                      [3, 3, C_in, C]
-  params/stem/bn/{scale, bias}                 [C]
-  params/cell_0/edge_0_1/conv/kernel           [k, k, C, C]   (a conv edge i -> j)
-  params/cell_0/edge_0_1/bn/{scale, bias}      [C]
-  params/reduction/{bn_in, conv, bn_out}       (between the two stages)
-  params/head/bn, head/fc1/kernel, head/fc2/{kernel, bias}
-  batch_stats/.../bn*/{mean, var}              running statistics of every BN
-
-Edge modules are named after their nodes, ``edge_{i}_{j}`` for the edge
-from node i to node j (a backward edge has i > j); edges without weights
-(skip, pooling) have no variables, and neither does a cell of such edges.
+like a flax model: ``params`` as listed by the network's one weight inventory
+(:mod:`snnax_nas.network.variables`: ``stem/conv/kernel``,
+``cell_0/edge_0_1/conv/kernel`` for a conv edge from node 0 to node 1, ...,
+``head/fc2/bias``; edges without weights have no variables, and neither does
+a cell of such edges) and ``batch_stats``, the running ``{mean, var}`` of
+every BN.
 
 It runs time-major: a cell without backward edges processes all T timesteps
 of a layer at once (one convolution over T x B images, the LIF as a
@@ -55,13 +48,12 @@ statistics and the dropout rng, loss, update)::
       params, batch_stats, opt_state, images, labels, jax.random.key(1))
 
 :func:`variables_from_standalone` and :func:`standalone_from_variables`
-convert between these variables and the functional network's
-``(params, batch_stats)``.
+(from :mod:`snnax_nas.network.variables`) convert between these variables
+and the functional network's ``(params, batch_stats)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
 from typing import Callable
 from typing import Optional
 from typing import Union
@@ -76,9 +68,11 @@ from snnax_nas import neurons
 from snnax_nas.configs import NetworkConfig
 from snnax_nas.network import standalone
 from snnax_nas.network.skeleton import cell_wiring
+from snnax_nas.network.skeleton import spike_counts
+from snnax_nas.network.variables import edge_name
+from snnax_nas.network.variables import standalone_from_variables  # noqa: F401  (re-exported)
+from snnax_nas.network.variables import variables_from_standalone  # noqa: F401  (re-exported)
 from snnax_nas.ops import OpSpec
-
-Variables = dict[str, Any]
 
 
 def _over_time(fn: Callable[[jax.Array], jax.Array], xs: jax.Array) -> jax.Array:
@@ -90,20 +84,6 @@ def _over_time(fn: Callable[[jax.Array], jax.Array], xs: jax.Array) -> jax.Array
 def _lif(xs: jax.Array, lif: neurons.LIFConfig, v0: Optional[jax.Array] = None):
   """LIF over time-major inputs [T, ...]: ``(membrane [...], spikes [T, ...])``."""
   return neurons.lif_scan(xs, lif, v0)
-
-
-def _probe(spikes: jax.Array, mask: Optional[jax.Array]) -> dict:
-  """``{"spikes", "neurons"}`` of one LIF's spikes [T, B, ...] summed over time:
-  what :func:`snnax_nas.train.steps.spike_probe` (with ``mask``) sums in the
-  functional network."""
-  if mask is None:
-    # int32 sum: exact for any realistic layer (float32 is not past 2^24).
-    return {"spikes": spikes.astype(jnp.int32).sum().astype(jnp.float32),
-            "neurons": jnp.float32(spikes.size)}
-  per_row = spikes[0, 0].size
-  w = mask.reshape((1, -1) + (1,) * (spikes.ndim - 2))
-  return {"spikes": (spikes * w).sum(),
-          "neurons": spikes.shape[0] * mask.sum() * per_row}
 
 
 class Conv(nn.Module):
@@ -204,7 +184,7 @@ class Cell(nn.Module):
     """
     c = xs.shape[-1]
     edges = {e: ConvEdge(c, op.kernel, self.lif.with_threshold(op.threshold),
-                         name="edge_{}_{}".format(*genotype_lib.EDGES[e]))
+                         name=edge_name(e))
              for e, op in enumerate(self.ops) if op.has_lif}
     spikes = {e: [] for e in edges}
     membranes = {e: None for e in edges}
@@ -375,78 +355,4 @@ class SpikingNetwork(nn.Module):
     if not return_probes:
       return logits
     spikes.update(head_spikes)
-    return logits, {k: _probe(s, probe_mask) for k, s in spikes.items()}
-
-
-def _edge_name(e: int) -> str:
-  return "edge_{}_{}".format(*genotype_lib.EDGES[e])
-
-
-_EDGE_SLOTS = {_edge_name(e): e for e in range(len(genotype_lib.EDGES))}
-
-
-def variables_from_standalone(params, batch_stats=None) -> Variables:
-  """:class:`SpikingNetwork` variables from the functional network's trees.
-
-  Args:
-    params: standalone parameters
-      (:func:`snnax_nas.network.init_standalone_params`,
-      :func:`snnax_nas.network.standalone_from_supernet`, or trained).
-    batch_stats: their running BN statistics
-      (:func:`snnax_nas.layers.init_batch_stats`); None: fresh ones (mean 0,
-      var 1).
-
-  Returns:
-    ``{"params": ..., "batch_stats": ...}`` for ``SpikingNetwork.apply``
-    (the same arrays, regrouped; see the module docstring for the names).
-  """
-  if batch_stats is None:
-    batch_stats = layers.init_batch_stats(params)
-
-  def regroup(tree, edge_fn):
-    out = {k: tree[k] for k in ("stem", "reduction", "head")}
-    for l, cell in enumerate(tree["cells"]):
-      if cell:
-        out[f"cell_{l}"] = {_edge_name(int(e)): edge_fn(leaves) for e, leaves in cell.items()}
-    return out
-
-  return {"params": regroup(params, lambda p: {"conv": {"kernel": p["kernel"]},
-                                               "bn": {"scale": p["scale"], "bias": p["bias"]}}),
-          "batch_stats": regroup(batch_stats, lambda s: {"bn": dict(s)})}
-
-
-def standalone_from_variables(variables: Variables, config: NetworkConfig):
-  """Inverse of :func:`variables_from_standalone`.
-
-  Args:
-    variables: :class:`SpikingNetwork` variables: ``"params"`` and, unless
-      only parameters (or their gradients) are converted, ``"batch_stats"``.
-    config: the network config (its number of cells: a cell without conv
-      edges holds no variables).
-
-  Returns:
-    ``(params, batch_stats)`` for :func:`snnax_nas.network.standalone_forward`
-    (``batch_stats`` None without ``variables["batch_stats"]``).
-
-  Raises:
-    ValueError: a variable that is not part of a network of ``config``.
-  """
-  def regroup(tree, edge_fn):
-    out = {k: tree[k] for k in ("stem", "reduction", "head")}
-    cells = [tree.get(f"cell_{l}", {}) for l in range(config.num_cells)]
-    extra = sorted(set(tree) - set(out) - {f"cell_{l}" for l in range(config.num_cells)})
-    if extra:
-      raise ValueError(f"variables {extra} are not part of a network of "
-                       f"{config.num_cells} cells")
-    out["cells"] = [{str(_EDGE_SLOTS[name]): edge_fn(v) for name, v in cell.items()}
-                    for cell in cells]
-    return out
-
-  params = regroup(variables["params"], lambda p: {"kernel": p["conv"]["kernel"],
-                                                   "scale": p["bn"]["scale"],
-                                                   "bias": p["bn"]["bias"]})
-  batch_stats = None
-  if "batch_stats" in variables:
-    batch_stats = regroup(variables["batch_stats"], lambda s: dict(s["bn"]))
-  return params, batch_stats
-
+    return logits, {k: spike_counts(s, probe_mask, batch_axis=1) for k, s in spikes.items()}

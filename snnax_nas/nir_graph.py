@@ -273,7 +273,7 @@ def _cell(g: _Builder, variables, cfg, l: int, ops, src: str, shape) -> str:
     if i not in node:  # an edge out of a node nothing feeds: its input is zeros
       node[i] = g.junction(f"cell{l}_node{i}", c, hw)
     stem = f"cell{l}_edge{i}{j}"
-    path = f"cell_{l}/edge_{i}_{j}"
+    path = f"cell_{l}/{network.edge_name(e)}"
     if op.kind == "conv":
       x = g.lif(f"{stem}_lif", node[i], chw, cfg.lif.with_threshold(op.threshold),
                 f"cell{l}/edge{e}/lif")
@@ -503,7 +503,7 @@ def from_nir(graph) -> tuple[dict, configs.NetworkConfig, str]:
       if op.kind != "conv":
         continue
       i, j = genotype_lib.EDGES[e]
-      stem, path = f"cell{l}_edge{i}{j}", f"cell_{l}/edge_{i}_{j}"
+      stem, path = f"cell{l}_edge{i}{j}", f"cell_{l}/{network.edge_name(e)}"
       check_lif(f"{stem}_lif", cfg.lif.with_threshold(op.threshold))
       put(f"{path}/conv", {"kernel": kernel(f"{stem}_conv")})
       put(f"{path}/bn", *bn(f"{stem}_bn"))

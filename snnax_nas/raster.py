@@ -104,8 +104,7 @@ def plot_spike_raster(spikes: Mapping[str, np.ndarray], path: str, *,
   bad = [i for i in inputs if not 0 <= i < b]
   if bad or not inputs:
     raise ValueError(f"inputs {inputs} must be batch rows in [0, {b})")
-  from snnax_nas.train import metrics  # the training stack's pyplot setup
-  plt = metrics._pyplot()
+  plt = io.pyplot()
   names = list(spikes)
   fig, axes = plt.subplots(len(names), len(inputs), squeeze=False, sharex=True,
                            figsize=(2.2 * len(inputs) + 1.5, 0.9 * len(names) + 1.0))

@@ -97,6 +97,10 @@ def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, dr
                        out_specs=(P("cand"), P("cand")), check_vma=False)(arch, ids, images, key)
 
 
+# Module-global on purpose: a search calls score_candidates once per stage
+# and step, and each call would otherwise recompile the scorer (the costliest
+# part of a small search). Safe: the key is the whole static configuration and
+# the jitted function is pure, so a hit never changes a score; 16 entries bound it.
 @functools.lru_cache(maxsize=16)
 def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_size: int,
                  map_batch_size: int, images_shape: tuple, num_devices: int, draws: int = 1,
@@ -138,21 +142,6 @@ class ScoreResult:
   singular: np.ndarray
   compile_seconds: float = 0.0
   run_seconds: float = 0.0
-
-
-def as_genotypes(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
-  """:func:`snnax_nas.genotype.cell_genotypes` for the networks of ``cfg``:
-  canonical int8 [N, L, 4, 4] from a list of genotype strings (``|`` between
-  per-cell genotypes) or an int array [N, 4, 4] / [N, L, 4, 4]; backward
-  edges only where ``cfg.backward``. Kept as the short form the searches,
-  launchers and benchmarks call."""
-  return genotype_lib.cell_genotypes(genotypes, cfg.ops, cfg.num_cells,
-                                     allow_backward=cfg.backward)
-
-
-def arch_of(genotypes: np.ndarray, cfg: network_lib.NetworkConfig) -> np.ndarray:
-  """One-hot op weights [N, L, E, O] of canonical genotypes [N, L, 4, 4]."""
-  return genotype_lib.arch_weights(genotypes, cfg.ops)[..., :cfg.num_edges, :]
 
 
 def balanced_slots(order, chunk_size: int, num_devices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +231,7 @@ def score_candidates(genotypes, images, key: jax.Array,
   together; the order does not change any score.
 
   Args:
-    genotypes: see :func:`as_genotypes` (ignored when ``arch`` is given).
+    genotypes: see :func:`snnax_nas.genotype.as_genotypes` (ignored when ``arch`` is given).
     images: normalised image batches [R, B, H, W, C].
     key: PRNG key; candidate ``i`` uses ``fold_in(key, candidate_ids[i])``
       so a score does not depend on chunking, devices or order.
@@ -287,7 +276,7 @@ def score_candidates(genotypes, images, key: jax.Array,
   check_images(images, cfg)
   images = jnp.asarray(images, jnp.float32)
   if arch is None:
-    arch = arch_of(as_genotypes(genotypes, cfg), cfg)
+    arch = genotype_lib.arch_of(genotype_lib.as_genotypes(genotypes, cfg), cfg)
   arch = np.asarray(arch, np.float32)
   n = arch.shape[0]
   if candidate_ids is None:

@@ -544,9 +544,7 @@ def plot(path: str, rows: Sequence[dict], eval_bits: Sequence[int],
   widths being factors apart). Right, when ``budget_bits`` is evaluated: the
   networks at the budgets' precision on a linear axis, with the budget lines
   (dashed, MB at ``budget_bits``)."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = io.pyplot()
   markers = {"spikenas": "o", "random": "s", "lightsnn": "^"}
   colors = dict(zip(sorted(eval_bits, reverse=True), ["C0", "C1", "C2", "C3", "C4"]))
   zoom = budget_bits in eval_bits

@@ -44,14 +44,14 @@ def test_useful_flops_equal_a_count_of_the_standalone_networks_jaxpr(ops, backwa
   # exactly what "useful" counts.
   cfg = network.network_config(None, width=4, hidden=24, timesteps=3, vote_group=2,
                                ops=ops, backward=backward, input_shape=(16, 16, 3))
-  g = score.as_genotypes([text], cfg)
+  g = genotype_lib.as_genotypes([text], cfg)
   params = network.init_standalone_params(jax.random.key(0), cfg, g[0])
   images = np.zeros((8, 16, 16, 3), np.float32)
   fwd = functools.partial(network.standalone_forward, genotypes=g[0], cfg=cfg,
                           probe=kernels.hamming_terms)
   jaxpr = jax.make_jaxpr(lambda p, x, k: fwd(p, images=x, key=k))(
       params, images, jax.random.key(1)).jaxpr
-  count = flops.candidate_flops(score.arch_of(g, cfg), cfg, batch=8, repeats=1)
+  count = flops.candidate_flops(genotype_lib.arch_of(g, cfg), cfg, batch=8, repeats=1)
   assert count.useful[0] == _traced_flops(jaxpr)
 
 
@@ -61,8 +61,8 @@ def test_executed_flops_count_one_gram_per_node_and_threshold():
   (h, w, c), (h2, w2, c2) = cfg.stage_shapes
   grams = lambda: 2.0 * 8 * 8 * np.array([h * w * c, h2 * w2 * c2])  # cell 1, cell 2
   # Node 0 feeds three conv edges (one shared LIF), node 1 one, node 2 one.
-  g = score.as_genotypes(["0333/0033/0003/0000"], cfg)
-  count = flops.candidate_flops(score.arch_of(g, cfg), cfg, batch=8, repeats=2)
+  g = genotype_lib.as_genotypes(["0333/0033/0003/0000"], cfg)
+  count = flops.candidate_flops(genotype_lib.arch_of(g, cfg), cfg, batch=8, repeats=2)
   saved = 2 * cfg.timesteps * (6 - 3) * grams().sum()
   assert count.useful[0] - count.executed[0] == saved
   # Mixed thresholds: conv3x3@0.5 and conv3x3 on edges from node 0 need two LIFs.
@@ -70,8 +70,8 @@ def test_executed_flops_count_one_gram_per_node_and_threshold():
                                 input_shape=(16, 16, 3), ops="skip,conv3x3,conv3x3@0.5")
   # Edges 0-1 (threshold 1) and 0-2, 0-3 (threshold 0.5); skips 1-3 and 2-3
   # keep nodes 1 and 2 alive.
-  g2 = score.as_genotypes(["0233/0001/0001/0000"], cfg2)
-  count2 = flops.candidate_flops(score.arch_of(g2, cfg2), cfg2, batch=8, repeats=1)
+  g2 = genotype_lib.as_genotypes(["0233/0001/0001/0000"], cfg2)
+  count2 = flops.candidate_flops(genotype_lib.arch_of(g2, cfg2), cfg2, batch=8, repeats=1)
   assert count2.useful[0] - count2.executed[0] == cfg2.timesteps * grams().sum()
 
 
@@ -102,8 +102,8 @@ def test_balanced_slots_cover_every_candidate_and_even_out_devices():
 def test_search_space_cost_spread_is_what_the_balancing_is_for():
   # At width 16 the 5-op space's candidates differ ~4x in executed FLOPs.
   cfg = network.network_config(None, width=16, hidden=256)
-  gs = score.as_genotypes(genotype_lib.sample_genotypes(np.random.default_rng(0), 64, cfg.ops), cfg)
-  ex = flops.candidate_flops(score.arch_of(gs, cfg), cfg, batch=64, repeats=2).executed
+  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(np.random.default_rng(0), 64, cfg.ops), cfg)
+  ex = flops.candidate_flops(genotype_lib.arch_of(gs, cfg), cfg, batch=64, repeats=2).executed
   assert 3.0 < ex.max() / ex.min() < 6.0
-  order = flops.costliest_first(score.arch_of(gs, cfg), cfg, batch=64, repeats=2)
+  order = flops.costliest_first(genotype_lib.arch_of(gs, cfg), cfg, batch=64, repeats=2)
   assert sorted(order) == list(range(64)) and (np.diff(ex[order]) <= 0).all()

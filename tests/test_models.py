@@ -37,8 +37,7 @@ def _standalone(cfg, text, seed=0):
   return params, layers.init_batch_stats(params)
 
 
-def _spike_probe(s):
-  return {"spikes": s.astype(jnp.int32).sum().astype(jnp.float32), "neurons": jnp.float32(s.size)}
+_spike_probe = network.spike_counts  # the probe the Module's return_probes sums
 
 
 def _assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
@@ -114,6 +113,29 @@ def test_module_equals_standalone_forward(text, linear_init):
   for a, b in zip(jax.tree.leaves(g_m), jax.tree.leaves(g_f)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale)
   assert float(jnp.abs(g_f["stem"]["conv"]["kernel"]).sum()) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", [FORWARD, BACKWARD, POOL_SKIP])
+def test_supernet_scores_the_module_it_selects(text):
+  """The scorer's batched supernet, one-hot on a genotype, computes the
+  Module built from the weights that genotype selects (BN on batch
+  statistics, as in scoring)."""
+  params = network.init_supernet_params(jax.random.key(1), CFG)
+  for fc in ("fc1", "fc2"):  # make the tiny network's hidden LIF fire
+    params["head"][fc]["kernel"] = params["head"][fc]["kernel"] * 30
+  cells = genotype_lib.as_genotypes([text], CFG)
+  arch = genotype_lib.arch_of(cells, CFG)[0]
+  x = _images()
+  y_super, _ = jax.jit(lambda p, a: network.supernet_forward(p, a, x, None, CFG, train=False))(
+      params, arch)
+  model = models.SpikingNetwork(CFG, text)
+  variables = models.variables_from_standalone(
+      network.standalone_from_supernet(params, CFG, cells[0]))
+  y_module, _ = jax.jit(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]))(
+      variables)
+  assert float(jnp.abs(y_module).max()) > 0  # the comparison is not vacuous
+  np.testing.assert_allclose(y_super, y_module, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import pytest
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import network
-from snnax_nas import score
 
 CFG = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
                              backward=True, input_shape=(16, 16, 3))
@@ -73,7 +72,7 @@ def test_supernet_one_hot_equals_standalone(text):
   g = genotype_lib.parse_genotype(text, CFG.ops)
   params = network.init_supernet_params(jax.random.key(1), CFG)
   alone = network.standalone_from_supernet(params, CFG, g)
-  arch = score.arch_of(genotype_lib.canonical(g)[None, None], CFG)[0, 0]
+  arch = genotype_lib.arch_of(genotype_lib.canonical(g)[None, None], CFG)[0, 0]
   x, key = _images(), jax.random.key(3)
   y_super, _ = jax.jit(lambda p, a, x: network.supernet_forward(p, a, x, key, CFG))(params, arch, x)
   y_alone, _ = jax.jit(lambda p, x: network.standalone_forward(p, g, x, key, CFG))(alone, x)
@@ -105,7 +104,7 @@ def test_backward_edge_changes_output_only_after_first_step():
   for name, cfg in (("t1", cfg1), ("t3", cfg3)):
     params = network.init_supernet_params(jax.random.key(5), cfg)
     for gname, g in (("f", fwd), ("b", bwd)):
-      arch = score.arch_of(g[None, None], cfg)[0, 0]
+      arch = genotype_lib.arch_of(g[None, None], cfg)[0, 0]
       # Observe the spikes of the LIF after the last cell.
       aux = network.supernet_forward(params, arch, x, None, cfg, train=False,
                                      probe=lambda s: s.sum(), per_layer=True)[1]
@@ -203,7 +202,7 @@ def test_supernet_shared_lifs_report_each_edge_like_standalone():
   g = genotype_lib.parse_genotype(text, CFG.ops)
   params = network.init_supernet_params(jax.random.key(1), CFG)
   alone = network.standalone_from_supernet(params, CFG, g)
-  arch = score.arch_of(genotype_lib.canonical(g)[None, None], CFG)[0, 0]
+  arch = genotype_lib.arch_of(genotype_lib.canonical(g)[None, None], CFG)[0, 0]
   x, key = _images(), jax.random.key(3)
   probe = lambda s: s.reshape(s.shape[0], -1).sum(1)  # per-sample spike counts
   sup = network.supernet_forward(params, arch, x, key, CFG, probe=probe, per_layer=True)[1]
@@ -231,7 +230,7 @@ def test_one_genotype_normaliser_serves_network_score_and_memory():
   # Arrays [N, 4, 4] broadcast to every cell; [N, L, 4, 4] are per cell.
   np.testing.assert_array_equal(genotype_lib.cell_genotypes(
       np.stack([g, g2]), CFG.ops, 2, allow_backward=True)[1], [g2, g2])
-  np.testing.assert_array_equal(score.as_genotypes([text, per_cell], CFG), batch)
+  np.testing.assert_array_equal(genotype_lib.as_genotypes([text, per_cell], CFG), batch)
   np.testing.assert_array_equal(network.network_genotypes(per_cell, CFG), batch[1])
   np.testing.assert_array_equal(network.network_genotypes(tuple(per_cell.split("|")), CFG),
                                 batch[1])

@@ -149,7 +149,7 @@ def test_bad_inputs_raise_value_errors():
     score.score_candidates(["0309/0030/2002/0200"], _images(), jax.random.key(0), CFG)
   fwd_only = network.network_config(None, width=4, hidden=32, input_shape=(16, 16, 3))
   with pytest.raises(ValueError, match="backward"):
-    score.as_genotypes(["0303/0030/2002/0200"], fwd_only)
+    genotype_lib.as_genotypes(["0303/0030/2002/0200"], fwd_only)
 
 
 _SHARDED = textwrap.dedent("""

@@ -94,7 +94,7 @@ def test_spikenas_never_scores_over_budget_candidates(spy):
   assert all(r.params <= budget for r in res.records)
   assert res.candidates_skipped >= int((p0 > budget).sum()) > 0
   assert res.params <= budget and res.budget_params == budget
-  assert res.params == int(memory.param_count(score.as_genotypes([res.genotype], CFG), CFG)[0])
+  assert res.params == int(memory.param_count(genotype_lib.as_genotypes([res.genotype], CFG), CFG)[0])
   # Over-budget step-0 cells never reached the scorer.
   over = set(genotype_lib.genotype_key(pool[p0 > budget]).tolist())
   step0 = scored[:int((p0 <= budget).sum()), 0]
@@ -279,7 +279,7 @@ def test_random_search_argmax_duplicates_and_fields(spy):
   assert res.compile_seconds > 0 and res.scored_this_run == 4
 
   res = search.random_search(IMAGES, KEY, CFG, num_candidates=12, seed=3, scorer=SCORER)
-  sampled = search.arch_strings(score.as_genotypes(genotype_lib.sample_genotypes(
+  sampled = search.arch_strings(genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
       np.random.default_rng(3), 12, CFG.ops), CFG))
   assert [r.genotype for r in res.records] == sampled
   assert res.score == max(r.score for r in res.records)

@@ -49,9 +49,12 @@ def test_train_and_evaluate_reports_eta_silent_layers_and_rate_plot(tmp_path, ca
   so, logs steps/s and times left, and draws firing_rates.png per layer."""
   caplog.set_level(std_logging.INFO, logger="absl")
   images, labels = separable(32)
+  compiled = train.CompileCache()
   res = train.train_and_evaluate(
       CFG1, G, INFO, (images, labels), (images[:8], labels[:8]), epochs=2, batch_size=16,
-      workdir=str(tmp_path), log_every=1, plot_title="tiny", augment=False)
+      workdir=str(tmp_path), log_every=1, plot_title="tiny", augment=False,
+      compile_cache=compiled)
+  assert len(compiled) == 3  # the steps, the compiled train and eval steps
   assert res.summary["silent_layers_at_init"] is not None
   assert "head/fc_lif" in res.summary["silent_layers_at_init"]
   assert "head/fc_lif" in res.warnings[0]
@@ -71,7 +74,9 @@ def test_train_and_evaluate_reports_eta_silent_layers_and_rate_plot(tmp_path, ca
   # Rerun in place: resumed from the last checkpoint, no training, no check.
   again = train.train_and_evaluate(
       CFG1, G, INFO, (images, labels), (images[:8], labels[:8]), epochs=2, batch_size=16,
-      workdir=str(tmp_path), log_every=1, plot_title="tiny", augment=False)
+      workdir=str(tmp_path), log_every=1, plot_title="tiny", augment=False,
+      compile_cache=compiled)
+  assert len(compiled) == 3  # compiled once for both calls
   assert again.summary["silent_layers_at_init"] is None
   assert again.warnings == res.warnings[1:]  # only the end-of-training check
   assert [e["epoch"] for e in again.history] == [1, 2]

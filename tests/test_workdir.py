@@ -8,9 +8,9 @@ import os
 import pytest
 
 from snnax_nas import configs
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
-from snnax_nas import score
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import search as search_job
 
@@ -125,7 +125,7 @@ def test_load_run_round_trip_of_a_search(tmp_path, random_npz):
   summary = json.load(open(work / "summary.json"))
   assert run.genotypes == (summary["genotype"],)
   assert configs.network_from_json(summary["network"]) == run.network
-  assert score.as_genotypes(list(run.genotypes), run.network).shape == (1, 4, 4, 4)
+  assert genotype_lib.as_genotypes(list(run.genotypes), run.network).shape == (1, 4, 4, 4)
   with open(work / "config.json") as f:
     assert json.load(f)["inputs"]["dataset"] == workdir_lib.sha256_of(random_npz)
 

@@ -33,10 +33,10 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import io
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
-from snnax_nas import score
 from snnax_nas import search as search_lib
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
@@ -91,9 +91,7 @@ def _write_json(path, obj):
 
 def plot(rows: list[dict], path: str, title: str):
   """Bar chart of mean test accuracy (std error bars) per variant."""
-  import matplotlib  # lazy
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = io.pyplot()
   fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 4))
   names = [r["variant"] for r in rows]
   means = [100 * r["acc_mean"] for r in rows]
@@ -178,8 +176,9 @@ def run(config, workdir: str) -> list[dict]:
       text, best = search_best(images, cfg, config.num_candidates, config.seed, scoring)
       pick = {"op_set": str(ops), "genotype": text, "score": best}
       _write_json(pick_path, pick)
-    genotypes = score.as_genotypes([pick["genotype"]], cfg)[0]
+    genotypes = genotype_lib.as_genotypes([pick["genotype"]], cfg)[0]
     accs, params = [], None
+    compiled = train.CompileCache()  # the seeds of one architecture compile once
     for s in range(tr.seeds):
       path = os.path.join(workdir, "runs", variant, f"seed{s}.json")
       done = io.read_json(path)
@@ -188,7 +187,7 @@ def run(config, workdir: str) -> list[dict]:
         res = train.train_and_evaluate(
             cfg, genotypes, info, train_data, test_data, epochs=tr.epochs,
             batch_size=tr.batch_size, lr=tr.lr, loss=tr.loss, seed=s,
-            eval_every=tr.epochs, log_every=0)
+            eval_every=tr.epochs, log_every=0, compile_cache=compiled)
         done = {"genotype": pick["genotype"], "seed": s, **res.summary}
         _write_json(path, done)
       accs.append(done["final_test_accuracy"])

@@ -114,9 +114,7 @@ def top_ks(text) -> list[int]:
 
 
 def _plot(path: str, out: dict, score, params, acc) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = io.pyplot()
   panels = [("score", score)] + ([("params", params)] if params is not None else [])
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
   for ax, (name, x) in zip(axes[0], panels):

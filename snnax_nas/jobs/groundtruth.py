@@ -381,8 +381,8 @@ def score_table(table: Table, cfg: configs.NetworkConfig, images, key, *,
   """
   from snnax_nas import flops
   from snnax_nas import score
-  cells = score.as_genotypes(table.genotypes, cfg)
-  arch = score.arch_of(cells, cfg)
+  cells = genotype_lib.as_genotypes(table.genotypes, cfg)
+  arch = genotype_lib.arch_of(cells, cfg)
   t0 = time.perf_counter()
   res = score.score_candidates(None, images, key, cfg, kernel=kernel, arch=arch,
                                chunk_size=chunk_size, map_batch_size=map_batch_size,

@@ -164,11 +164,11 @@ def run(config, workdir: str) -> Optional[Scored]:
   cfg = configs.network_from_job_config(config.network, info)
   if config.genotypes:
     texts = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
-    genotypes = score.as_genotypes(texts, cfg)
+    genotypes = genotype_lib.as_genotypes(texts, cfg)
   else:
     g = genotype_lib.sample_genotypes(np.random.default_rng(config.seed),
                                       config.num_candidates, cfg.ops, backward=cfg.backward)
-    genotypes = score.as_genotypes(g, cfg)
+    genotypes = genotype_lib.as_genotypes(g, cfg)
     texts = [genotype_lib.format_genotype(x[0]) for x in genotypes]
   images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
                                   config.seed, config.data_dir, **options)
@@ -178,7 +178,7 @@ def run(config, workdir: str) -> Optional[Scored]:
   pid, nproc = jax.process_index(), jax.process_count()
   mine_path = part_path(workdir, pid)
   done = _load_part(mine_path)
-  arch = score.arch_of(genotypes, cfg)
+  arch = genotype_lib.arch_of(genotypes, cfg)
   # Each row's first canonical equal: only those are scored.
   first = (np.arange(len(texts)) if config.score_duplicates
            else genotype_lib.first_occurrences(genotypes))

@@ -59,10 +59,10 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import results
-from snnax_nas import score
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.configs import search as search_config
@@ -98,7 +98,7 @@ def _write_csv(path: str, result: search.SearchResult, cfg):
   neuron = {}
   texts = [r.genotype for r, g in zip(records, is_geno) if g]
   if texts:
-    counts = memory.neuron_count(score.as_genotypes(texts, cfg), cfg) * 4
+    counts = memory.neuron_count(genotype_lib.as_genotypes(texts, cfg), cfg) * 4
     neuron = dict(zip(texts, counts.tolist()))
   rows = [[r.genotype, repr(float(r.score)), int(r.singular), r.params, r.weight_bytes,
            neuron.get(r.genotype, "") if g else "", r.step, r.candidate_id]
@@ -107,9 +107,7 @@ def _write_csv(path: str, result: search.SearchResult, cfg):
 
 
 def _plot(path: str, result: search.SearchResult):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = io.pyplot()
   recs = [r for r in result.records if np.isfinite(r.score)]
   fig, ax = plt.subplots(figsize=(7, 4.5))
   word = "round" if result.method == "lightsnn" else "step"
@@ -260,7 +258,7 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   genotypes = None
   if config.genotypes:
     genotypes = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
-    score.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
+    genotype_lib.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
   space = _budget_from_space(cfg, config.budget, budget) if method != "lightsnn" else None
   if method != "lightsnn" and genotypes is None:
     search.check_budget(cfg, **budget)  # before anything touches the workdir

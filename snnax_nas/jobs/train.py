@@ -43,11 +43,11 @@ import numpy as np
 from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import evaluate
+from snnax_nas import genotype as genotype_lib
 from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import quant
-from snnax_nas import score
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import common
@@ -99,7 +99,7 @@ def parse_architecture(config, info) -> tuple[network.NetworkConfig, np.ndarray]
   """
   cfg = configs.network_from_job_config(config.network, info)
   common.check_direction(config.genotype, cfg.ops, cfg.backward)
-  return cfg, score.as_genotypes([config.genotype], cfg)[0]
+  return cfg, genotype_lib.as_genotypes([config.genotype], cfg)[0]
 
 
 def load_data(name: str, data_dir, info, training, timesteps: int, **options):

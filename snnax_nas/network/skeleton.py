@@ -15,7 +15,9 @@ Per input batch (reference ``model_snn.py``; spec §1)::
 
 :func:`forward` runs this around a cell implementation
 (:mod:`snnax_nas.network.supernet`, :mod:`snnax_nas.network.standalone`);
-:func:`cell_wiring` is the node graph both cell implementations share.
+:func:`cell_wiring` is the node graph both cell implementations share, and
+:func:`network_genotypes` / :func:`edge_ops` the cells and edge ops of one
+network, which every network implementation builds from.
 
 Layouts: images NHWC float32; conv kernels HWIO; dense kernels [in, out].
 Cell ``l`` of ``L = 2 * cells_per_stage`` (stage-1 cells first).
@@ -25,7 +27,8 @@ then 6 backward edges when ``cfg.backward``).
 LIF "probes": every LIF call (one LIF at one timestep) is reported to a
 ``probe(spikes) -> pytree`` function; the forward pass returns the per-LIF sum
 over time of ``active * probe(spikes)`` and of ``active`` (the call count).
-The SAHD score and the spike-rate metrics are both probes.
+The SAHD score and the spike-rate metrics (:func:`spike_counts`) are both
+probes.
 """
 
 from __future__ import annotations
@@ -37,41 +40,72 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from snnax_nas import callbacks
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import neurons
+from snnax_nas import ops as ops_lib
 from snnax_nas.configs import NetworkConfig
-from snnax_nas.layers import ParamSpec
 from snnax_nas.layers import avg_pool
 from snnax_nas.layers import batch_norm
-from snnax_nas.layers import bn_spec
 from snnax_nas.layers import conv2d
 from snnax_nas.layers import dropout_mask
-from snnax_nas.layers import linear_init_kind
 
 Params = Any
 Probe = callbacks.SpikeProbe  # the Protocol, re-exported
 
 
-def fixed_param_specs(cfg: NetworkConfig):
-  """:class:`ParamSpec` tree of everything but the cells: stem, reduction, head.
+def network_genotypes(genotypes, cfg: NetworkConfig) -> np.ndarray:
+  """The canonical per-cell genotypes of ONE network, int8 [L, 4, 4].
 
-  The classifier's kernels (``fc1``, ``fc2``) follow ``cfg.linear_init``
-  (:func:`snnax_nas.layers.linear_init_kind`); the fc2 bias starts at zero.
+  Args:
+    genotypes: one genotype for every cell ([4, 4] digits or a genotype
+      string) or one per cell ([L, 4, 4], a ``|``-joined string, or a
+      sequence of L strings). Must be static (known at trace time): the
+      network's structure is built from it in Python.
+    cfg: the network config (op set, cells, whether backward edges are
+      allowed).
+
+  Raises:
+    TypeError: ``genotypes`` is a traced (jit/vmap) value.
+    ValueError: a bad shape, digit or string, or a backward edge with
+      ``cfg.backward`` False (see :func:`snnax_nas.genotype.cell_genotypes`).
   """
-  c, cin = cfg.width, cfg.input_shape[2]
-  linear = linear_init_kind(cfg.linear_init)
-  return {
-      "stem": {"conv": {"kernel": ParamSpec((3, 3, cin, c), "conv")}, "bn": bn_spec(c)},
-      "reduction": {"bn_in": bn_spec(c),
-                    "conv": {"kernel": ParamSpec((3, 3, c, 2 * c), "conv")},
-                    "bn_out": bn_spec(2 * c)},
-      "head": {"bn": bn_spec(2 * c),
-               "fc1": {"kernel": ParamSpec((cfg.classifier_in, cfg.hidden), linear)},
-               "fc2": {"kernel": ParamSpec((cfg.hidden, cfg.num_outputs), linear),
-                       "bias": ParamSpec((cfg.num_outputs,), "zeros")}},
-  }
+  if isinstance(genotypes, str):
+    batch = [genotypes]
+  elif (isinstance(genotypes, (list, tuple)) and genotypes
+        and all(isinstance(t, str) for t in genotypes)):
+    batch = ["|".join(genotypes)]
+  else:
+    try:
+      g = np.asarray(genotypes)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+      raise TypeError(
+          "genotypes must be static (a numpy array, a genotype string or a tuple of "
+          "strings known at trace time), got a traced value: close over them, or mark "
+          "them static, e.g. jax.jit(f, static_argnames='genotypes') with a hashable "
+          "form such as a genotype string") from None
+    if g.ndim not in (2, 3):
+      raise ValueError(f"genotypes of shape {g.shape}; expected (4, 4) or "
+                       f"({cfg.num_cells}, 4, 4) for this config")
+    batch = g[None]
+  return genotype_lib.cell_genotypes(batch, cfg.ops, cfg.num_cells,
+                                     allow_backward=cfg.backward)[0]
+
+
+def edge_ops(genotypes, cfg: NetworkConfig) -> tuple[tuple[ops_lib.OpSpec, ...], ...]:
+  """The op of every edge slot of every cell, ``[L][num_edges]`` (edge slots
+  in :data:`snnax_nas.genotype.EDGES` order; ``zero`` for an absent edge).
+
+  Args:
+    genotypes: see :func:`network_genotypes`.
+    cfg: the network config.
+  """
+  g = network_genotypes(genotypes, cfg)
+  return tuple(tuple(cfg.ops.op_of_digit(int(g[l][i, j]))
+                     for i, j in genotype_lib.EDGES[:cfg.num_edges])
+               for l in range(cfg.num_cells))
 
 
 def call_probe(probe: Probe, spikes: jax.Array, membrane: jax.Array):
@@ -82,6 +116,33 @@ def call_probe(probe: Probe, spikes: jax.Array, membrane: jax.Array):
   if getattr(probe, "takes_membrane", False):
     return probe(spikes, membrane)
   return probe(spikes)
+
+
+def spike_counts(spikes: jax.Array, mask: Optional[jax.Array] = None,
+                 batch_axis: int = 0) -> dict:
+  """Spikes emitted and neurons seen by one LIF: the spike-rate probe of both
+  network implementations (:func:`snnax_nas.train.spike_probe` of the
+  functional one, per timestep; the flax Module's ``return_probes``, over all
+  timesteps at once).
+
+  Args:
+    spikes: binary spikes, the batch on ``batch_axis`` (e.g. [B, ...] of one
+      timestep, or [T, B, ...] with ``batch_axis=1``).
+    mask: optional float [B] weights of the batch rows (0 for padding).
+    batch_axis: the batch axis of ``spikes``.
+
+  Returns:
+    ``{"spikes", "neurons"}`` float32 scalars: the spikes of the (unmasked)
+    rows, and rows x neurons per row x the size of the axes before the batch.
+  """
+  if mask is None:
+    # int32 sum: exact for any realistic layer (float32 is not past 2^24).
+    return {"spikes": spikes.astype(jnp.int32).sum().astype(jnp.float32),
+            "neurons": jnp.float32(spikes.size)}
+  lead = int(np.prod(spikes.shape[:batch_axis]))
+  per_row = spikes.size // (lead * spikes.shape[batch_axis])
+  w = mask.reshape((1,) * batch_axis + (-1,) + (1,) * (spikes.ndim - batch_axis - 1))
+  return {"spikes": (spikes * w).sum(), "neurons": lead * mask.sum() * per_row}
 
 
 class _Recorder:
@@ -156,7 +217,8 @@ def forward(params: Params, images: jax.Array, key: Optional[jax.Array],
 
   Args:
     params: ``{"stem", "reduction", "head", "cells"}`` (see
-      :func:`fixed_param_specs`; ``cells`` is the cell implementation's).
+      :func:`snnax_nas.network.variables.fixed_param_specs`; ``cells`` is
+      the cell implementation's).
     images: [B, H, W, C_in], or event frames [B, T' >= T, H, W, C_in].
     key: dropout key, or None (no dropout).
     cfg: the network config.

@@ -10,79 +10,27 @@ from __future__ import annotations
 from typing import Optional
 
 import jax
-import numpy as np
 
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import neurons
-from snnax_nas import ops as ops_lib
 from snnax_nas.configs import NetworkConfig
-from snnax_nas.layers import ParamSpec
-from snnax_nas.layers import bn_spec
 from snnax_nas.layers import conv2d
 from snnax_nas.layers import materialize
 from snnax_nas.layers import pool3x3
 from snnax_nas.network.skeleton import Params
 from snnax_nas.network.skeleton import Probe
 from snnax_nas.network.skeleton import cell_wiring
-from snnax_nas.network.skeleton import fixed_param_specs
+from snnax_nas.network.skeleton import edge_ops
 from snnax_nas.network.skeleton import forward
+from snnax_nas.network.skeleton import network_genotypes
 from snnax_nas.network.skeleton import zeros
-
-
-def network_genotypes(genotypes, cfg: NetworkConfig) -> np.ndarray:
-  """The canonical per-cell genotypes of ONE network, int8 [L, 4, 4].
-
-  Args:
-    genotypes: one genotype for every cell ([4, 4] digits or a genotype
-      string) or one per cell ([L, 4, 4], a ``|``-joined string, or a
-      sequence of L strings). Must be static (known at trace time): the
-      network's structure is built from it in Python.
-    cfg: the network config (op set, cells, whether backward edges are
-      allowed).
-
-  Raises:
-    TypeError: ``genotypes`` is a traced (jit/vmap) value.
-    ValueError: a bad shape, digit or string, or a backward edge with
-      ``cfg.backward`` False (see :func:`snnax_nas.genotype.cell_genotypes`).
-  """
-  if isinstance(genotypes, str):
-    batch = [genotypes]
-  elif (isinstance(genotypes, (list, tuple)) and genotypes
-        and all(isinstance(t, str) for t in genotypes)):
-    batch = ["|".join(genotypes)]
-  else:
-    try:
-      g = np.asarray(genotypes)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-      raise TypeError(
-          "genotypes must be static (a numpy array, a genotype string or a tuple of "
-          "strings known at trace time), got a traced value: close over them, or mark "
-          "them static, e.g. jax.jit(f, static_argnames='genotypes') with a hashable "
-          "form such as a genotype string") from None
-    if g.ndim not in (2, 3):
-      raise ValueError(f"genotypes of shape {g.shape}; expected (4, 4) or "
-                       f"({cfg.num_cells}, 4, 4) for this config")
-    batch = g[None]
-  return genotype_lib.cell_genotypes(batch, cfg.ops, cfg.num_cells,
-                                     allow_backward=cfg.backward)[0]
-
-
-def edge_ops(genotypes, cfg: NetworkConfig) -> tuple[tuple[ops_lib.OpSpec, ...], ...]:
-  """The op of every edge slot of every cell, ``[L][num_edges]`` (edge slots
-  in :data:`snnax_nas.genotype.EDGES` order; ``zero`` for an absent edge).
-
-  Args:
-    genotypes: see :func:`network_genotypes`.
-    cfg: the network config.
-  """
-  g = network_genotypes(genotypes, cfg)
-  return tuple(tuple(cfg.ops.op_of_digit(int(g[l][i, j]))
-                     for i, j in genotype_lib.EDGES[:cfg.num_edges])
-               for l in range(cfg.num_cells))
+from snnax_nas.network.variables import param_specs
+from snnax_nas.network.variables import standalone_from_variables
 
 
 def standalone_param_specs(cfg: NetworkConfig, genotypes):
-  """:class:`ParamSpec` tree of one architecture built alone.
+  """:class:`~snnax_nas.layers.ParamSpec` tree of one architecture built alone: the inventory
+  (:func:`snnax_nas.network.variables.param_specs`) in this module's layout.
 
   Args:
     cfg: the network config.
@@ -93,17 +41,7 @@ def standalone_param_specs(cfg: NetworkConfig, genotypes):
     ``{"stem", "reduction", "head", "cells"}``; ``cells[l][str(e)]`` holds
     ``kernel`` [k, k, C_l, C_l], ``scale``, ``bias`` [C_l] for each conv edge.
   """
-  ops = edge_ops(genotypes, cfg)
-  specs = fixed_param_specs(cfg)
-  cells = []
-  for l, (_, _, c) in enumerate(cfg.cell_shapes):
-    cell = {}
-    for e, op in enumerate(ops[l]):
-      if op.has_lif:
-        cell[str(e)] = dict(kernel=ParamSpec((op.kernel, op.kernel, c, c), "conv"), **bn_spec(c))
-    cells.append(cell)
-  specs["cells"] = cells
-  return specs
+  return standalone_from_variables({"params": param_specs(cfg, genotypes)}, cfg)[0]
 
 
 def init_standalone_params(key: jax.Array, cfg: NetworkConfig, genotypes) -> Params:

@@ -27,9 +27,9 @@ from snnax_nas.layers import pool3x3
 from snnax_nas.network.skeleton import Params
 from snnax_nas.network.skeleton import Probe
 from snnax_nas.network.skeleton import call_probe
-from snnax_nas.network.skeleton import fixed_param_specs
 from snnax_nas.network.skeleton import forward
 from snnax_nas.network.skeleton import zeros
+from snnax_nas.network.variables import fixed_param_specs
 
 
 def _conv_ops(cfg: NetworkConfig):

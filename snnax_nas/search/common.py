@@ -126,6 +126,9 @@ def json_float(x: float) -> Optional[float]:
 # ----------------------------------------------------------------------------
 # Spaces and strings.
 
+# Not a compile cache: a pure function of hashable arguments returning a
+# read-only array, memoised because enumerating the backward space takes ~0.5 s
+# and budget checks and candidate pools ask for it repeatedly.
 @functools.lru_cache(maxsize=16)
 def search_space(ops: ops_lib.OpSet, backward: bool) -> np.ndarray:
   """Every distinct canonical valid cell of an op set.
@@ -180,7 +183,7 @@ def arch_strings(cells) -> list[str]:
 
   Returns:
     ``N`` strings: one genotype string when all cells agree, else the cells'
-    strings joined with ``|`` (the form :func:`snnax_nas.score.as_genotypes`
+    strings joined with ``|`` (the form :func:`snnax_nas.genotype.as_genotypes`
     parses).
   """
   cells = np.asarray(cells)

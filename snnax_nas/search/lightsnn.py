@@ -31,7 +31,6 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
 from snnax_nas import results
-from snnax_nas import score
 from snnax_nas.search import common
 
 
@@ -185,8 +184,8 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                  "(the reference sampler would reject it)")
   final_score, final_singular = float("nan"), False
   if score_final:
-    cells = score.as_genotypes(cell[None], cfg)
-    s, sing = store_scorer.run(rnd, [0], [text], score.arch_of(cells, cfg), [params],
+    cells = genotype_lib.as_genotypes(cell[None], cfg)
+    s, sing = store_scorer.run(rnd, [0], [text], genotype_lib.arch_of(cells, cfg), [params],
                                "lightsnn final", one_call=True, scorer_ids=[int(candidate_id)])
     final_score, final_singular = float(s[0]), bool(sing[0])
   result = common.SearchResult(

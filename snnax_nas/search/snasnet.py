@@ -23,7 +23,6 @@ from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import results
-from snnax_nas import score
 from snnax_nas.search import common
 
 
@@ -43,7 +42,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     num_candidates: draws N (reference: 5000); ignored with ``genotypes``.
     seed: seed of the numpy sampler.
     genotypes: optional explicit candidates instead of sampling (anything
-      :func:`snnax_nas.score.as_genotypes` accepts: strings, [N, 4, 4] or
+      :func:`snnax_nas.genotype.as_genotypes` accepts: strings, [N, 4, 4] or
       [N, L, 4, 4]).
     budget_params: parameter budget (candidates above it are never scored);
       None or inf for no limit.
@@ -73,9 +72,9 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     common.check_budget(cfg, **budget)
     drawn = genotype_lib.sample_genotypes(np.random.default_rng(seed), int(num_candidates),
                                           cfg.ops, backward=cfg.backward)
-    cells = score.as_genotypes(drawn, cfg)
+    cells = genotype_lib.as_genotypes(drawn, cfg)
   else:
-    cells = score.as_genotypes(genotypes, cfg)
+    cells = genotype_lib.as_genotypes(genotypes, cfg)
     if len(cells) == 0:
       raise ValueError("no candidate genotypes given")
   n = len(cells)
@@ -99,7 +98,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                                     progress=progress)
   idx = np.flatnonzero(ok)
   scores, singular = store_scorer.run(0, idx, [texts[i] for i in idx],
-                                      score.arch_of(cells[idx], cfg), params[idx], "random")
+                                      genotype_lib.arch_of(cells[idx], cfg), params[idx], "random")
   b = common.best_index(scores)
   best = int(idx[b])
   result = common.SearchResult(

@@ -45,7 +45,6 @@ from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import results
-from snnax_nas import score
 from snnax_nas.search import common
 
 # SpikeNAS candidate ids are step * ID_STRIDE + pool index: unique over the
@@ -151,7 +150,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     idx = np.flatnonzero(memory.within_budget(cells, cfg, **budget))
     texts = common.arch_strings(cells[idx])
     scores, singular = store_scorer.run(step, step * ID_STRIDE + idx, texts,
-                                        score.arch_of(cells[idx], cfg), params[idx],
+                                        genotype_lib.arch_of(cells[idx], cfg), params[idx],
                                         f"spikenas step {step + 1}/{num_cells}")
     b = common.best_index(scores)
     win = int(idx[b])

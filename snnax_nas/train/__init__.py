@@ -16,6 +16,7 @@ from snnax_nas.train.checkpoint import Checkpointer
 from snnax_nas.train.checkpoint import CorruptCheckpointError
 from snnax_nas.train.checkpoint import checkpoint_directory
 from snnax_nas.train.checkpoint import restore_checkpoint
+from snnax_nas.train.loop import CompileCache
 from snnax_nas.train.loop import TrainingDivergedError
 from snnax_nas.train.loop import TrainResult
 from snnax_nas.train.loop import default_test_split
@@ -60,7 +61,7 @@ from snnax_nas.train.steps import training_devices
 __all__ = [
     "TrainingDivergedError",
     "Checkpointer", "CorruptCheckpointError", "checkpoint_directory", "restore_checkpoint",
-    "TrainResult", "default_test_split", "eval_batches", "evaluate", "format_duration",
+    "CompileCache", "TrainResult", "default_test_split", "eval_batches", "evaluate", "format_duration",
     "time_left", "train_and_evaluate",
     "MetricsWriter", "firing_rates", "flat_row", "json_safe", "model_summary", "peak_rss_mb",
     "plot_curves", "plot_firing_rates", "silent_in_evaluation_message", "silent_layers",

@@ -16,7 +16,6 @@ compilation excluded.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import time
@@ -115,31 +114,40 @@ def time_left(done: float, left: float, elapsed: float) -> Optional[float]:
 # ----------------------------------------------------------------------------
 # The loop.
 
-@functools.lru_cache(maxsize=8)
-def _cached_steps(cfg, genotype_key, opt_args, info, loss, augment, mesh, weight_bits,
-                  forward) -> Steps:
-  """:func:`make_steps` memoised on its (hashable) inputs: several runs of one
-  architecture (seeds, resumes in one process) trace it once."""
-  shape, raw = genotype_key
-  genotypes = np.frombuffer(raw, np.int32).reshape(shape)
-  lr, epochs, spe, momentum, weight_decay, per_epoch = opt_args
-  optimizer = make_optimizer(lr, epochs, spe, momentum, weight_decay,
-                             per_epoch_schedule=per_epoch)
-  return make_steps(cfg, genotypes, optimizer, info, loss=loss, augment=augment, mesh=mesh,
-                    weight_bits=weight_bits, forward=forward)
+class CompileCache:
+  """Compiled train and eval steps, kept by their owner across
+  :func:`train_and_evaluate` calls.
+
+  Each call builds and compiles its steps; a caller that trains one
+  architecture several times in a process (seeds, as ``launch.analyze``
+  does) passes one cache to all the calls and compiles once. Entries are
+  keyed by everything the compiled code depends on (config, genotype,
+  optimiser arguments, data info, loss, mesh, bits, forward; the argument
+  shapes and shardings), so reuse never changes a result. Not thread-safe.
+  """
+
+  def __init__(self):
+    self._entries: dict = {}
+
+  def __len__(self) -> int:
+    """Entries kept (built steps and compiled functions)."""
+    return len(self._entries)
+
+  def get(self, key, build):
+    """``build()``, computed once per ``key`` (hashable)."""
+    if key not in self._entries:
+      self._entries[key] = build()
+    return self._entries[key]
 
 
-_COMPILED: dict = {}
-
-
-def _compiled(fn, *args):
-  """``fn.lower(*args).compile()``, kept per (function, argument shapes)."""
+def _compile(cache: Optional[CompileCache], fn, *args):
+  """``fn.lower(*args).compile()``, kept in ``cache`` per (function,
+  argument shapes, dtypes and shardings)."""
+  build = lambda: fn.lower(*args).compile()  # noqa: E731
+  if cache is None:
+    return build()
   key = (fn, tuple((x.shape, x.dtype, x.sharding) for x in jax.tree.leaves(args)))
-  if key not in _COMPILED:
-    if len(_COMPILED) > 16:
-      _COMPILED.clear()
-    _COMPILED[key] = fn.lower(*args).compile()
-  return _COMPILED[key]
+  return cache.get(key, build)
 
 
 @dataclasses.dataclass
@@ -175,7 +183,8 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
                        plot_title: Optional[str] = None,
                        per_epoch_schedule: bool = False, weight_bits: int = 32,
                        mesh: Optional[Mesh] = None,
-                       forward: Optional[ForwardFn] = None) -> TrainResult:
+                       forward: Optional[ForwardFn] = None,
+                       compile_cache: Optional[CompileCache] = None) -> TrainResult:
   """Trains one architecture and evaluates it, resuming from checkpoints.
 
   Each epoch appends one history entry: ``epoch``, ``train_loss``,
@@ -226,6 +235,8 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
     forward: the network as a :data:`~snnax_nas.train.steps.ForwardFn`
       (default: the standalone network of ``cfg`` and ``genotypes``); its
       parameters must have the structure of :func:`create_train_state`'s.
+    compile_cache: keeps the compiled steps for later calls with the same
+      arguments (seeds of one architecture); None: compile for this call.
 
   Raises:
     ValueError: bad arguments, too few training examples for one batch, or
@@ -246,12 +257,20 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
   spe = batches.steps_per_epoch
   if spe < 1:
     raise ValueError(f"{len(labels)} training examples is fewer than one batch of {batch_size}")
-  opt_args = (lr, epochs, spe, momentum, weight_decay, per_epoch_schedule)
-  optimizer = make_optimizer(*opt_args[:5], per_epoch_schedule=per_epoch_schedule)
+  optimizer = make_optimizer(lr, epochs, spe, momentum, weight_decay,
+                             per_epoch_schedule=per_epoch_schedule)
   schedule = lr_schedule(lr, epochs, spe, per_epoch=per_epoch_schedule)
-  g_key = np.asarray(genotypes, np.int32)
-  steps = _cached_steps(cfg, (g_key.shape, g_key.tobytes()), opt_args, info, loss, augment,
-                        mesh, weight_bits, forward)
+
+  def build_steps():
+    return make_steps(cfg, genotypes, optimizer, info, loss=loss, augment=augment, mesh=mesh,
+                      weight_bits=weight_bits, forward=forward)
+  if compile_cache is None:
+    steps = build_steps()
+  else:
+    g_key = np.asarray(genotypes, np.int32)
+    steps = compile_cache.get(
+        ("steps", cfg, g_key.shape, g_key.tobytes(), lr, epochs, spe, momentum, weight_decay,
+         per_epoch_schedule, info, loss, augment, mesh, weight_bits, forward), build_steps)
   state = create_train_state(jax.random.PRNGKey(seed), cfg, genotypes, optimizer)
   state = jax.device_put(state, steps.state_sharding)
 
@@ -281,11 +300,11 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
   t0 = time.perf_counter()
   first = next(batches.epoch(0))
   example = put_batch(first, steps.batch_sharding)
-  train_fn = _compiled(steps.train, state, example)
+  train_fn = _compile(compile_cache, steps.train, state, example)
   eval_fn = None
   if test_data is not None:
     ex = next(eval_batches(test_data[0][:1], test_data[1][:1], batch_size))
-    eval_fn = _compiled(steps.eval, state, put_batch(ex, steps.batch_sharding))
+    eval_fn = _compile(compile_cache, steps.eval, state, put_batch(ex, steps.batch_sharding))
     steps = dataclasses.replace(steps, eval=eval_fn)
   compile_s = time.perf_counter() - t0
   logging.info("compiled train%s steps in %.1fs; %d steps/epoch of %d images on %d device(s); "

@@ -167,16 +167,9 @@ def write_metrics_csv(path: str, history: list[dict]):
   io.write_dict_csv(path, [flat_row(e) for e in history])
 
 
-def _pyplot():
-  import matplotlib  # lazy: slow import, only for plots
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
 def plot_curves(history: list[dict], path: str, title: str = ""):
   """Accuracy (train / test) and loss per epoch to a PNG (written atomically)."""
-  plt = _pyplot()
+  plt = io.pyplot()
   ep = [e["epoch"] for e in history]
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
   for ax, key, scale, ylabel in ((a1, "accuracy", 100, "accuracy (%)"), (a2, "loss", 1, "loss")):
@@ -210,7 +203,7 @@ def plot_firing_rates(history: list[dict], path: str, title: str = "") -> bool:
   if not epochs:
     return False
   names = list(dict.fromkeys(k for e in epochs for k in e["train_rates"]))
-  plt = _pyplot()
+  plt = io.pyplot()
   fig, ax = plt.subplots(figsize=(8, 4.5))
   for name in names:
     pts = [(e["epoch"], 100 * e["train_rates"][name]) for e in epochs

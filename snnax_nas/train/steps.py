@@ -163,19 +163,23 @@ def network_model(cfg: network_lib.NetworkConfig, genotypes) -> models.SpikingNe
 
 def init_variables(key: jax.Array, cfg: network_lib.NetworkConfig, genotypes) -> dict:
   """Fresh variables of :func:`network_model` (``{"params", "batch_stats"}``,
-  the tree of ``SpikingNetwork.init``) from ``key``.
+  the tree of ``SpikingNetwork.init``, :func:`snnax_nas.network.variable_shapes`)
+  from ``key``.
 
-  The weights are those of :func:`snnax_nas.network.init_standalone_params`
-  (one uniform draw for the whole network, :func:`snnax_nas.layers.materialize`)
-  regrouped by :func:`snnax_nas.models.variables_from_standalone`: the same
-  distributions as ``SpikingNetwork.init`` (kernels per
-  :class:`snnax_nas.layers.ParamSpec`, the classifier's per
-  ``cfg.linear_init``; BN scale 1, bias 0; running mean 0, var 1), and for a
-  given key the same initial network as the functional code and earlier
-  versions of this library, without tracing a forward pass.
+  The weights are :func:`snnax_nas.network.init_standalone_params` (one
+  uniform draw over the network's weight inventory,
+  :func:`snnax_nas.layers.materialize`) regrouped by
+  :func:`snnax_nas.network.variables_from_standalone`: the distributions of
+  ``SpikingNetwork.init`` (kernels per :class:`snnax_nas.layers.ParamSpec`,
+  the classifier's per ``cfg.linear_init``; BN scale 1, bias 0; running mean
+  0, var 1). Why not ``SpikingNetwork.init``: flax draws each variable from
+  its own key, so the values would differ from the functional network's and
+  earlier versions' for the same key (every seeded run and its results would
+  change); and it traces a whole forward pass, 5-10x slower (measured on the
+  CIFAR-10 reference network, batch 1, CPU: 9-15 s against 1-3 s).
   """
   params = network_lib.init_standalone_params(key, cfg, genotypes)
-  return models.variables_from_standalone(params)
+  return network_lib.variables_from_standalone(params)
 
 
 def create_train_state(key: jax.Array, cfg: network_lib.NetworkConfig, genotypes,
@@ -237,18 +241,13 @@ def spike_probe(mask: Optional[jax.Array] = None) -> Callable[[jax.Array], dict]
     spikes emitted by the (unmasked) rows, and rows x neurons per row. Summed
     over T by the network, ``neurons`` becomes rows x neurons x T. The
     forward returns them as ``aux["probes"]["values"][lif]``, which
-    :func:`snnax_nas.train.metrics.firing_rates` reads. The probe's ``mask``
+    :func:`snnax_nas.train.metrics.firing_rates` reads
+    (:func:`snnax_nas.network.spike_counts`). The probe's ``mask``
     attribute is ``mask``: a model that counts its spikes itself (the flax
     Module's ``probe_mask``, :func:`module_forward_fn`) weights the rows by it.
   """
   def probe(s):
-    per_row = s.size // s.shape[0]
-    if mask is None:
-      # int32 sum: exact for any realistic layer (float32 is not past 2^24).
-      return {"spikes": s.astype(jnp.int32).sum().astype(jnp.float32),
-              "neurons": jnp.float32(s.size)}
-    w = mask.reshape((-1,) + (1,) * (s.ndim - 1))
-    return {"spikes": (s * w).sum(), "neurons": mask.sum() * per_row}
+    return network_lib.spike_counts(s, mask)
   probe.mask = mask
   return probe
 
@@ -356,7 +355,7 @@ def standalone_forward_fn(cfg: network_lib.NetworkConfig, genotypes, *,
   (:func:`snnax_nas.network.standalone_forward`) on the Module's variables.
 
   The same function as :func:`module_forward_fn` (the variables are regrouped
-  with :func:`snnax_nas.models.standalone_from_variables` and back); it takes
+  with :func:`snnax_nas.network.standalone_from_variables` and back); it takes
   any probe function, not only :func:`spike_probe`.
 
   Args:
@@ -375,12 +374,12 @@ def standalone_forward_fn(cfg: network_lib.NetworkConfig, genotypes, *,
   genotypes = np.asarray(genotypes)
 
   def forward(params, batch_stats, images, key, *, train: bool, probe):
-    p, stats = models.standalone_from_variables({"params": params, "batch_stats": batch_stats},
-                                                cfg)
+    p, stats = network_lib.standalone_from_variables(
+        {"params": params, "batch_stats": batch_stats}, cfg)
     logits, aux = network_lib.standalone_forward(
         p, genotypes, images, key, cfg, train=train, batch_stats=stats,
         probe=probe, per_layer=True, unroll_time=unroll_time and train)
-    stats = models.variables_from_standalone(p, aux["batch_stats"])["batch_stats"]
+    stats = network_lib.variables_from_standalone(p, aux["batch_stats"])["batch_stats"]
     return logits, dict(aux, batch_stats=stats)
   return forward
 
