@@ -289,6 +289,7 @@ class JaxScorer:
         "aot_compile_s": self.aot_compile, "first_call_s": self.first_call,
         "run_s": self.times, "median_s": med, "cand_per_s": len(self.gs) / med,
         "cand_per_s_best": len(self.gs) / min(self.times),
+        "cand_per_s_worst": len(self.gs) / max(self.times),
         "useful_gflop_per_cand": float(self.flops[:, 0].mean() / 1e9),
         "executed_gflop_per_cand": float(self.flops[:, 1].mean() / 1e9),
         "useful_gflops": float(self.flops[:, 0].sum() / med / 1e9),
@@ -532,7 +533,8 @@ def main(args):
         r["pct_conv_peak"] = 100 * r["useful_gflops"] / peak
         r["pct_conv_peak_executed"] = 100 * r["executed_gflops"] / peak
       print(f"jax [{r['name']}]: {r['cand_per_s']:.3f} cand/s (median of {args.reps} runs of "
-            f"{r['candidates']}; best {r['cand_per_s_best']:.3f}), chunk {r['chunk_size']}, "
+            f"{r['candidates']}; best {r['cand_per_s_best']:.3f}, worst {r['cand_per_s_worst']:.3f}), "
+            f"chunk {r['chunk_size']}, "
             f"map_batch_size {r['map_batch_size']}, compile {r['aot_compile_s']:.1f} s (AOT), "
             f"first call {r['first_call_s']:.1f} s, compilations {r['compilations']}, "
             f"maxrss so far {r['maxrss_mib']:.0f} MiB")

@@ -170,8 +170,10 @@ def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
   and one membrane per (source node, threshold):
   ``S * (E * (O + 1) + sources * groups + 4)``, plus the fixed layers'
   membranes, the stem output and twice the supernet parameters (the fresh
-  draw and its temporaries). The time loop is a scan without gradients, so
-  nothing is kept per timestep.
+  draw and its temporaries). With backward edges the time loop is a scan
+  without gradients, so nothing is kept per timestep; a forward-only space
+  runs time-batched (:func:`snnax_nas.network.supernet_forward`), every
+  activation holding all T steps.
 
   Args:
     cfg: the network config.
@@ -190,7 +192,8 @@ def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
     params += sum(cfg.num_edges * (op.kernel * op.kernel * c * c + 2 * c)
                   for op in ops if op.has_lif)
   params += 9 * c1 * 2 * c1 + cfg.classifier_in * cfg.hidden + cfg.hidden * cfg.num_outputs
-  return f32 * (batch * (cells + fixed) + 2 * params + 2 * batch * batch)
+  steps = 1 if cfg.backward else cfg.timesteps
+  return f32 * (steps * batch * (cells + fixed) + 2 * params + 2 * batch * batch)
 
 
 def space_sample(cfg: configs.NetworkConfig, n: int = 256) -> np.ndarray:

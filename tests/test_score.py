@@ -1,3 +1,4 @@
+import functools
 import os
 import subprocess
 import sys
@@ -111,6 +112,34 @@ def test_batched_supernet_score_equals_standalone_reference():
   # Different architectures get different scores.
   assert len(set(np.round(result.scores, 6))) == len(GENOTYPES) - result.singular.sum() + (
       result.singular.sum() > 0)
+
+
+@pytest.mark.slow
+def test_time_batched_scores_equal_per_step_scores_and_the_reference(monkeypatch):
+  # A forward-only space is scored time-batched (every conv once over all T
+  # steps): the same scores as the per-step supernet, and as the float64
+  # reference of the standalone network.
+  cfg = CFG.replace(backward=False)
+  forward_only = [t for t in GENOTYPES if not genotype_lib.parse_genotype(t, cfg.ops)[
+      np.tril_indices(4, -1)].any()]
+  assert len(forward_only) == 3
+  ids = np.array([GENOTYPES.index(t) for t in forward_only])
+  key, images = jax.random.key(7), _images()
+  kinds = ("sahd", "sahd_time", "membrane")
+  batched = score.score_candidates(forward_only, images, key, cfg, kernel=kinds, chunk_size=4,
+                                   candidate_ids=ids)
+  per_step = functools.partial(network.supernet_forward, time_batched=False)
+  monkeypatch.setattr(network, "supernet_forward", per_step)
+  score.chunk_scorer.cache_clear()
+  stepped = score.score_candidates(forward_only, images, key, cfg, kernel=kinds, chunk_size=4,
+                                   candidate_ids=ids)
+  monkeypatch.undo()
+  score.chunk_scorer.cache_clear()
+  np.testing.assert_array_equal(batched.singular, stepped.singular)
+  np.testing.assert_allclose(batched.scores, stepped.scores, rtol=1e-6, atol=1e-4)
+  for i, text in enumerate(forward_only):
+    ref = _reference_score(text, key, images, cfg)
+    assert abs(batched.scores[i, 0] - ref) < 1e-4, (text, batched.scores[i, 0], ref)
 
 
 @pytest.mark.slow
