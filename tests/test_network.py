@@ -278,8 +278,8 @@ def test_traced_genotype_raises_a_type_error_asking_for_a_static_one():
 # The time-batched supernet (forward-only spaces): every op set, per-cell
 # genotypes sampled from the space, all score kernels' probes per LIF.
 def _forward_cfg(ops, **kw):
-  return network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
-                                input_shape=(16, 16, 3), ops=ops, **kw)
+  return network.network_config(None, **dict(dict(width=4, hidden=32, timesteps=3, vote_group=2,
+                                                  input_shape=(16, 16, 3), ops=ops), **kw))
 
 
 @pytest.mark.parametrize("ops", ["snasnet"] + [
