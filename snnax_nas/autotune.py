@@ -285,11 +285,12 @@ def scoring_options(section) -> dict:
 
   Args:
     section: mapping with ``kernel``, ``draws``, ``chunk_size``,
-      ``map_batch_size`` and ``conv_dtype`` (``configs.scoring()``); absent
-      fields take the library defaults.
+      ``map_batch_size``, ``conv_dtype``, ``weights`` and ``time_batched``
+      (``configs.scoring()``); absent fields take the library defaults.
 
   Returns:
-    ``dict(kernel, draws, chunk_size, map_batch_size, conv_dtype)`` for
+    ``dict(kernel, draws, chunk_size, map_batch_size, conv_dtype,
+    common_weights, time_batched)`` for
     :func:`snnax_nas.score.score_candidates`; chunk settings are ints or None
     (auto, resolved by :func:`resolve_layout`).
 
@@ -313,8 +314,11 @@ def scoring_options(section) -> dict:
   weights = get("weights", "independent")
   if weights not in WEIGHT_DRAWS:
     raise ValueError(f"scoring.weights={weights!r} is not one of {', '.join(WEIGHT_DRAWS)}")
+  time_batched = get("time_batched", False)
+  if not isinstance(time_batched, (bool, np.bool_)):
+    raise ValueError(f"scoring.time_batched={time_batched!r} must be True or False")
   out = dict(kernel=kernel, draws=int(draws), conv_dtype=conv_dtype,
-             common_weights=weights == "common")
+             common_weights=weights == "common", time_batched=bool(time_batched))
   for name in ("chunk_size", "map_batch_size"):
     out[name] = parse_setting(get(name, None), f"scoring.{name}")
   return out

@@ -335,22 +335,22 @@ def test_time_batched_supernet_equals_per_step_on_event_frames():
                              time_batched=True)
 
 
-def test_time_batched_path_is_chosen_exactly_for_forward_only_spaces(monkeypatch):
+def test_scorer_runs_time_batched_only_on_request_and_without_backward_edges(monkeypatch):
   from snnax_nas.network import supernet  # pylint: disable=g-import-not-at-top
   calls = []
   real = supernet.forward_time_batched
   monkeypatch.setattr(supernet, "forward_time_batched",
                       lambda *a, **k: calls.append(1) or real(*a, **k))
-  x = jax.ShapeDtypeStruct((4, 16, 16, 3), jnp.float32)
-  for backward, time_batched_calls in ((False, 1), (True, 0)):
+  images = jax.ShapeDtypeStruct((1, 4, 16, 16, 3), jnp.float32)
+  for backward, asked, expect in ((False, True, 1), (False, False, 0), (True, True, 0)):
     calls.clear()
     cfg = _forward_cfg("snasnet", backward=backward)
-    params = jax.eval_shape(lambda: network.init_supernet_params(jax.random.key(0), cfg))
     arch = jnp.zeros((cfg.num_cells, cfg.num_edges, len(cfg.ops.nonzero_ops)))
-    jax.eval_shape(lambda p, x: network.supernet_forward(p, arch, x, None, cfg, train=False),
-                   params, x)  # traced, never compiled
-    assert len(calls) == time_batched_calls, backward
+    jax.eval_shape(lambda x: score._candidate_score(  # traced, never compiled
+        arch, 0, x, jax.random.key(0), cfg, ("sahd",), time_batched=asked), images)
+    assert len(calls) == expect, (backward, asked)
   # Backward edges feed step t - 1 into step t: never time-batched.
+  params = jax.eval_shape(lambda: network.init_supernet_params(jax.random.key(0), cfg))
   with pytest.raises(ValueError, match="backward"):
     jax.eval_shape(lambda p, x: network.supernet_forward(p, arch, x, None, cfg, train=False,
-                                                         time_batched=True), params, x)
+                                                         time_batched=True), params, images)

@@ -1,4 +1,3 @@
-import functools
 import os
 import subprocess
 import sys
@@ -115,8 +114,8 @@ def test_batched_supernet_score_equals_standalone_reference():
 
 
 @pytest.mark.slow
-def test_time_batched_scores_equal_per_step_scores_and_the_reference(monkeypatch):
-  # A forward-only space is scored time-batched (every conv once over all T
+def test_time_batched_scores_equal_per_step_scores_and_the_reference():
+  # A forward-only space scored time-batched (every conv once over all T
   # steps): the same scores as the per-step supernet, and as the float64
   # reference of the standalone network.
   cfg = CFG.replace(backward=False)
@@ -127,14 +126,9 @@ def test_time_batched_scores_equal_per_step_scores_and_the_reference(monkeypatch
   key, images = jax.random.key(7), _images()
   kinds = ("sahd", "sahd_time", "membrane")
   batched = score.score_candidates(forward_only, images, key, cfg, kernel=kinds, chunk_size=4,
-                                   candidate_ids=ids)
-  per_step = functools.partial(network.supernet_forward, time_batched=False)
-  monkeypatch.setattr(network, "supernet_forward", per_step)
-  score.chunk_scorer.cache_clear()
+                                   candidate_ids=ids, time_batched=True)
   stepped = score.score_candidates(forward_only, images, key, cfg, kernel=kinds, chunk_size=4,
                                    candidate_ids=ids)
-  monkeypatch.undo()
-  score.chunk_scorer.cache_clear()
   np.testing.assert_array_equal(batched.singular, stepped.singular)
   np.testing.assert_allclose(batched.scores, stepped.scores, rtol=1e-6, atol=1e-4)
   for i, text in enumerate(forward_only):

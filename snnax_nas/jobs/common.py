@@ -175,7 +175,8 @@ def scorer_options(section, cfg: configs.NetworkConfig, *, arch=None):
   return search.ScorerOptions(kernel=args["kernel"], chunk_size=layout.chunk_size,
                               map_batch_size=layout.map_batch_size, draws=args["draws"],
                               conv_dtype=args["conv_dtype"],
-                              common_weights=args["common_weights"])
+                              common_weights=args["common_weights"],
+                              time_batched=args["time_batched"])
 
 
 def warn(message: str) -> None:

@@ -6,10 +6,9 @@ parameters on every edge; an op whose weight is zero is skipped with
 ``lax.cond`` (a real branch under ``lax.map``; under ``vmap`` it becomes a
 select and everything is computed). One compiled function scores any
 genotype of the space. The skeleton around the cells is
-:mod:`snnax_nas.network.skeleton`: a space without backward edges runs
-time-batched (every conv once over all T steps,
-:func:`snnax_nas.network.skeleton.forward_time_batched`), one with backward
-edges step by step.
+:mod:`snnax_nas.network.skeleton`: step by step, or, in a space without
+backward edges and on request, time-batched (every conv once over all T
+steps, :func:`snnax_nas.network.skeleton.forward_time_batched`).
 """
 
 from __future__ import annotations
@@ -109,7 +108,7 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
                      key: Optional[jax.Array], cfg: NetworkConfig, *,
                      probe: Optional[Probe] = None, per_layer: bool = False,
                      train: bool = True, conv_dtype: Optional[str] = None,
-                     time_batched: Optional[bool] = None):
+                     time_batched: bool = False):
   """Forward pass of the supernet with op weights ``arch``, batch-stat BN.
 
   Args:
@@ -128,9 +127,8 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
     conv_dtype: the cells' conv precision (:func:`cell_conv`; None: float32).
     time_batched: run each layer once over all timesteps
       (:func:`snnax_nas.network.skeleton.forward_time_batched`) instead of
-      once per step; same values up to float summation order. None: exactly
-      when the config has no backward edges (``cfg.backward`` False), the
-      only case it supports.
+      once per step; same values up to float summation order. Only for a
+      config without backward edges (``cfg.backward`` False).
 
   Returns:
     ``(logits [B, num_classes], aux)``; ``aux["probes"]`` holds
@@ -146,8 +144,6 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
   returns fresh zeros (or a scan over edge slots with dynamic slicing)
   costs full passes over the activations even when the op is off.
   """
-  if time_batched is None:
-    time_batched = not cfg.backward
   if time_batched and cfg.backward:
     raise ValueError("time_batched=True needs a config without backward edges "
                      "(cfg.backward False): a backward edge feeds step t - 1 into step t")
