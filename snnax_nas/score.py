@@ -7,6 +7,9 @@ The kernels and the log-determinant it evaluates per candidate are
 chosen by :mod:`snnax_nas.autotune` unless given, and
 ``conv_dtype="bfloat16"`` runs the cell convs on bf16 inputs and weights with
 float32 accumulation (Kendall tau against float32 in benchmarks/RESULTS.md).
+``time_batched=True`` runs a space without backward edges with every layer
+once over all T timesteps (same scores up to float rounding; timings in
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
