@@ -283,8 +283,9 @@ def score_candidates(genotypes, images, key: jax.Array,
       loop over T; :func:`snnax_nas.network.skeleton.forward_time_batched`)
       instead of one timestep after another. Same scores up to float
       rounding (~1e-5 relative); ignored with backward edges. Off by
-      default: on a 2-core CPU it was no faster at T = 5 and compiles ~30 %
-      longer (benchmarks/RESULTS.md).
+      default: on a 2-core CPU it was a few percent faster at T = 3, no
+      faster at T = 5 (slower at width 32) and compiled up to 2x longer
+      (benchmarks/RESULTS.md).
     progress: called as ``progress(done, total)`` after each chunk.
 
   Returns:
