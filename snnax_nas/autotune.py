@@ -161,7 +161,8 @@ def choose_layout(backend: str, memory_bytes: float, flops_per_candidate: float,
                 f"candidate, budget {budget / 2**30:.1f} GiB/device{warn})")
 
 
-def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
+def candidate_bytes(cfg: configs.NetworkConfig, batch: int,
+                    time_batched: bool = False) -> float:
   """Upper estimate of one candidate's live memory in a compiled call, bytes.
 
   A vmapped candidate computes every op (``lax.cond`` becomes a select), so
@@ -170,14 +171,15 @@ def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
   and one membrane per (source node, threshold):
   ``S * (E * (O + 1) + sources * groups + 4)``, plus the fixed layers'
   membranes, the stem output and twice the supernet parameters (the fresh
-  draw and its temporaries). With backward edges the time loop is a scan
-  without gradients, so nothing is kept per timestep; a forward-only space
-  runs time-batched (:func:`snnax_nas.network.supernet_forward`), every
-  activation holding all T steps.
+  draw and its temporaries). The time loop is a scan without gradients, so
+  nothing is kept per timestep, unless a forward-only space runs
+  time-batched (``score_candidates(time_batched=True)``): then every
+  activation holds all T steps.
 
   Args:
     cfg: the network config.
     batch: images per batch, B.
+    time_batched: the scorer's option (counts only without backward edges).
   """
   f32 = 4.0
   ops = cfg.ops.nonzero_ops
@@ -192,7 +194,7 @@ def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
     params += sum(cfg.num_edges * (op.kernel * op.kernel * c * c + 2 * c)
                   for op in ops if op.has_lif)
   params += 9 * c1 * 2 * c1 + cfg.classifier_in * cfg.hidden + cfg.hidden * cfg.num_outputs
-  steps = 1 if cfg.backward else cfg.timesteps
+  steps = cfg.timesteps if time_batched and not cfg.backward else 1
   return f32 * (steps * batch * (cells + fixed) + 2 * params + 2 * batch * batch)
 
 
@@ -226,7 +228,7 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
                    chunk_size: Setting = None, map_batch_size: Setting = None,
                    arch: Optional[np.ndarray] = None, draws: int = 1,
                    num_devices: Optional[int] = None,
-                   backend: Optional[str] = None) -> Layout:
+                   backend: Optional[str] = None, time_batched: bool = False) -> Layout:
   """The layout to run: the user's settings where given, else the automatic
   choice of :func:`choose_layout` for this machine.
 
@@ -239,6 +241,7 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
     draws: weight draws per candidate (multiplies the FLOPs).
     num_devices: devices a chunk is sharded over (default: all local).
     backend: default ``jax.default_backend()``.
+    time_batched: the scorer's option (memory of T steps per activation).
 
   Returns:
     A :class:`Layout` with ``chunk_size`` rounded up to a multiple of the
@@ -263,7 +266,7 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
     count = len(arch)
   work = flops_lib.candidate_flops(arch, cfg, batch, repeats).executed if len(arch) else [0.0]
   auto = choose_layout(backend, device_memory_bytes(), draws * float(np.mean(work)),
-                       candidate_bytes(cfg, batch), num_devices, count)
+                       candidate_bytes(cfg, batch, time_batched), num_devices, count)
   if chunk is None and mbs is None:
     return auto
   if chunk is None:  # map_batch given: keep the chosen steps per chunk

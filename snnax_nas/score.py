@@ -316,7 +316,8 @@ def score_candidates(genotypes, images, key: jax.Array,
   conv_dtype = autotune.conv_dtype_name(conv_dtype)
   layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],
                                    chunk_size=chunk_size, map_batch_size=map_batch_size,
-                                   arch=arch, draws=int(draws), num_devices=num_devices)
+                                   arch=arch, draws=int(draws), num_devices=num_devices,
+                                   time_batched=bool(time_batched))
   if autotune.parse_setting(chunk_size, "chunk_size") is None or autotune.parse_setting(
       map_batch_size, "map_batch_size") is None:
     _log.info("scorer layout %s", layout.reason)

@@ -71,6 +71,8 @@ def test_candidate_bytes_grows_with_batch_and_width():
   # At least every cell conv output of every edge and op, float32.
   (h, w, c), _ = SMALL.cell_shapes
   assert a > 4 * 64 * h * w * c * SMALL.num_edges * len(SMALL.ops.nonzero_ops)
+  # Time-batched scoring holds all T steps of every activation.
+  assert autotune.candidate_bytes(SMALL, 64, time_batched=True) > 0.9 * SMALL.timesteps * a
 
 
 @pytest.mark.parametrize("value, expect", [(None, None), ("auto", None), ("AUTO", None),
