@@ -93,6 +93,10 @@ def _parse(argv=None):
   p.add_argument("--compare_ref", default=None,
                  help="git revision (e.g. HEAD): also time that revision's scorer, "
                       "interleaved run by run with the working tree's (before/after)")
+  p.add_argument("--time_batched", choices=("off", "on", "both"), default="off",
+                 help="score forward-only spaces time-batched (score_candidates("
+                      "time_batched=True)); both: time the per-step and time-batched "
+                      "scorers of this tree side by side, interleaved")
   p.add_argument("--json", default=None, help="write all results to this file")
   p.add_argument("--_child_memory", type=int, default=0, help=argparse.SUPPRESS)
   p.add_argument("--_child_ops", default="snasnet", help=argparse.SUPPRESS)
@@ -248,8 +252,10 @@ def load_ref(ref: str):
 class JaxScorer:
   """One scorer (a ``score`` module and its config) prepared for timing."""
 
-  def __init__(self, name, score_mod, cfg, gs, images, args, flops):
+  def __init__(self, name, score_mod, cfg, gs, images, args, flops, time_batched=False):
     self.name, self.score, self.cfg, self.gs = name, score_mod, cfg, gs
+    # Only passed when set: a --compare_ref revision may predate the option.
+    self.extra = {"time_batched": True} if time_batched else {}
     self.flops = flops  # [N, 2] useful, executed
     self.key = jax.random.key(args.seed)
     ndev = jax.local_device_count()
@@ -259,7 +265,9 @@ class JaxScorer:
     self.times, self.result = [], None
     score_mod.chunk_scorer.cache_clear()
     self.fn, _ = score_mod.chunk_scorer(cfg, "sahd", self.chunk, self.mbs,
-                                        tuple(self.images.shape), ndev)
+                                        tuple(self.images.shape), ndev,
+                                        **({"time_batched": not cfg.backward}
+                                           if time_batched else {}))
     self.aot_compile = float("nan")
     if not args.no_aot:
       arch0 = genotype_lib.arch_of(gs[:1].repeat(self.chunk, 0), cfg)
@@ -273,7 +281,8 @@ class JaxScorer:
 
   def run(self, n=None):
     return self.score.score_candidates(self.gs[:n], self.images, self.key, self.cfg,
-                                       chunk_size=self.chunk, map_batch_size=self.mbs)
+                                       chunk_size=self.chunk, map_batch_size=self.mbs,
+                                       **self.extra)
 
   def timed(self):
     t0 = time.perf_counter()
@@ -289,6 +298,7 @@ class JaxScorer:
         "aot_compile_s": self.aot_compile, "first_call_s": self.first_call,
         "run_s": self.times, "median_s": med, "cand_per_s": len(self.gs) / med,
         "cand_per_s_best": len(self.gs) / min(self.times),
+        "cand_per_s_worst": len(self.gs) / max(self.times),
         "useful_gflop_per_cand": float(self.flops[:, 0].mean() / 1e9),
         "executed_gflop_per_cand": float(self.flops[:, 1].mean() / 1e9),
         "useful_gflops": float(self.flops[:, 0].sum() / med / 1e9),
@@ -311,14 +321,18 @@ def bench_jax(gs, images, cfg, args, flops, ref=None):
     ref_cfg = ref_network.network_config(None, **fields)
     scorers.append(JaxScorer(f"ref {args.compare_ref}", ref_score, ref_cfg, gs, images,
                              args, flops))
-  scorers.append(JaxScorer("this tree", score, cfg, gs, images, args, flops))
+  if args.time_batched == "both":
+    scorers.append(JaxScorer("this tree, per-step", score, cfg, gs, images, args, flops))
+  scorers.append(JaxScorer("this tree" + (", time-batched" if args.time_batched != "off" else ""),
+                           score, cfg, gs, images, args, flops,
+                           time_batched=args.time_batched != "off"))
   for _ in range(args.reps):
     for s in scorers:
       s.timed()
   out = [s.summary() for s in scorers]
-  if ref is not None:
-    out[0]["max_abs_score_diff_vs_this_tree"] = float(np.max(np.abs(
-        np.array(out[0]["scores"]) - np.array(out[1]["scores"]))))
+  for o in out[:-1]:
+    o["max_abs_score_diff_vs_this_tree"] = float(np.max(np.abs(
+        np.array(o["scores"]) - np.array(out[-1]["scores"]))))
   return out
 
 
@@ -526,13 +540,16 @@ def main(args):
     runs = bench_jax(gs, images, cfg, args, np.stack([counts.useful, counts.executed], 1), ref)
     if ref is not None:
       res["jax_ref"] = runs[0]
+    if args.time_batched == "both":
+      res["jax_per_step"] = runs[-2]
     res["jax"] = j = runs[-1]
     for r in runs:
       if peak:
         r["pct_conv_peak"] = 100 * r["useful_gflops"] / peak
         r["pct_conv_peak_executed"] = 100 * r["executed_gflops"] / peak
       print(f"jax [{r['name']}]: {r['cand_per_s']:.3f} cand/s (median of {args.reps} runs of "
-            f"{r['candidates']}; best {r['cand_per_s_best']:.3f}), chunk {r['chunk_size']}, "
+            f"{r['candidates']}; best {r['cand_per_s_best']:.3f}, worst {r['cand_per_s_worst']:.3f}), "
+            f"chunk {r['chunk_size']}, "
             f"map_batch_size {r['map_batch_size']}, compile {r['aot_compile_s']:.1f} s (AOT), "
             f"first call {r['first_call_s']:.1f} s, compilations {r['compilations']}, "
             f"maxrss so far {r['maxrss_mib']:.0f} MiB")
@@ -545,6 +562,13 @@ def main(args):
              if "max_abs_score_diff_vs_this_tree" in r else ""))
     if ref is not None:
       print(f"speedup: this tree / ref = {j['cand_per_s'] / runs[0]['cand_per_s']:.2f}x")
+    if args.time_batched == "both":
+      # Per repeat, both scorers ran back to back: the ratio of paired runs
+      # cancels most of a shared machine's load changes.
+      paired = np.array(runs[-2]["run_s"]) / np.array(j["run_s"])
+      res["time_batched_speedup_paired"] = paired.tolist()
+      print(f"speedup: time-batched / per-step = {np.median(paired):.2f}x (median of "
+            f"{len(paired)} paired runs, range {paired.min():.2f}-{paired.max():.2f})")
     flops_each = counts.useful
     print(f"        FLOPs per candidate: mean {flops_each.mean() / 1e9:.2f} G, min "
           f"{flops_each.min() / 1e9:.2f} G, max {flops_each.max() / 1e9:.2f} G; at a sustained "

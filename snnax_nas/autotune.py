@@ -161,7 +161,8 @@ def choose_layout(backend: str, memory_bytes: float, flops_per_candidate: float,
                 f"candidate, budget {budget / 2**30:.1f} GiB/device{warn})")
 
 
-def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
+def candidate_bytes(cfg: configs.NetworkConfig, batch: int,
+                    time_batched: bool = False) -> float:
   """Upper estimate of one candidate's live memory in a compiled call, bytes.
 
   A vmapped candidate computes every op (``lax.cond`` becomes a select), so
@@ -171,11 +172,14 @@ def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
   ``S * (E * (O + 1) + sources * groups + 4)``, plus the fixed layers'
   membranes, the stem output and twice the supernet parameters (the fresh
   draw and its temporaries). The time loop is a scan without gradients, so
-  nothing is kept per timestep.
+  nothing is kept per timestep, unless a forward-only space runs
+  time-batched (``score_candidates(time_batched=True)``): then every
+  activation holds all T steps.
 
   Args:
     cfg: the network config.
     batch: images per batch, B.
+    time_batched: the scorer's option (counts only without backward edges).
   """
   f32 = 4.0
   ops = cfg.ops.nonzero_ops
@@ -190,7 +194,8 @@ def candidate_bytes(cfg: configs.NetworkConfig, batch: int) -> float:
     params += sum(cfg.num_edges * (op.kernel * op.kernel * c * c + 2 * c)
                   for op in ops if op.has_lif)
   params += 9 * c1 * 2 * c1 + cfg.classifier_in * cfg.hidden + cfg.hidden * cfg.num_outputs
-  return f32 * (batch * (cells + fixed) + 2 * params + 2 * batch * batch)
+  steps = cfg.timesteps if time_batched and not cfg.backward else 1
+  return f32 * (steps * batch * (cells + fixed) + 2 * params + 2 * batch * batch)
 
 
 def space_sample(cfg: configs.NetworkConfig, n: int = 256) -> np.ndarray:
@@ -223,7 +228,7 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
                    chunk_size: Setting = None, map_batch_size: Setting = None,
                    arch: Optional[np.ndarray] = None, draws: int = 1,
                    num_devices: Optional[int] = None,
-                   backend: Optional[str] = None) -> Layout:
+                   backend: Optional[str] = None, time_batched: bool = False) -> Layout:
   """The layout to run: the user's settings where given, else the automatic
   choice of :func:`choose_layout` for this machine.
 
@@ -236,6 +241,7 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
     draws: weight draws per candidate (multiplies the FLOPs).
     num_devices: devices a chunk is sharded over (default: all local).
     backend: default ``jax.default_backend()``.
+    time_batched: the scorer's option (memory of T steps per activation).
 
   Returns:
     A :class:`Layout` with ``chunk_size`` rounded up to a multiple of the
@@ -260,7 +266,7 @@ def resolve_layout(cfg: configs.NetworkConfig, batch: int, repeats: int, *,
     count = len(arch)
   work = flops_lib.candidate_flops(arch, cfg, batch, repeats).executed if len(arch) else [0.0]
   auto = choose_layout(backend, device_memory_bytes(), draws * float(np.mean(work)),
-                       candidate_bytes(cfg, batch), num_devices, count)
+                       candidate_bytes(cfg, batch, time_batched), num_devices, count)
   if chunk is None and mbs is None:
     return auto
   if chunk is None:  # map_batch given: keep the chosen steps per chunk
@@ -282,11 +288,12 @@ def scoring_options(section) -> dict:
 
   Args:
     section: mapping with ``kernel``, ``draws``, ``chunk_size``,
-      ``map_batch_size`` and ``conv_dtype`` (``configs.scoring()``); absent
-      fields take the library defaults.
+      ``map_batch_size``, ``conv_dtype``, ``weights`` and ``time_batched``
+      (``configs.scoring()``); absent fields take the library defaults.
 
   Returns:
-    ``dict(kernel, draws, chunk_size, map_batch_size, conv_dtype)`` for
+    ``dict(kernel, draws, chunk_size, map_batch_size, conv_dtype,
+    common_weights, time_batched)`` for
     :func:`snnax_nas.score.score_candidates`; chunk settings are ints or None
     (auto, resolved by :func:`resolve_layout`).
 
@@ -310,8 +317,11 @@ def scoring_options(section) -> dict:
   weights = get("weights", "independent")
   if weights not in WEIGHT_DRAWS:
     raise ValueError(f"scoring.weights={weights!r} is not one of {', '.join(WEIGHT_DRAWS)}")
+  time_batched = get("time_batched", False)
+  if not isinstance(time_batched, (bool, np.bool_)):
+    raise ValueError(f"scoring.time_batched={time_batched!r} must be True or False")
   out = dict(kernel=kernel, draws=int(draws), conv_dtype=conv_dtype,
-             common_weights=weights == "common")
+             common_weights=weights == "common", time_batched=bool(time_batched))
   for name in ("chunk_size", "map_batch_size"):
     out[name] = parse_setting(get(name, None), f"scoring.{name}")
   return out

@@ -7,6 +7,9 @@ The kernels and the log-determinant it evaluates per candidate are
 chosen by :mod:`snnax_nas.autotune` unless given, and
 ``conv_dtype="bfloat16"`` runs the cell convs on bf16 inputs and weights with
 float32 accumulation (Kendall tau against float32 in benchmarks/RESULTS.md).
+``time_batched=True`` runs a space without backward edges with every layer
+once over all T timesteps (same scores up to float rounding; timings in
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ _log = logging.getLogger(__name__)
 
 def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
                      kernels: tuple[str, ...], draws: int = 1,
-                     conv_dtype: Optional[str] = None):
+                     conv_dtype: Optional[str] = None, time_batched: bool = False):
   """Scores [K] and singular flags [K] of one candidate.
 
   Draw ``d`` initialises fresh weights from ``fold_in(key, cid)`` (d = 0, as
@@ -63,7 +66,8 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
     def one_batch(r):
       _, aux = network_lib.supernet_forward(
           params, arch, images[r], jax.random.fold_in(k_drop, r), cfg, probe=probe,
-          per_layer=per_layer, conv_dtype=conv_dtype)
+          per_layer=per_layer, conv_dtype=conv_dtype,
+          time_batched=time_batched and not cfg.backward)
       return batch_score(aux["probes"])
 
     return jax.lax.map(one_batch, jnp.arange(images.shape[0]))
@@ -77,14 +81,15 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
 
 
 def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, draws=1,
-                conv_dtype=None):
+                conv_dtype=None, time_batched=False):
   """Scores one chunk: candidates sharded over ``mesh``, mapped per device.
 
   ``kernel`` is a tuple of kernel names; outputs are [chunk, K].
   """
 
   def per_device(arch, ids, images, key):
-    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel, draws, conv_dtype)
+    fn = lambda a: _candidate_score(a[0], a[1], images, key, cfg, kernel, draws, conv_dtype,
+                                    time_batched)
     # lax.map(batch_size=1) is NOT a sequential map: it vmaps batches of one,
     # which turns every lax.cond into a select (all ops on all edges computed)
     # and per-candidate convs into batched ones; measured ~3x slower on CPU.
@@ -104,11 +109,12 @@ def _chunk_body(arch, ids, images, key, *, cfg, kernel, map_batch_size, mesh, dr
 @functools.lru_cache(maxsize=16)
 def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_size: int,
                  map_batch_size: int, images_shape: tuple, num_devices: int, draws: int = 1,
-                 conv_dtype: Optional[str] = None):
+                 conv_dtype: Optional[str] = None, time_batched: bool = False):
   """A jitted ``(arch [chunk, L, E, O], ids [chunk], images, key) -> (scores
   [chunk, K], singular [chunk, K])`` for the K kernel names in ``kernel``,
   sharded over the first ``num_devices`` local devices; ``conv_dtype`` is
-  :func:`snnax_nas.autotune.conv_dtype_name`'s.
+  :func:`snnax_nas.autotune.conv_dtype_name`'s, ``time_batched`` as
+  :func:`score_candidates`'.
 
   Cached per static configuration (the arguments), so every chunk of a search
   reuses one compilation; tests prove it with ``chex.assert_max_traces``.
@@ -119,7 +125,7 @@ def chunk_scorer(cfg: network_lib.NetworkConfig, kernel: tuple[str, ...], chunk_
   mesh = Mesh(np.array(jax.local_devices()[:num_devices]), ("cand",))
   body = functools.partial(_chunk_body, cfg=cfg, kernel=kernel,
                            map_batch_size=map_batch_size, mesh=mesh, draws=draws,
-                           conv_dtype=conv_dtype)
+                           conv_dtype=conv_dtype, time_batched=bool(time_batched))
   cand = NamedSharding(mesh, P("cand"))
   rep = NamedSharding(mesh, P())
   return jax.jit(body, in_shardings=(cand, cand, rep, rep),
@@ -221,6 +227,7 @@ def score_candidates(genotypes, images, key: jax.Array,
                      num_devices: Optional[int] = None,
                      arch: Optional[np.ndarray] = None,
                      common_weights: bool = False,
+                     time_batched: bool = False,
                      progress: Optional[callbacks.ScoreProgress] = None) -> ScoreResult:
   """Scores candidates, each with its own fresh random weights (or, with
   ``common_weights``, all on the same weights).
@@ -260,6 +267,14 @@ def score_candidates(genotypes, images, key: jax.Array,
       random numbers: the key of candidate id 0 for all), so candidates are
       compared on equal weights and a cell's score depends on the cell alone,
       never on its id. False (the reference): each candidate id draws its own.
+    time_batched: in a space without backward edges, run every layer once
+      over all T timesteps (convs over T x B images, the LIFs an elementwise
+      loop over T; :func:`snnax_nas.network.skeleton.forward_time_batched`)
+      instead of one timestep after another. Same scores up to float
+      rounding (~1e-5 relative); ignored with backward edges. Off by
+      default: on a 2-core CPU it was a few percent faster at T = 3, no
+      faster at T = 5 (slower at width 32) and compiled up to 2x longer
+      (benchmarks/RESULTS.md).
     progress: called as ``progress(done, total)`` after each chunk.
 
   Returns:
@@ -290,13 +305,15 @@ def score_candidates(genotypes, images, key: jax.Array,
   conv_dtype = autotune.conv_dtype_name(conv_dtype)
   layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],
                                    chunk_size=chunk_size, map_batch_size=map_batch_size,
-                                   arch=arch, draws=int(draws), num_devices=num_devices)
+                                   arch=arch, draws=int(draws), num_devices=num_devices,
+                                   time_batched=bool(time_batched))
   if autotune.parse_setting(chunk_size, "chunk_size") is None or autotune.parse_setting(
       map_batch_size, "map_batch_size") is None:
     _log.info("scorer layout %s", layout.reason)
   chunk_size, map_batch_size = layout.chunk_size, layout.map_batch_size
   fn, mesh = chunk_scorer(cfg, kernels, chunk_size, map_batch_size,
-                          tuple(images.shape), num_devices, int(draws), conv_dtype)
+                          tuple(images.shape), num_devices, int(draws), conv_dtype,
+                          bool(time_batched) and not cfg.backward)
   images = jax.device_put(images, NamedSharding(mesh, P()))
   key = jax.device_put(key, NamedSharding(mesh, P()))
   # Explicit puts: under jax.distributed, jit refuses host numpy inputs for a

@@ -71,6 +71,8 @@ def test_candidate_bytes_grows_with_batch_and_width():
   # At least every cell conv output of every edge and op, float32.
   (h, w, c), _ = SMALL.cell_shapes
   assert a > 4 * 64 * h * w * c * SMALL.num_edges * len(SMALL.ops.nonzero_ops)
+  # Time-batched scoring holds all T steps of every activation.
+  assert autotune.candidate_bytes(SMALL, 64, time_batched=True) > 0.9 * SMALL.timesteps * a
 
 
 @pytest.mark.parametrize("value, expect", [(None, None), ("auto", None), ("AUTO", None),
@@ -105,15 +107,17 @@ def test_scoring_options_checks_every_field():
   ok = autotune.scoring_options(dict(kernel="sahd_time", draws=3, chunk_size="auto",
                                      map_batch_size="4", conv_dtype="bfloat16"))
   assert ok == dict(kernel="sahd_time", draws=3, chunk_size=None, map_batch_size=4,
-                    conv_dtype="bfloat16", common_weights=False)
+                    conv_dtype="bfloat16", common_weights=False, time_batched=False)
   assert autotune.scoring_options(dict(weights="common"))["common_weights"] is True
+  assert autotune.scoring_options(dict(time_batched=True))["time_batched"] is True
   for bad, words in [(dict(kernel="foo"), ["scoring.kernel='foo'", "sahd_time"]),
                      (dict(draws=0), ["scoring.draws=0"]),
                      (dict(draws=1.5), ["scoring.draws=1.5"]),
                      (dict(conv_dtype="float16"), ["float16", "bfloat16"]),
                      (dict(chunk_size="0"), ["scoring.chunk_size=0", ">= 1"]),
                      (dict(map_batch_size=-1), ["scoring.map_batch_size=-1"]),
-                     (dict(weights="shared"), ["scoring.weights='shared'", "common"])]:
+                     (dict(weights="shared"), ["scoring.weights='shared'", "common"]),
+                     (dict(time_batched="yes"), ["scoring.time_batched='yes'"])]:
     with pytest.raises(ValueError) as e:
       autotune.scoring_options(bad)
     for w in words:

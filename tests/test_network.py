@@ -272,3 +272,84 @@ def test_traced_genotype_raises_a_type_error_asking_for_a_static_one():
                                                               cfg)[0],
               static_argnames="genotypes")
   assert f(params, genotypes=text).shape == (2, cfg.num_classes)
+
+
+# The time-batched supernet (forward-only spaces): every op set, per-cell
+# genotypes sampled from the space, all score kernels' probes per LIF.
+def _forward_cfg(ops, **kw):
+  return network.network_config(None, **dict(dict(width=4, hidden=32, timesteps=3, vote_group=2,
+                                                  input_shape=(16, 16, 3), ops=ops), **kw))
+
+
+@pytest.mark.parametrize("ops", ["snasnet"] + [
+    pytest.param(o, marks=pytest.mark.slow) for o in ("spikenas", "spikenas3", "lightsnn")])
+def test_time_batched_supernet_equals_per_step(ops):
+  from snnax_nas import kernels  # pylint: disable=g-import-not-at-top
+  cfg = _forward_cfg(ops)
+  rng = np.random.default_rng(0)
+  gs = genotype_lib.sample_genotypes(rng, 3 * cfg.num_cells, cfg.ops, backward=False)
+  arch = score.arch_of(score.as_genotypes(gs.reshape(3, cfg.num_cells, 4, 4), cfg), cfg)
+  params = network.init_supernet_params(jax.random.key(1), cfg)
+  x, key = _images(), jax.random.key(3)
+  probe = kernels.KernelProbe(kernels.KERNELS)
+
+  @jax.jit
+  def both(a):
+    out = {}
+    for tb in (False, True):
+      logits, aux = network.supernet_forward(params, a, x, key, cfg, probe=probe,
+                                             per_layer=True, time_batched=tb)
+      out[tb] = logits, aux["probes"], kernels.scores_from_probes(aux["probes"], probe.kernels,
+                                                                  per_layer=True)
+    return out
+
+  for a in arch:
+    out = both(a)
+    (y0, p0, (s0, bad0)), (y1, p1, (s1, bad1)) = out[False], out[True]
+    np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-6)
+    assert jax.tree.structure(p1) == jax.tree.structure(p0)
+    # Spike codes: the per-LIF Hamming / Gram / pattern terms are integer-valued
+    # sums, identical unless a spike flipped; the membranes agree to rounding.
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5), p1, p0)
+    np.testing.assert_array_equal(bad1, bad0)
+    np.testing.assert_allclose(s1, s0, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_time_batched_supernet_equals_per_step_on_event_frames():
+  cfg = _forward_cfg("snasnet", input_shape=(16, 16, 2))
+  g = score.as_genotypes(["0104/0040/0003/0000"], cfg)
+  arch = score.arch_of(g, cfg)[0]
+  params = network.init_supernet_params(jax.random.key(1), cfg)
+  frames = jax.random.normal(jax.random.key(2), (8, 3, 16, 16, 2)) * 2
+  probe = lambda s: s.reshape(s.shape[0], -1).sum(1)  # per-sample spike counts
+  run = jax.jit(lambda tb: network.supernet_forward(params, arch, frames, jax.random.key(3), cfg,
+                                                    probe=probe, per_layer=True,
+                                                    time_batched=tb), static_argnums=0)
+  (y0, a0), (y1, a1) = run(False), run(True)
+  np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-6)
+  jax.tree.map(np.testing.assert_array_equal, a1["probes"], a0["probes"])
+  with pytest.raises(ValueError, match="2 frames"):
+    network.supernet_forward(params, arch, frames[:, :2], None, cfg, train=False,
+                             time_batched=True)
+
+
+def test_scorer_runs_time_batched_only_on_request_and_without_backward_edges(monkeypatch):
+  from snnax_nas.network import supernet  # pylint: disable=g-import-not-at-top
+  calls = []
+  real = supernet.forward_time_batched
+  monkeypatch.setattr(supernet, "forward_time_batched",
+                      lambda *a, **k: calls.append(1) or real(*a, **k))
+  images = jax.ShapeDtypeStruct((1, 4, 16, 16, 3), jnp.float32)
+  for backward, asked, expect in ((False, True, 1), (False, False, 0), (True, True, 0)):
+    calls.clear()
+    cfg = _forward_cfg("snasnet", backward=backward)
+    arch = jnp.zeros((cfg.num_cells, cfg.num_edges, len(cfg.ops.nonzero_ops)))
+    jax.eval_shape(lambda x: score._candidate_score(  # traced, never compiled
+        arch, 0, x, jax.random.key(0), cfg, ("sahd",), time_batched=asked), images)
+    assert len(calls) == expect, (backward, asked)
+  # Backward edges feed step t - 1 into step t: never time-batched.
+  params = jax.eval_shape(lambda: network.init_supernet_params(jax.random.key(0), cfg))
+  with pytest.raises(ValueError, match="backward"):
+    jax.eval_shape(lambda p, x: network.supernet_forward(p, arch, x, None, cfg, train=False,
+                                                         time_batched=True), params, images)

@@ -114,6 +114,33 @@ def test_batched_supernet_score_equals_standalone_reference():
 
 
 @pytest.mark.slow
+def test_time_batched_scores_equal_per_step_scores_and_the_reference():
+  # A forward-only space scored time-batched (every conv once over all T
+  # steps): the same scores as the per-step supernet, and as the float64
+  # reference of the standalone network.
+  cfg = CFG.replace(backward=False)
+  forward_only = [t for t in GENOTYPES if not genotype_lib.parse_genotype(t, cfg.ops)[
+      np.tril_indices(4, -1)].any()]
+  assert len(forward_only) == 3
+  ids = np.array([GENOTYPES.index(t) for t in forward_only])
+  key, images = jax.random.key(7), _images()
+  kinds = ("sahd", "sahd_time", "membrane")
+  batched = score.score_candidates(forward_only, images, key, cfg, kernel=kinds, chunk_size=4,
+                                   candidate_ids=ids, time_batched=True)
+  stepped = score.score_candidates(forward_only, images, key, cfg, kernel=kinds, chunk_size=4,
+                                   candidate_ids=ids)
+  np.testing.assert_array_equal(batched.singular, stepped.singular)
+  np.testing.assert_allclose(batched.scores, stepped.scores, rtol=1e-6, atol=1e-4)
+  assert np.isfinite(batched.scores[:, 0]).sum() >= 2
+  for i, text in enumerate(forward_only):
+    ref = _reference_score(text, key, images, cfg)
+    if batched.singular[i, 0]:  # singular in float64 too
+      assert ref == -np.inf and batched.scores[i, 0] == -np.inf
+    else:
+      assert abs(batched.scores[i, 0] - ref) < 1e-4, (text, batched.scores[i, 0], ref)
+
+
+@pytest.mark.slow
 def test_one_compilation_for_any_number_of_chunks_and_chunking_invariance(monkeypatch):
   key, images = jax.random.key(3), _images(1)
   gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 7, CFG.ops, backward=True)

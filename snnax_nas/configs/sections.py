@@ -107,7 +107,10 @@ def scoring() -> config_dict.ConfigDict:
       # independent: each candidate its own weights (the reference); common:
       # every candidate on the same weights (a cell's score is the cell's alone)
       weights="independent",
-      conv_dtype="float32"))  # cell convs: float32 (reference) or bfloat16 (f32 accumulation)
+      conv_dtype="float32",  # cell convs: float32 (reference) or bfloat16 (f32 accumulation)
+      # Forward-only spaces: every layer once over all T timesteps instead of
+      # step by step (same scores up to rounding; not faster on a 2-core CPU).
+      time_batched=False))
 
 
 def apply_preset(config: config_dict.ConfigDict, preset: Optional[str],

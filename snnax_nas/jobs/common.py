@@ -170,12 +170,13 @@ def scorer_options(section, cfg: configs.NetworkConfig, *, arch=None):
   layout = autotune.resolve_layout(cfg, section.batch_size, section.repeats,
                                    chunk_size=args["chunk_size"],
                                    map_batch_size=args["map_batch_size"], arch=arch,
-                                   draws=args["draws"])
+                                   draws=args["draws"], time_batched=args["time_batched"])
   logging.info("scorer layout: %s", layout.reason)
   return search.ScorerOptions(kernel=args["kernel"], chunk_size=layout.chunk_size,
                               map_batch_size=layout.map_batch_size, draws=args["draws"],
                               conv_dtype=args["conv_dtype"],
-                              common_weights=args["common_weights"])
+                              common_weights=args["common_weights"],
+                              time_batched=args["time_batched"])
 
 
 def warn(message: str) -> None:

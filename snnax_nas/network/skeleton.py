@@ -18,6 +18,12 @@ Per input batch (reference ``model_snn.py``; spec §1)::
 :func:`cell_wiring` is the node graph both cell implementations share, and
 :func:`network_genotypes` / :func:`edge_ops` the cells and edge ops of one
 network, which every network implementation builds from.
+:func:`forward_time_batched` computes the same network for cells without
+backward edges, scoring only (batch statistics): every layer but the LIFs
+runs once over the time-major activations of all T steps [T, B, H, W, C]
+(one conv over T x B images), each LIF's membrane recursion is an
+elementwise loop over T. A :class:`TimeLayout` tells a cell implementation
+which of the two it is called from.
 
 Layouts: images NHWC float32; conv kernels HWIO; dense kernels [in, out].
 Cell ``l`` of ``L = 2 * cells_per_stage`` (stage-1 cells first).
@@ -33,6 +39,7 @@ probes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from typing import Callable
 from typing import Optional
@@ -48,7 +55,9 @@ from snnax_nas import neurons
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import NetworkConfig
 from snnax_nas.layers import avg_pool
+from snnax_nas.layers import batch_moments
 from snnax_nas.layers import batch_norm
+from snnax_nas.layers import bn_normalize
 from snnax_nas.layers import conv2d
 from snnax_nas.layers import dropout_mask
 
@@ -146,10 +155,13 @@ def spike_counts(spikes: jax.Array, mask: Optional[jax.Array] = None,
 
 
 class _Recorder:
-  """Collects ``(active * probe(spikes), active)`` of each LIF in one step."""
+  """Collects ``(active * probe(spikes), calls * active)`` of each LIF in one
+  step, or over all ``calls`` timesteps at once (the values then summed over
+  them by the caller)."""
 
-  def __init__(self, probe: Optional[Probe]):
+  def __init__(self, probe: Optional[Probe], calls: int = 1):
     self.probe = probe
+    self.calls = calls
     self.values, self.counts = {}, {}
 
   def zeros(self, spikes_shape) -> Any:
@@ -160,7 +172,7 @@ class _Recorder:
   def add(self, name: str, value: Any, active=1.0):
     active = jnp.asarray(active, jnp.float32)
     self.values[name] = jax.tree.map(lambda v: active * v, value)
-    self.counts[name] = active
+    self.counts[name] = self.calls * active
 
   def record(self, name: str, spikes: jax.Array, membrane: jax.Array):
     if self.probe is not None:
@@ -335,6 +347,183 @@ def forward(params: Params, images: jax.Array, key: Optional[jax.Array],
     aux["batch_stats"] = stats if framed else dict(stats, stem={"bn": stem_stats})
   if probe is not None:
     values, counts = jax.tree.map(lambda a: a.sum(0), recorded)
+    aux["probes"] = {"values": values, "counts": counts}
+  return logits, aux
+
+
+def over_time(fn: Callable[[jax.Array], jax.Array], xs: jax.Array) -> jax.Array:
+  """``fn`` of NHWC images [N, ...] applied to time-major ``xs`` [T, B, ...] as
+  one call on the T x B images (one convolution instead of T)."""
+  y = fn(xs.reshape((-1,) + xs.shape[2:]))
+  return y.reshape(xs.shape[:2] + y.shape[1:])
+
+
+def lif_over_time(v0: jax.Array, xs: jax.Array, lif: neurons.LIFConfig):
+  """A LIF from membrane ``v0`` [...] over time-major inputs ``xs`` [T, ...].
+
+  Returns:
+    ``(v_T [...], spikes [T, ...], membranes [T, ...])``: the membrane after
+    the last step, the spikes, and each step's charged membrane
+    (:func:`snnax_nas.neurons.lif_charge`, for probes that read it; dropped
+    by XLA when none does).
+
+  The few, static timesteps are unrolled: the recursion is elementwise, so
+  XLA fuses it into one pass over ``xs`` (a ``lax.scan`` would be a loop of
+  T small kernels).
+  """
+  v, spikes, membranes = v0, [], []
+  for t in range(xs.shape[0]):
+    membranes.append(neurons.lif_charge(v, xs[t], lif))
+    v, s = neurons.lif_step(v, xs[t], lif)
+    spikes.append(s)
+  return v, jnp.stack(spikes), jnp.stack(membranes)
+
+
+def probe_over_time(probe: Probe, spikes: jax.Array, membranes: jax.Array):
+  """The sum over timesteps of :func:`call_probe` of each step's spikes and
+  membranes [T, B, ...]: the T calls of one LIF, one probe call each."""
+  total = None
+  for t in range(spikes.shape[0]):
+    v = call_probe(probe, spikes[t], membranes[t])
+    total = v if total is None else jax.tree.map(jnp.add, total, v)
+  return total
+
+
+def batch_norm_per_step(xs: jax.Array, p: Params) -> jax.Array:
+  """Batch norm of time-major ``xs`` [T, B, ..., C], each timestep with its own
+  batch statistics, exactly the statistics :func:`forward`'s scoring pass
+  takes per step (one-pass variance, see :func:`snnax_nas.layers.batch_norm`).
+
+  Args:
+    xs: activations [T, B, ..., C].
+    p: ``{"scale": [C], "bias": [C]}`` (other entries ignored).
+  """
+  mean, var = batch_moments(xs, tuple(range(1, xs.ndim - 1)), one_pass=True)  # [T, C]
+  shape = (xs.shape[0],) + (1,) * (xs.ndim - 2) + (xs.shape[-1],)
+  return bn_normalize(xs, mean.reshape(shape), var.reshape(shape), p)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeLayout:
+  """How a cell implementation sees time.
+
+  ``time_batched`` False: one timestep's activations [B, H, W, C] per call,
+  from :func:`forward`. True: all T timesteps at once, time-major [T, B, H,
+  W, C], from :func:`forward_time_batched`. The methods are the operations a
+  cell needs that differ between the two.
+  """
+
+  time_batched: bool = False
+
+  def lif(self, v: jax.Array, u: jax.Array, lif: neurons.LIFConfig):
+    """``(v_next, spikes, charged membrane)`` of a LIF from membrane ``v``
+    [B, ...] on input ``u`` (one step, or all steps: ``v_next`` after the
+    last)."""
+    if self.time_batched:
+      return lif_over_time(v, u, lif)
+    membrane = neurons.lif_charge(v, u, lif)
+    v, spikes = neurons.lif_step(v, u, lif)
+    return v, spikes, membrane
+
+  def spatial(self, fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    """An op of NHWC images (conv, pooling) applied to ``x``."""
+    return over_time(fn, x) if self.time_batched else fn(x)
+
+  def probe(self, probe: Probe, spikes: jax.Array, membrane: jax.Array):
+    """The probe output of one LIF's spikes, summed over the steps ``spikes``
+    holds."""
+    if self.time_batched:
+      return probe_over_time(probe, spikes, membrane)
+    return call_probe(probe, spikes, membrane)
+
+  def call_shape(self, x: jax.Array) -> tuple[int, ...]:
+    """The shape of one LIF call's spikes [B, H, W, C] for activations ``x``."""
+    return x.shape[1:] if self.time_batched else x.shape
+
+
+def forward_time_batched(params: Params, images: jax.Array, key: Optional[jax.Array],
+                         cfg: NetworkConfig, cell_fn, cell_state0, *, train: bool,
+                         probe: Optional[Probe], per_layer: bool):
+  """:func:`forward` without running statistics (a scoring pass), for cells
+  without backward edges, with every layer run once over all timesteps.
+
+  A forward-only network has no recurrence but each LIF's membrane, so the
+  convs, pools, BNs and the classifier's matmuls run on time-major
+  activations [T, B, ...] (the convs as one conv over T x B images), BN with
+  each timestep's own batch statistics (:func:`batch_norm_per_step`), and
+  each LIF is an elementwise loop over T (:func:`lif_over_time`). Same
+  values as :func:`forward` with ``batch_stats=None``, up to float summation
+  order (tests/test_network.py).
+
+  Args:
+    params, images, key, cfg, train, probe, per_layer: as :func:`forward`
+      (``train``: dropout only; BN always uses batch statistics).
+    cell_fn: ``cell_fn(l, xs, state_l, None, rec, bn) -> (ys, state_l, _)``
+      computes cell ``l`` on ``xs`` [T, B, H_l, W_l, C_l] over all steps
+      (``bn(x, p, None) -> (y, None)`` normalises per timestep); called with
+      ``TimeLayout(time_batched=True)`` semantics.
+    cell_state0: ``cell_state0[l]`` is cell ``l``'s initial state (its
+      membranes [B, ...]).
+
+  Returns:
+    ``(logits [B, num_classes], aux)``; ``aux["batch_stats"]`` is None and
+    ``aux["probes"]`` holds the probe sums over timesteps.
+  """
+  b, steps = images.shape[0], cfg.timesteps
+
+  def bn(x, p, _stats=None):
+    return batch_norm_per_step(x, p), None
+
+  stem_conv = lambda x: conv2d(x, params["stem"]["conv"]["kernel"], cfg.stem_stride)  # noqa: E731
+  if images.ndim == 5:  # event frames: the stem runs on every frame
+    if images.shape[1] != steps:
+      raise ValueError(
+          f"{images.shape[1]} frames for {steps} timesteps: feed exactly T frames "
+          "(snnax_nas.data.bin_frames sums F frames into T, or load the events with "
+          "n_time_bins=T)")
+    xs = batch_norm_per_step(over_time(stem_conv, jnp.moveaxis(images, 1, 0)),
+                             params["stem"]["bn"])
+  else:  # static images: the stem runs once, its output is fed at every step
+    x = batch_norm(stem_conv(images), params["stem"]["bn"], None, one_pass=True)[0]
+    xs = jnp.broadcast_to(x, (steps,) + x.shape)
+
+  drop_mask = None
+  if train and cfg.dropout > 0:
+    if key is None:
+      raise ValueError("train=True with dropout > 0 needs a PRNG key")
+    drop_mask = dropout_mask(key, cfg.dropout, (b, cfg.classifier_in))
+
+  rec = _Recorder(probe, calls=steps)
+  lif = cfg.lif
+
+  def fire(name, u):
+    _, spikes, membranes = lif_over_time(zeros(u.shape[1:]), u, lif)
+    if probe is not None:
+      rec.add(name, probe_over_time(probe, spikes, membranes))
+    return spikes
+
+  for l in range(cfg.num_cells):
+    if l == cfg.cells_per_stage:  # the fixed reduction block between stages
+      r = params["reduction"]
+      spikes = fire("reduction/lif", batch_norm_per_step(xs, r["bn_in"]))
+      y = batch_norm_per_step(over_time(lambda s: conv2d(s, r["conv"]["kernel"]), spikes),
+                              r["bn_out"])
+      xs = over_time(lambda y: avg_pool(y, 2), y)
+    xs, _, _ = cell_fn(l, xs, cell_state0[l], None, rec, bn)
+  hd = params["head"]
+  spikes = fire("head/lif", batch_norm_per_step(xs, hd["bn"]))
+  y = over_time(lambda s: avg_pool(s, cfg.second_pool), spikes).reshape(steps, b, -1)
+  if drop_mask is not None:
+    y = y * drop_mask
+  spikes = fire("head/fc_lif", y @ hd["fc1"]["kernel"])
+  out = spikes @ hd["fc2"]["kernel"] + hd["fc2"]["bias"]
+  logits = out.reshape(steps, b, cfg.num_classes, cfg.vote_group).mean(-1).mean(0)
+  aux = {"batch_stats": None, "probes": None}
+  if probe is not None:
+    values, counts = rec.values, rec.counts
+    if not per_layer:
+      values, counts = jax.tree.map(lambda *xs: sum(xs[1:], xs[0]),
+                                    *[(values[k], counts[k]) for k in values])
     aux["probes"] = {"values": values, "counts": counts}
   return logits, aux
 

@@ -6,7 +6,9 @@ parameters on every edge; an op whose weight is zero is skipped with
 ``lax.cond`` (a real branch under ``lax.map``; under ``vmap`` it becomes a
 select and everything is computed). One compiled function scores any
 genotype of the space. The skeleton around the cells is
-:mod:`snnax_nas.network.skeleton`.
+:mod:`snnax_nas.network.skeleton`: step by step, or, in a space without
+backward edges and on request, time-batched (every conv once over all T
+steps, :func:`snnax_nas.network.skeleton.forward_time_batched`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import jax
 import jax.numpy as jnp
 
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import neurons
 from snnax_nas.configs import NetworkConfig
 from snnax_nas.layers import ParamSpec
 from snnax_nas.layers import bn_spec
@@ -26,8 +27,9 @@ from snnax_nas.layers import materialize
 from snnax_nas.layers import pool3x3
 from snnax_nas.network.skeleton import Params
 from snnax_nas.network.skeleton import Probe
-from snnax_nas.network.skeleton import call_probe
+from snnax_nas.network.skeleton import TimeLayout
 from snnax_nas.network.skeleton import forward
+from snnax_nas.network.skeleton import forward_time_batched
 from snnax_nas.network.skeleton import zeros
 from snnax_nas.network.variables import fixed_param_specs
 
@@ -105,7 +107,8 @@ def _supernet_cell_state(cfg: NetworkConfig, batch: int):
 def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
                      key: Optional[jax.Array], cfg: NetworkConfig, *,
                      probe: Optional[Probe] = None, per_layer: bool = False,
-                     train: bool = True, conv_dtype: Optional[str] = None):
+                     train: bool = True, conv_dtype: Optional[str] = None,
+                     time_batched: bool = False):
   """Forward pass of the supernet with op weights ``arch``, batch-stat BN.
 
   Args:
@@ -122,6 +125,10 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
       for the cells) instead of summed over LIFs.
     train: dropout on (BN always uses batch statistics here).
     conv_dtype: the cells' conv precision (:func:`cell_conv`; None: float32).
+    time_batched: run each layer once over all timesteps
+      (:func:`snnax_nas.network.skeleton.forward_time_batched`) instead of
+      once per step; same values up to float summation order. Only for a
+      config without backward edges (``cfg.backward`` False).
 
   Returns:
     ``(logits [B, num_classes], aux)``; ``aux["probes"]`` holds
@@ -137,6 +144,10 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
   returns fresh zeros (or a scan over edge slots with dynamic slicing)
   costs full passes over the activations even when the op is off.
   """
+  if time_batched and cfg.backward:
+    raise ValueError("time_batched=True needs a config without backward edges "
+                     "(cfg.backward False): a backward edge feeds step t - 1 into step t")
+  layout = TimeLayout(time_batched=time_batched)
   arch = jnp.asarray(arch, jnp.float32)
   if arch.ndim == 2:
     arch = jnp.broadcast_to(arch, (cfg.num_cells,) + arch.shape)
@@ -200,7 +211,7 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
           continue
 
         def pooled(a, u, o=o, kind=op.kind):
-          y = pool3x3(u, kind)
+          y = layout.spatial(lambda x: pool3x3(x, kind), u)
           a = dict(zip(dsts, a))
           for e in out:
             a[dest[e]] = a[dest[e]] + w[e, o] * y
@@ -217,23 +228,23 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
         active = jnp.any(jnp.stack(edge_active))
 
         def on(a, v, u, group=group, lif=lif):
-          membrane = neurons.lif_charge(v, u, lif)
-          v, spikes = neurons.lif_step(v, u, lif)
+          v, spikes, membrane = layout.lif(v, u, lif)
           a = dict(zip(dsts, a))
           for e in out:
             for o, op in group:
               pe = {name: arr[e] for name, arr in p[op.name].items()}
 
               def conv_bn(a_d, s, o=o, e=e, pe=pe):
-                return a_d + w[e, o] * bn(cell_conv(s, pe["kernel"], conv_dtype), pe, None)[0]
+                y = layout.spatial(lambda x: cell_conv(x, pe["kernel"], conv_dtype), s)
+                return a_d + w[e, o] * bn(y, pe, None)[0]
 
               a[dest[e]] = jax.lax.cond(w[e, o] != 0, conv_bn, lambda a_d, s: a_d,
                                         a[dest[e]], spikes)
-          probed = call_probe(probe, spikes, membrane) if probe is not None else ()
+          probed = layout.probe(probe, spikes, membrane) if probe is not None else ()
           return tuple(a[d] for d in dsts), v, probed
 
         def off(a, v, u):
-          return a, v, (rec.zeros(u.shape) if probe is not None else ())
+          return a, v, (rec.zeros(layout.call_shape(u)) if probe is not None else ())
 
         res, v, probed = jax.lax.cond(active, on, off, tuple(acc[d] for d in dsts),
                                       state["v"][k][g], u)
@@ -254,6 +265,9 @@ def supernet_forward(params: Params, arch: jax.Array, images: jax.Array,
       new_state["fb"] = tuple(acc.pop(("s", j)) for j in range(3))
     return y, new_state, None
 
-  return forward(params, images, key if train else None, cfg, cell_fn,
-                  _supernet_cell_state(cfg, images.shape[0]), train=train,
-                  batch_stats=None, probe=probe, per_layer=per_layer)
+  state0 = _supernet_cell_state(cfg, images.shape[0])
+  if time_batched:
+    return forward_time_batched(params, images, key if train else None, cfg, cell_fn, state0,
+                                train=train, probe=probe, per_layer=per_layer)
+  return forward(params, images, key if train else None, cfg, cell_fn, state0, train=train,
+                 batch_stats=None, probe=probe, per_layer=per_layer)

@@ -309,6 +309,9 @@ class ScorerOptions:
       ``"bfloat16"`` (float32 accumulation).
     common_weights: every candidate on the same weight draw (common random
       numbers); False (the reference): each candidate id its own.
+    time_batched: score a space without backward edges with every layer run
+      once over all timesteps (see :func:`snnax_nas.score.score_candidates`);
+      same scores up to float rounding, so not part of :meth:`score_args`.
   """
 
   kernel: str = "sahd"
@@ -317,6 +320,7 @@ class ScorerOptions:
   draws: int = 1
   conv_dtype: Optional[str] = None
   common_weights: bool = False
+  time_batched: bool = False
 
   def __post_init__(self):
     if self.kernel not in kernels.KERNELS:
