@@ -298,10 +298,11 @@ def batch_norm_per_step(x: jax.Array, scale: jax.Array, bias: jax.Array):
 
   Same values and gradients as autodiff of :func:`batch_moments` +
   :func:`bn_normalize` per timestep (tests/test_layers.py). The backward pass
-  reads ``x`` and the output gradient once for two per-(timestep, channel)
-  sums and once more for the input gradient, where autodiff of the moments
-  takes several passes over these [T, B, ..., C] arrays (on XLA:CPU these
-  elementwise passes were a third of a training step, benchmarks/RESULTS.md).
+  reads the centred input ``x - mean`` (its only [T, B, ..., C] residual) and
+  the output gradient once for two per-(timestep, channel) sums and once more
+  for the input gradient, where autodiff of the moments takes several passes
+  over these arrays (on XLA:CPU these elementwise passes were a third of a
+  training step, benchmarks/RESULTS.md).
 
   Args:
     x: [T, B, ..., C] activations.
