@@ -243,7 +243,9 @@ def load_ref(ref: str):
     text = f.read_text()
     f.write_text(text.replace("from snnax_nas import", "from snnax_nas_ref import")
                  .replace("from snnax_nas.", "from snnax_nas_ref.")
-                 .replace("import snnax_nas.", "import snnax_nas_ref."))
+                 .replace("import snnax_nas.", "import snnax_nas_ref.")
+                 # the package's lazy attribute imports (__init__.__getattr__)
+                 .replace('f"snnax_nas.{', 'f"snnax_nas_ref.{'))
   sys.path.insert(0, str(root))
   return (importlib.import_module("snnax_nas_ref.network"),
           importlib.import_module("snnax_nas_ref.score"))

@@ -298,10 +298,11 @@ def batch_norm_per_step(x: jax.Array, scale: jax.Array, bias: jax.Array):
 
   Same values and gradients as autodiff of :func:`batch_moments` +
   :func:`bn_normalize` per timestep (tests/test_layers.py). The backward pass
-  reads ``x`` and the output gradient once for two per-(timestep, channel)
-  sums and once more for the input gradient, where autodiff of the moments
-  takes several passes over these [T, B, ..., C] arrays (on XLA:CPU these
-  elementwise passes were a third of a training step, benchmarks/RESULTS.md).
+  reads the centred input ``x - mean`` (its only [T, B, ..., C] residual) and
+  the output gradient once for two per-(timestep, channel) sums and once more
+  for the input gradient, where autodiff of the moments takes several passes
+  over these arrays (on XLA:CPU these elementwise passes were a third of a
+  training step, benchmarks/RESULTS.md).
 
   Args:
     x: [T, B, ..., C] activations.
@@ -313,35 +314,46 @@ def batch_norm_per_step(x: jax.Array, scale: jax.Array, bias: jax.Array):
   """
   axes = tuple(range(1, x.ndim - 1))
   mean, var = batch_moments(x, axes)
-  shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+  shape = _per_step_shape(x)
   y = bn_normalize(x, mean.reshape(shape), var.reshape(shape), {"scale": scale, "bias": bias})
   return y, mean, var
 
 
 def _batch_norm_per_step_fwd(x, scale, bias):
   y, mean, var = batch_norm_per_step(x, scale, bias)
-  return (y, mean, var), (x, scale, mean, var)
+  # Residuals: the centred input (the two-pass variance computes it anyway),
+  # not x. The backward never forms x - mean or x_hat from x again, which
+  # XLA would share with the forward's and keep alive from the forward to
+  # the backward: two extra [T, B, ..., C] arrays per batch norm at the
+  # training step's memory peak (benchmarks/RESULTS.md).
+  centred = x - mean.reshape(_per_step_shape(x))
+  return (y, mean, var), (centred, scale, jax.lax.rsqrt(var + BN_EPS))
 
 
 def _batch_norm_per_step_bwd(res, cotangents):
-  x, scale, mean, var = res
+  centred, scale, rstd = res
   gy, g_mean, g_var = cotangents
-  axes = tuple(range(1, x.ndim - 1))
-  n = x[0].size // x.shape[-1]  # values per (timestep, channel)
-  shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
-  rstd = jax.lax.rsqrt(var + BN_EPS).reshape(shape)
-  centred = x - mean.reshape(shape)
-  xhat = centred * rstd
-  sum_gy = gy.sum(axes)                # [T, C]
-  sum_gy_xhat = (gy * xhat).sum(axes)  # [T, C]
+  axes = tuple(range(1, centred.ndim - 1))
+  n = centred[0].size // centred.shape[-1]  # values per (timestep, channel)
+  shape = _per_step_shape(centred)
+  sum_gy = gy.sum(axes)                         # [T, C]
+  sum_gy_centred = (gy * centred).sum(axes)     # [T, C]; x_hat = centred * rstd
   d_bias = sum_gy.sum(0)
-  d_scale = sum_gy_xhat.sum(0)
-  # d/dx of scale * xhat with the batch statistics depending on x, plus the
+  d_scale = (sum_gy_centred * rstd).sum(0)
+  rstd = rstd.reshape(shape)
+  # d/dx of scale * x_hat with the batch statistics depending on x, plus the
   # cotangents of the returned moments (d mean / dx = 1 / n, d var / dx =
-  # 2 (x - mean) / n).
-  dx = ((scale * rstd) * (gy - (sum_gy.reshape(shape) + xhat * sum_gy_xhat.reshape(shape)) / n)
+  # 2 (x - mean) / n); x_hat * sum(gy * x_hat) written as centred * rstd^2 *
+  # sum(gy * centred).
+  dx = ((scale * rstd) * (gy - (sum_gy.reshape(shape)
+                                + centred * (rstd * rstd * sum_gy_centred.reshape(shape))) / n)
         + (g_mean.reshape(shape) + 2.0 * g_var.reshape(shape) * centred) / n)
   return dx, d_scale, d_bias
+
+
+def _per_step_shape(x: jax.Array) -> tuple[int, ...]:
+  """[T, 1, ..., 1, C]: per-(timestep, channel) statistics broadcast to x."""
+  return (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
 
 
 batch_norm_per_step.defvjp(_batch_norm_per_step_fwd, _batch_norm_per_step_bwd)

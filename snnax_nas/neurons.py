@@ -17,7 +17,7 @@ input is not scaled) and ``reset_mechanism="zero"`` for the hard reset; spyx's
 LIF defaults to a SuperSpike surrogate and a subtractive ("soft") reset.
 
 State is explicit: ``lif_step(v, x) -> (v_next, spike)``; ``lif_scan`` runs a
-time-major sequence through ``lax.scan``.
+time-major sequence through ``lax.scan`` (with a hand-written backward pass).
 """
 
 from __future__ import annotations
@@ -115,13 +115,17 @@ def lif_step(v: jax.Array, x: jax.Array, cfg: LIFConfig = LIFConfig()):
   Returns:
     ``(v_next, spike)``: the membrane after fire-and-reset and the {0,1} spikes.
   """
-  v = lif_charge(v, x, cfg)
-  spike = spike_fn(v - cfg.threshold, cfg.alpha)
+  return _fire_and_reset(lif_charge(v, x, cfg), cfg)
+
+
+def _fire_and_reset(h: jax.Array, cfg: LIFConfig):
+  """``(v_next, spike)`` of the charged membrane ``h`` (:func:`lif_step`)."""
+  spike = spike_fn(h - cfg.threshold, cfg.alpha)
   s_reset = jax.lax.stop_gradient(spike) if cfg.detach_reset else spike
   if cfg.reset == "hard":
-    v_next = s_reset * cfg.v_reset + (1.0 - s_reset) * v
+    v_next = s_reset * cfg.v_reset + (1.0 - s_reset) * h
   else:
-    v_next = v - s_reset * cfg.threshold
+    v_next = h - s_reset * cfg.threshold
   return v_next, spike
 
 
@@ -129,9 +133,18 @@ def lif_scan(xs: jax.Array, cfg: LIFConfig = LIFConfig(),
              v0: Optional[jax.Array] = None):
   """Runs a LIF over a time-major input sequence with ``lax.scan``.
 
+  Same values and gradients as ``lax.scan`` of :func:`lif_step` (up to float
+  rounding in the gradients, tests/test_neurons.py), with a hand-written
+  backward pass: the forward scan keeps only the charged membranes [T, ...]
+  (spikes and surrogate slopes are recomputed from them) and the backward is
+  one reverse elementwise scan. Autodiff of the scan kept more stacked
+  residuals, each a zero-filled buffer written step by step; on XLA:CPU
+  that was ~10 % of a training step's temporary memory, which is
+  page-faulted afresh every step (benchmarks/RESULTS.md).
+
   Args:
     xs: inputs [T, ...].
-    cfg: neuron constants.
+    cfg: neuron constants (static).
     v0: initial membrane [...]; zeros by default.
 
   Returns:
@@ -139,4 +152,48 @@ def lif_scan(xs: jax.Array, cfg: LIFConfig = LIFConfig(),
   """
   if v0 is None:
     v0 = jnp.zeros(xs.shape[1:], xs.dtype)
-  return jax.lax.scan(lambda v, x: lif_step(v, x, cfg), v0, xs)
+  return _lif_sequence(xs, v0, cfg)
+
+
+def _charged_membranes(xs, v0, cfg):
+  """``(v_T, h [T, ...])``: the final membrane and every step's charged one."""
+  def step(v, x):
+    h = lif_charge(v, x, cfg)
+    return _fire_and_reset(h, cfg)[0], h
+  return jax.lax.scan(step, v0, xs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _lif_sequence(xs, v0, cfg):
+  v, hs = _charged_membranes(xs, v0, cfg)
+  return v, spike_fn(hs - cfg.threshold, cfg.alpha)
+
+
+def _lif_sequence_fwd(xs, v0, cfg):
+  v, hs = _charged_membranes(xs, v0, cfg)
+  return (v, spike_fn(hs - cfg.threshold, cfg.alpha)), hs
+
+
+def _lif_sequence_bwd(cfg, hs, cotangents):
+  g_v, g_spikes = cotangents
+
+  def step(g_v, g_s_and_h):
+    # Chain rule of one step, h = v + (x - (v - v_reset)) / tau:
+    # dh/dx = 1 / tau, dh/dv = 1 - 1 / tau; spike = H(h - threshold) with
+    # the ATan surrogate; v_next from the reset (s detached or not).
+    g_s, h = g_s_and_h
+    u = h - cfg.threshold
+    slope = atan_surrogate_grad(u, cfg.alpha)
+    if cfg.reset == "hard":
+      s = (u >= 0).astype(h.dtype)
+      dv_dh = 1.0 - s if cfg.detach_reset else 1.0 - s + (cfg.v_reset - h) * slope
+    else:
+      dv_dh = 1.0 if cfg.detach_reset else 1.0 - cfg.threshold * slope
+    g_h = g_s * slope + g_v * dv_dh
+    return g_h * (1.0 - 1.0 / cfg.tau), g_h / cfg.tau
+
+  g_v0, g_xs = jax.lax.scan(step, g_v, (g_spikes, hs), reverse=True)
+  return g_xs, g_v0
+
+
+_lif_sequence.defvjp(_lif_sequence_fwd, _lif_sequence_bwd)
