@@ -7,6 +7,7 @@ import pytest
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import network
+from snnax_nas import score
 
 CFG = network.network_config(None, width=4, hidden=32, timesteps=3, vote_group=2,
                              backward=True, input_shape=(16, 16, 3))
@@ -288,7 +289,7 @@ def test_time_batched_supernet_equals_per_step(ops):
   cfg = _forward_cfg(ops)
   rng = np.random.default_rng(0)
   gs = genotype_lib.sample_genotypes(rng, 3 * cfg.num_cells, cfg.ops, backward=False)
-  arch = score.arch_of(score.as_genotypes(gs.reshape(3, cfg.num_cells, 4, 4), cfg), cfg)
+  arch = genotype_lib.arch_of(genotype_lib.as_genotypes(gs.reshape(3, cfg.num_cells, 4, 4), cfg), cfg)
   params = network.init_supernet_params(jax.random.key(1), cfg)
   x, key = _images(), jax.random.key(3)
   probe = kernels.KernelProbe(kernels.KERNELS)
@@ -318,8 +319,8 @@ def test_time_batched_supernet_equals_per_step(ops):
 @pytest.mark.slow
 def test_time_batched_supernet_equals_per_step_on_event_frames():
   cfg = _forward_cfg("snasnet", input_shape=(16, 16, 2))
-  g = score.as_genotypes(["0104/0040/0003/0000"], cfg)
-  arch = score.arch_of(g, cfg)[0]
+  g = genotype_lib.as_genotypes(["0104/0040/0003/0000"], cfg)
+  arch = genotype_lib.arch_of(g, cfg)[0]
   params = network.init_supernet_params(jax.random.key(1), cfg)
   frames = jax.random.normal(jax.random.key(2), (8, 3, 16, 16, 2)) * 2
   probe = lambda s: s.reshape(s.shape[0], -1).sum(1)  # per-sample spike counts

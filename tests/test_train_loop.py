@@ -28,6 +28,7 @@ from train_helpers import separable
 
 from snnax_nas import configs
 from snnax_nas import network
+from snnax_nas import study
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import analyze as analyze_job
@@ -273,6 +274,13 @@ def test_analyze_job_end_to_end(tmp_path, tiny_npz):
   for r in rows:
     assert len(r["accs"].split()) == 2 and 0 <= float(r["acc_mean"]) <= 1
     assert int(r["params"]) > 0
+    assert r["acc_lo"] <= r["acc_mean"] <= r["acc_hi"]
+  # The delta's interval is over the per-seed differences (paired by seed).
+  diffs = [float(a) - float(b) for a, b in zip(rows[1]["accs"].split(), rows[0]["accs"].split())]
+  want = study.mean_interval(diffs)
+  assert rows[1]["delta_lo"] == pytest.approx(want["lo"], abs=1e-3)
+  assert rows[1]["delta_hi"] == pytest.approx(want["hi"], abs=1e-3)
+  assert rows[0]["delta_lo"] == rows[0]["delta_hi"] == 0.0
   # Without 'zero' every forward edge holds conv3x3 (digit 1 of that set).
   assert rows[1]["genotype"] == "0111/0011/0001/0000"
   assert os.path.getsize(os.path.join(work, "ops_significance.png")) > 0

@@ -16,7 +16,9 @@ without the op - accuracy of the full space.
 
 Writes to ``workdir``: ``config.json`` (the workdir record:
 :mod:`snnax_nas.workdir`), ``ops_significance.csv`` (variant, removed op, op
-set, genotype, score, params, per-seed and mean/std test accuracy, delta),
+set, genotype, score, params, per-seed test accuracy with its mean, std and
+95 % Student-t interval over seeds, and ``delta`` with its 95 % interval,
+paired by training seed),
 ``ops_significance.png`` (bar chart with the full space as a line), and one
 ``runs/<variant>/seed<k>.json`` per training run. Resumable at run
 granularity: finished runs are read back, not retrained.
@@ -38,12 +40,13 @@ from snnax_nas import io
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import search as search_lib
+from snnax_nas import study
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import common
 
 COLUMNS = ["variant", "removed_op", "op_set", "genotype", "score", "params", "acc_mean",
-           "acc_std", "accs", "delta_vs_full"]
+           "acc_std", "acc_lo", "acc_hi", "accs", "delta_vs_full", "delta_lo", "delta_hi"]
 TABLE_CSV, PLOT = "ops_significance.csv", "ops_significance.png"
 
 
@@ -90,12 +93,14 @@ def _write_json(path, obj):
 
 
 def plot(rows: list[dict], path: str, title: str):
-  """Bar chart of mean test accuracy (std error bars) per variant."""
+  """Bar chart of mean test accuracy per variant, 95 % interval error bars
+  (std where a variant has one seed)."""
   plt = io.pyplot()
   fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 4))
   names = [r["variant"] for r in rows]
   means = [100 * r["acc_mean"] for r in rows]
-  stds = [100 * r["acc_std"] for r in rows]
+  stds = [100 * (r["acc_hi"] - r["acc_mean"] if np.isfinite(r["acc_hi"]) else r["acc_std"])
+          for r in rows]
   colors = ["tab:gray" if r["variant"] == "full" else "tab:blue" for r in rows]
   ax.bar(names, means, yerr=stds, color=colors, capsize=4)
   ax.axhline(means[0], color="k", ls="--", lw=1, label="full space")
@@ -111,11 +116,14 @@ def plot(rows: list[dict], path: str, title: str):
 
 def report(rows: list[dict], workdir: str) -> str:
   """The table ``launch.analyze_ops`` prints."""
-  lines = [f"{'variant':<16} {'genotype':<22} {'params':>10} {'acc %':>14} {'delta':>7}"]
+  lines = [f"{'variant':<16} {'genotype':<22} {'params':>10} {'acc % [95 % interval]':>24} "
+           f"{'delta [95 % interval, paired by seed]':>38}"]
   for r in rows:
-    lines.append(f"{r['variant']:<16} {r['genotype']:<22} {r['params']:>10,} "
-                 f"{100 * r['acc_mean']:>7.2f} +- {100 * r['acc_std']:<4.2f} "
-                 f"{100 * r['delta_vs_full']:>+7.2f}")
+    acc = f"{100 * r['acc_mean']:.2f} [{100 * r['acc_lo']:.2f}, {100 * r['acc_hi']:.2f}]"
+    delta = (f"{100 * r['delta_vs_full']:+.2f} [{100 * r['delta_lo']:+.2f}, "
+             f"{100 * r['delta_hi']:+.2f}]")
+    lines.append(f"{r['variant']:<16} {r['genotype']:<22} {r['params']:>10,} {acc:>24} "
+                 f"{delta:>38}")
   lines.append(f"wrote {os.path.join(workdir, TABLE_CSV)}")
   return "\n".join(lines)
 
@@ -167,7 +175,7 @@ def run(config, workdir: str) -> list[dict]:
   test_data = (test_x, np.asarray(test_y, np.int32))
   common.claim_workdir("analyze", config, full_cfg, workdir)
 
-  rows = []
+  rows, per_seed = [], []  # per_seed: each variant's accuracy per training seed
   for variant, removed, ops in variants(full):
     cfg = configs.network_from_job_config(config.network, info, ops=ops)
     pick_path = os.path.join(workdir, "runs", variant, "pick.json")
@@ -196,8 +204,15 @@ def run(config, workdir: str) -> list[dict]:
                  "genotype": pick["genotype"], "score": pick["score"], "params": params,
                  "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs)),
                  "accs": " ".join(f"{a:.4f}" for a in accs)})
-  for r in rows:
-    r["delta_vs_full"] = r["acc_mean"] - rows[0]["acc_mean"]
+    per_seed.append(accs)
+  for r, accs in zip(rows, per_seed):
+    interval = study.mean_interval(accs)
+    # Paired by training seed: seed s of every variant shares its init key and
+    # batch order, so the per-seed differences cancel part of that noise.
+    delta = study.mean_interval(np.subtract(accs, per_seed[0]))
+    r.update(acc_lo=interval["lo"], acc_hi=interval["hi"],
+             delta_vs_full=r["acc_mean"] - rows[0]["acc_mean"],
+             delta_lo=delta["lo"], delta_hi=delta["hi"])
   io.write_csv(os.path.join(workdir, TABLE_CSV), COLUMNS,
                ([r[c] for c in COLUMNS] for r in rows))
   plot(rows, os.path.join(workdir, PLOT),
