@@ -51,6 +51,10 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
+if "--keep_freed_memory" in sys.argv:  # before numpy, jax and torch start threads
+  from snnax_nas import allocator  # noqa: E402
+  allocator.keep_freed_memory()
+
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))  # as launch.train
@@ -86,6 +90,9 @@ def _parse(argv=None):
   p.add_argument("--ref", default=None,
                  help="git revision: add its plain Module loop as the way 'module@REF'")
   p.add_argument("--torch_threads", type=int, default=0, help="0: torch's default")
+  p.add_argument("--keep_freed_memory", action="store_true",
+                 help="glibc keeps freed memory (snnax_nas.allocator, as the launchers set "
+                 "it) for every way of this process, torch included")
   p.add_argument("--quick", action="store_true", help="width 16, T 3, 3 repeats")
   p.add_argument("--json", default=None, help="write the figures here")
   args = p.parse_args(argv)
@@ -251,6 +258,11 @@ def main(argv=None):
   if args.torch_threads and "torch" in args.ways:
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(args.torch_threads)
+  if args.keep_freed_memory:
+    from snnax_nas import allocator  # pylint: disable=g-import-not-at-top
+    print(f"allocator: {allocator.status}")
+  else:
+    print("allocator: glibc's defaults (as a plain script runs)")
   print(f"jax {jax.__version__}, {jax.local_device_count()} {jax.default_backend()} devices, "
         f"batch {args.batch}, {args.genotype} ({args.ops}), {args.reps} x {args.steps} steps "
         f"interleaved; load {os.getloadavg()[0]:.2f}", flush=True)

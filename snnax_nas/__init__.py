@@ -91,7 +91,7 @@ _EXPORTS = {
 }
 
 _SUBMODULES = (
-    "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
+    "allocator", "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
     "genotype", "io", "jobs", "kernels", "layers", "memory", "models", "network", "neurons",
     "nir_graph", "ops", "quant", "raster", "results", "score", "search", "study", "train",
     "workdir",

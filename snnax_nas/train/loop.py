@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 import numpy as np
 
+from snnax_nas import allocator
 from snnax_nas import data as data_lib
 from snnax_nas import network as network_lib
 from snnax_nas.train import metrics as metrics_lib
@@ -308,8 +309,8 @@ def train_and_evaluate(cfg: network_lib.NetworkConfig, genotypes, info: data_lib
     steps = dataclasses.replace(steps, eval=eval_fn)
   compile_s = time.perf_counter() - t0
   logging.info("compiled train%s steps in %.1fs; %d steps/epoch of %d images on %d device(s); "
-               "%s params", " and eval" if eval_fn else "", compile_s, spe, batch_size,
-               mesh.size, f"{summary_extra['params']:,}")
+               "%s params; allocator: %s", " and eval" if eval_fn else "", compile_s, spe,
+               batch_size, mesh.size, f"{summary_extra['params']:,}", allocator.status)
 
   warnings, silent_at_init = [], None
   elapsed0 = history[-1].get("elapsed_s", 0.0) if history else 0.0
