@@ -91,10 +91,10 @@ _EXPORTS = {
 }
 
 _SUBMODULES = (
-    "allocator", "callbacks", "configs", "correlation", "data", "distributed", "evaluate", "export", "flops",
-    "genotype", "io", "jobs", "kernels", "layers", "memory", "models", "network", "neurons",
-    "nir_graph", "ops", "quant", "raster", "results", "score", "search", "study", "train",
-    "workdir",
+    "allocator", "callbacks", "configs", "correlation", "data", "distributed", "evaluate",
+    "export", "flops", "genotype", "io", "jobs", "kernels", "layers", "memory", "models",
+    "network", "neurons", "nir_graph", "ops", "quant", "raster", "results", "score", "search",
+    "study", "train", "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
