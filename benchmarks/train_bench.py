@@ -258,11 +258,8 @@ def main(argv=None):
   if args.torch_threads and "torch" in args.ways:
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(args.torch_threads)
-  if args.keep_freed_memory:
-    from snnax_nas import allocator  # pylint: disable=g-import-not-at-top
-    print(f"allocator: {allocator.status}")
-  else:
-    print("allocator: glibc's defaults (as a plain script runs)")
+  from snnax_nas import allocator  # pylint: disable=g-import-not-at-top
+  print(f"allocator: {allocator.status}")
   print(f"jax {jax.__version__}, {jax.local_device_count()} {jax.default_backend()} devices, "
         f"batch {args.batch}, {args.genotype} ({args.ops}), {args.reps} x {args.steps} steps "
         f"interleaved; load {os.getloadavg()[0]:.2f}", flush=True)
