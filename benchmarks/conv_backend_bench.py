@@ -1,6 +1,6 @@
 """Conv throughput of XLA:CPU at the scorer's conv shapes, per conv backend.
 
-  python benchmarks/conv_backend_bench.py                 # default, oneDNN, XNNPACK
+  python benchmarks/conv_backend_bench.py                 # default, oneDNN, XNNPACK, no YNN convs
   python benchmarks/conv_backend_bench.py --flags ''      # JAX's default backend only
 
 Why: the batch scorer's useful work is convolutions (plus int8 Gram matmuls),
@@ -34,7 +34,11 @@ SHAPES = (
     ("cell-2 conv3x3, B 320", 320, 16, 16, 32, 32, 3),
     ("peak shape 64->64", 64, 32, 32, 64, 64, 3),
 )
-FLAG_SETS = ("", "--xla_cpu_use_onednn=true", "--xla_cpu_use_xnnpack=true")
+# The last: no convolution alone in a YNNPACK fusion (what
+# snnax_nas.train.compiler_options sets for training steps): YNNPACK runs
+# each conv on one thread, so on one device it leaves the other cores idle.
+FLAG_SETS = ("", "--xla_cpu_use_onednn=true", "--xla_cpu_use_xnnpack=true",
+             "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution")
 
 
 def _median_s(fn, args, reps):
@@ -93,7 +97,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--flags", default=None,
-                 help="one XLA_FLAGS setting to time (default: default, oneDNN, XNNPACK)")
+                 help="one XLA_FLAGS setting to time (default: all of FLAG_SETS)")
   p.add_argument("--reps", type=int, default=15)
   p.add_argument("--json", default=None, help="write the results to this file")
   p.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)

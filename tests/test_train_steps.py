@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import types
 
@@ -19,6 +20,7 @@ from train_helpers import run_script
 from train_helpers import separable
 
 from snnax_nas import data as data_lib
+from snnax_nas import layers
 from snnax_nas import models
 from snnax_nas import network
 from snnax_nas import train
@@ -214,3 +216,56 @@ def test_training_devices_one_cpu_device_per_process():
   assert train.training_devices(devs, backend="gpu") == devs
   steps = train.make_steps(CFG, G, train.make_optimizer(0.1, 1, 1), INFO)
   assert steps.mesh.size == len(train.training_devices())
+
+
+# ----------------------------------------------------------------------------
+# Compiler options.
+
+def _ynn_fused_ops(compiled_text: str) -> list[str]:
+  """The convolution / dot / reduce ops XLA:CPU handed to YNNPACK, sorted."""
+  ops = []
+  for name in re.findall(r"kind=kCustom, calls=(%[\w.\-]+)[^\n]*__ynn_fusion", compiled_text):
+    body = re.search(re.escape(name) + r" [^\n]*\{\n(.*?)\n\}", compiled_text, re.S).group(1)
+    ops += [op for op in ("convolution", "dot", "reduce") if f" {op}(" in body]
+  return sorted(ops)
+
+
+def _conv_dot_reduce(x, k, a, b):
+  # (A conv whose only consumer is a reduction joins the reduction's YNN
+  # fusion, which the options keep; the network's convs feed more than one.)
+  return layers.conv2d(x, k, 1) * 2.0, a @ b, a.sum(0)
+
+
+def test_cpu_compiler_options_take_only_convolutions_from_ynnpack():
+  assert train.compiler_options("gpu") == {} and train.compiler_options("tpu") == {}
+  if jax.default_backend() != "cpu":
+    pytest.skip("XLA:CPU options")
+  args = (jnp.ones((8, 8, 8, 32)), jnp.ones((3, 3, 32, 32)), jnp.ones((64, 256)),
+          jnp.ones((256, 256)))
+  default = _ynn_fused_ops(jax.jit(_conv_dot_reduce).lower(*args).compile().as_text())
+  kept = _ynn_fused_ops(jax.jit(_conv_dot_reduce, compiler_options=train.compiler_options())
+                        .lower(*args).compile().as_text())
+  # By default XLA:CPU runs this conv in YNNPACK (single-threaded); the options
+  # leave it to Eigen and keep every other kind of YNN fusion the default has.
+  assert "convolution" in default, default
+  assert kept == [op for op in default if op != "convolution"], (default, kept)
+  assert "dot" in kept and "reduce" in kept, kept
+
+
+def test_make_steps_compiles_with_the_compiler_options():
+  if jax.default_backend() != "cpu":
+    pytest.skip("XLA:CPU options")
+  base = train.standalone_forward_fn(CFG1, G)
+
+  def forward(params, batch_stats, images, key, *, train, probe):
+    logits, aux = base(params, batch_stats, images, key, train=train, probe=probe)
+    # A conv XLA:CPU gives YNNPACK by default (previous test), fed by the images.
+    z = layers.conv2d(jnp.full((8, 8, 8, 32), images.mean()), jnp.ones((3, 3, 32, 32)), 1)
+    return logits + 0.0 * z[0, 0, 0, :logits.shape[-1]], aux
+
+  opt = train.make_optimizer(0.1, 1, 1)
+  steps = train.make_steps(CFG1, G, opt, INFO, augment=False, forward=forward)
+  state = train.create_train_state(jax.random.PRNGKey(0), CFG1, G, opt)
+  images, labels = separable(8)
+  batch = train.put_batch({"image": images, "label": labels}, steps.batch_sharding)
+  assert "convolution" not in _ynn_fused_ops(steps.train.lower(state, batch).compile().as_text())

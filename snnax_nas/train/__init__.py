@@ -43,6 +43,7 @@ from snnax_nas.train.steps import LOSSES
 from snnax_nas.train.steps import ForwardFn
 from snnax_nas.train.steps import Steps
 from snnax_nas.train.steps import TrainState
+from snnax_nas.train.steps import compiler_options
 from snnax_nas.train.steps import create_train_state
 from snnax_nas.train.steps import init_variables
 from snnax_nas.train.steps import loss_value

@@ -61,6 +61,16 @@ from snnax_nas import quant
 LOSSES = ("ce", "mse")
 DATA_AXIS = "data"
 
+# XLA:CPU's default hands some convolutions (here the 16 -> 32 and 32 -> 32
+# convs of the width-16 network) to YNNPACK, which runs each of them on ONE
+# thread, where Eigen's convolution uses every core: 2x their time on two
+# cores, ~12 % of a training step (benchmarks/RESULTS.md, issue 20). The
+# option is the default list of YNN fusion kinds (jax 0.10.2) without
+# individual convolutions; tests/test_train_steps.py checks both halves.
+_CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type":
+        "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
+
 # forward(params, batch_stats, images, key, *, train, probe) -> (logits, aux):
 # params / batch_stats the Module's collections (create_train_state),
 # images float32 [B, ...] (preprocessed), key the dropout key (None in eval),
@@ -407,6 +417,25 @@ class Steps:
   state_sharding: NamedSharding
 
 
+def compiler_options(platform: Optional[str] = None) -> dict[str, str]:
+  """XLA compiler options for a training step compiled for ``platform``.
+
+  On the CPU every convolution runs on XLA's multi-threaded Eigen path
+  instead of single-threaded YNNPACK (see ``_CPU_COMPILER_OPTIONS``); elsewhere
+  none. :func:`make_steps` compiles with them; a loop of your own passes them
+  on: ``jax.jit(step, compiler_options=train.compiler_options())``.
+
+  Args:
+    platform: ``"cpu"``, ``"gpu"``, ``"tpu"``...; default the default
+      backend's (``jax.default_backend()``).
+
+  Returns:
+    A new ``{option: value}`` dict (empty off the CPU).
+  """
+  platform = platform or jax.default_backend()
+  return dict(_CPU_COMPILER_OPTIONS) if platform == "cpu" else {}
+
+
 def make_steps(cfg: network_lib.NetworkConfig, genotypes,
                optimizer: optax.GradientTransformation, info: data_lib.DatasetInfo, *,
                loss: str = "ce", augment: bool = True, mesh: Optional[Mesh] = None,
@@ -473,9 +502,11 @@ def make_steps(cfg: network_lib.NetworkConfig, genotypes,
 
   repl = NamedSharding(mesh, P())
   data = NamedSharding(mesh, P(DATA_AXIS))
+  options = compiler_options(mesh.devices.flat[0].platform)
   train = jax.jit(train_step, in_shardings=(repl, data), out_shardings=(repl, repl),
-                  donate_argnums=(0,) if donate else ())
-  evaluate = jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl)
+                  donate_argnums=(0,) if donate else (), compiler_options=options)
+  evaluate = jax.jit(eval_step, in_shardings=(repl, data), out_shardings=repl,
+                     compiler_options=options)
   return Steps(train, evaluate, mesh, data, repl)
 
 
