@@ -354,3 +354,17 @@ def test_scorer_runs_time_batched_only_on_request_and_without_backward_edges(mon
   with pytest.raises(ValueError, match="backward"):
     jax.eval_shape(lambda p, x: network.supernet_forward(p, arch, x, None, cfg, train=False,
                                                          time_batched=True), params, images)
+
+
+@pytest.mark.parametrize("batch_axis", [0, 1])
+def test_spike_counts_are_exact_counts(batch_axis):
+  rng = np.random.default_rng(0)
+  spikes = (rng.random((3, 5, 6, 6, 4)) < 0.3).astype(np.float32)
+  got = network.spike_counts(jnp.asarray(spikes), batch_axis=batch_axis)
+  assert float(got["spikes"]) == spikes.sum() and float(got["neurons"]) == spikes.size
+  mask = np.array([1, 1, 0, 1, 0], np.float32)[:spikes.shape[batch_axis]]
+  got = network.spike_counts(jnp.asarray(spikes), jnp.asarray(mask), batch_axis=batch_axis)
+  shape = [1] * spikes.ndim
+  shape[batch_axis] = -1
+  assert float(got["spikes"]) == (spikes * mask.reshape(shape)).sum()
+  assert float(got["neurons"]) == spikes.size / spikes.shape[batch_axis] * mask.sum()

@@ -144,12 +144,19 @@ def spike_counts(spikes: jax.Array, mask: Optional[jax.Array] = None,
     ``{"spikes", "neurons"}`` float32 scalars: the spikes of the (unmasked)
     rows, and rows x neurons per row x the size of the axes before the batch.
   """
-  if mask is None:
-    # int32 sum: exact for any realistic layer (float32 is not past 2^24).
-    return {"spikes": spikes.astype(jnp.int32).sum().astype(jnp.float32),
-            "neurons": jnp.float32(spikes.size)}
   lead = int(np.prod(spikes.shape[:batch_axis]))
   per_row = spikes.size // (lead * spikes.shape[batch_axis])
+  if mask is None:
+    # Exact: float32 sums of 0/1 values are exact integers below 2^24, so each
+    # row (one sample at one step) is summed in float32 and the rows in int32.
+    # XLA:CPU sums float32 ~6x faster than it converts and sums int32 (1.2 vs
+    # 0.2 ms for [3, 64, 32, 32, 16]), once per LIF per training step.
+    if per_row < 2 ** 24:
+      rows = spikes.reshape(lead * spikes.shape[batch_axis], per_row).sum(1)
+      total = rows.astype(jnp.int32).sum()
+    else:
+      total = spikes.astype(jnp.int32).sum()
+    return {"spikes": total.astype(jnp.float32), "neurons": jnp.float32(spikes.size)}
   w = mask.reshape((1,) * batch_axis + (-1,) + (1,) * (spikes.ndim - batch_axis - 1))
   return {"spikes": (spikes * w).sum(), "neurons": lead * mask.sum() * per_row}
 
