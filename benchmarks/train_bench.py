@@ -15,14 +15,18 @@ hits all of them alike):
   its loop feeds it (``put_batch`` of a host uint8 batch every step, metrics
   left on the device);
 * ``module``: the README's plain jitted loop over the flax Module
-  (``SpikingNetwork.apply`` + optax, one device, normalised float input);
+  (``SpikingNetwork.apply`` + optax, one device, normalised float input),
+  compiled with ``snnax_nas.train.compiler_options()`` as the README's is;
+* ``module-xla-defaults`` (not run by default): the same loop compiled with
+  XLA's default options (every convolution XLA:CPU picks runs single-threaded
+  in YNNPACK);
 * ``torch``: ``benchmarks/torch_reference.py``'s network (PyTorch +
   SpikingJelly, the per-timestep loop) with the same loss and optimiser
   (``functional.reset_net`` after each step, as a training loop does).
 
 Network: cell ``--genotype`` (default ``0201/0001/0000/0000``, ``spikenas``
-ops), hidden 1024, 10 classes, vote 10, dropout 0.5; width 16 with
-``second_pool`` 2 (small) and width 256 with ``second_pool`` 4 (the reference
+ops), hidden 1024 (``--hidden``), 10 classes, vote 10, dropout 0.5; width 16
+with ``second_pool`` 2 (small) and width 256 with ``second_pool`` 4 (the reference
 CIFAR-10 network, at batch ``--wide_batch`` 8 and one step per repeat by
 default, so that the whole run fits in ~10 minutes); T in ``--timesteps``.
 Step: softmax cross-entropy on the time-averaged vote output, SGD lr 0.1,
@@ -86,7 +90,12 @@ def _parse(argv=None):
   p.add_argument("--wide_batch", type=int, default=8,
                  help="batch at widths > 16 (a width-256 step at batch 64 takes ~1 min here)")
   p.add_argument("--steps", type=int, default=2, help="steps per timed repeat")
-  p.add_argument("--ways", default="launcher,module,torch")
+  p.add_argument("--hidden", type=int, default=1024)
+  p.add_argument("--second_pool", type=int, default=0, help="0: 2 at width 16, 4 wider")
+  p.add_argument("--cells_per_stage", type=int, default=0, help="0: network_config's default")
+  p.add_argument("--ways", default="launcher,module,torch",
+                 help="comma list of launcher, module, module-xla-defaults (the module "
+                 "compiled without snnax_nas.train.compiler_options), torch")
   p.add_argument("--ref", default=None,
                  help="git revision: add its plain Module loop as the way 'module@REF'")
   p.add_argument("--torch_threads", type=int, default=0, help="0: torch's default")
@@ -101,10 +110,13 @@ def _parse(argv=None):
   return args
 
 
-def make_config(width: int, timesteps: int, ops: str) -> network.NetworkConfig:
+def make_config(width: int, timesteps: int, ops: str, hidden: int = 1024,
+                second_pool: int = 0, **overrides) -> network.NetworkConfig:
+  """The benchmark's network; ``second_pool`` 0: 2 at width 16, 4 wider."""
   return network.network_config(None, input_shape=(32, 32, 3), num_classes=10, width=width,
-                                hidden=1024, vote_group=10, second_pool=2 if width <= 16 else 4,
-                                timesteps=timesteps, ops=ops, dropout=0.5)
+                                hidden=hidden, vote_group=10,
+                                second_pool=second_pool or (2 if width <= 16 else 4),
+                                timesteps=timesteps, ops=ops, dropout=0.5, **overrides)
 
 
 def _xla_bytes(compiled) -> float:
@@ -141,7 +153,7 @@ class Module:
   """The README's plain loop: ``SpikingNetwork.apply`` + optax, jitted
   (``train_lib``: this tree's ``snnax_nas.train`` or another revision's)."""
 
-  def __init__(self, cfg, genotypes, images, labels, train_lib=train):
+  def __init__(self, cfg, genotypes, images, labels, train_lib=train, xla_defaults=False):
     model = train_lib.network_model(cfg, genotypes)
     x = data.normalize(images, data.get_info("cifar10"))
     variables = train_lib.init_variables(jax.random.PRNGKey(0), cfg, genotypes)
@@ -161,7 +173,11 @@ class Module:
     self.carry = (params, variables["batch_stats"], tx.init(params))
     self.x, self.y = jnp.asarray(x), jnp.asarray(labels)
     self.key = jax.random.key(1)
-    self.fn = jax.jit(step, donate_argnums=(0, 1, 2)).lower(
+    # As the README's loop: the training compiler options where the library has
+    # them (xla_defaults: XLA:CPU's own, every YNN fusion kind on).
+    options = ({} if xla_defaults or not hasattr(train_lib, "compiler_options")
+               else train_lib.compiler_options())
+    self.fn = jax.jit(step, donate_argnums=(0, 1, 2), compiler_options=options).lower(
         *self.carry, self.x, self.y, self.key).compile()
     self.memory = _xla_bytes(self.fn)
 
@@ -214,7 +230,8 @@ def load_ref_train(ref: str):
 
 
 def bench(width, timesteps, args, ref=None):
-  cfg = make_config(width, timesteps, args.ops)
+  cfg = make_config(width, timesteps, args.ops, args.hidden, args.second_pool,
+                    **({"cells_per_stage": args.cells_per_stage} if args.cells_per_stage else {}))
   g = genotype_lib.parse_genotype(args.genotype, cfg.ops)
   genotypes = np.broadcast_to(g, (cfg.num_cells,) + g.shape)
   rng = np.random.default_rng(0)
@@ -223,12 +240,15 @@ def bench(width, timesteps, args, ref=None):
   labels = rng.integers(0, 10, batch).astype(np.int32)
   makers = {"launcher": lambda: Launcher(cfg, genotypes, images, labels),
             "module": lambda: Module(cfg, genotypes, images, labels),
+            "module-xla-defaults": lambda: Module(cfg, genotypes, images, labels,
+                                                  xla_defaults=True),
             "torch": lambda: Torch(cfg, args.genotype, images, labels)}
   if ref is not None:
     ref_network, ref_train = ref
     ref_cfg = ref_network.network_config(None, **{
         f: getattr(cfg, f) for f in ("input_shape", "num_classes", "width", "hidden", "vote_group",
-                                     "second_pool", "timesteps", "dropout")}, ops=args.ops)
+                                     "cells_per_stage", "second_pool", "timesteps", "dropout")},
+        ops=args.ops)
     makers[f"module@{args.ref}"] = lambda: Module(ref_cfg, genotypes, images, labels, ref_train)
   ways, first = {}, {}
   for name in args.ways.split(",") + ([f"module@{args.ref}"] if ref else []):
@@ -280,6 +300,9 @@ def main(argv=None):
       if f"module@{args.ref}" in r:
         print(f"width {width:3d} T {t}  module / module@{args.ref} = "
               f"{r['module']['img_s'] / r[f'module@{args.ref}']['img_s']:.2f}x", flush=True)
+      if "module-xla-defaults" in r and "module" in r:
+        print(f"width {width:3d} T {t}  module / module-xla-defaults = "
+              f"{r['module']['img_s'] / r['module-xla-defaults']['img_s']:.2f}x", flush=True)
       if "launcher" in r and "module" in r:
         print(f"width {width:3d} T {t}  launcher / module = "
               f"{r['launcher']['img_s'] / r['module']['img_s']:.2f}x", flush=True)
