@@ -81,12 +81,15 @@ def test_scan_equals_step_loop():
     neurons.LIFConfig(tau=2.5, threshold=0.7, v_reset=0.1, alpha=4.0, reset="soft",
                       detach_reset=False),
 ], ids=["hard", "soft", "hard-attached", "soft-attached-other-constants"])
-def test_scan_values_and_gradients_equal_autodiff_of_step_loop(cfg):
+# T 3: the forward scan fully unrolled; T 6: a loop (neurons._UNROLL_MAX_STEPS).
+@pytest.mark.parametrize("timesteps", [3, 6], ids=["unrolled", "looped"])
+def test_scan_values_and_gradients_equal_autodiff_of_step_loop(cfg, timesteps):
   # lif_scan's hand-written backward pass against autodiff of the obviously
   # correct per-timestep loop of lif_step, with cotangents on both outputs
   # (spikes and final membrane) and gradients to both inputs (xs and v0).
   kx, kv, ks, kf = jax.random.split(jax.random.key(1), 4)
-  xs = jax.random.normal(kx, (6, 5, 8)) + 0.8  # around the threshold: many spikes
+  assert (timesteps <= neurons._UNROLL_MAX_STEPS) == (timesteps == 3)
+  xs = jax.random.normal(kx, (timesteps, 5, 8)) + 0.8  # around the threshold: many spikes
   v0 = 0.5 * jax.random.normal(kv, (5, 8))
   w_spikes = jax.random.normal(ks, xs.shape)
   w_final = jax.random.normal(kf, v0.shape)
