@@ -64,9 +64,10 @@ DATA_AXIS = "data"
 # XLA:CPU's default hands some convolutions (here the 16 -> 32 and 32 -> 32
 # convs of the width-16 network) to YNNPACK, which runs each of them on ONE
 # thread, where Eigen's convolution uses every core: 2x their time on two
-# cores, ~12 % of a training step (benchmarks/RESULTS.md, issue 20). The
-# option is the default list of YNN fusion kinds (jax 0.10.2) without
-# individual convolutions; tests/test_train_steps.py checks both halves.
+# cores. Without that a training step ran 1.06-1.19x faster
+# (benchmarks/RESULTS.md, issue 20). The option is the default list of YNN
+# fusion kinds (jax 0.10.2) without individual convolutions;
+# tests/test_train_steps.py checks both halves.
 _CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type":
         "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
