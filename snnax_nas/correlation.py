@@ -69,6 +69,50 @@ def kendall_tau(x, y, block: int = 256) -> float:
   return float((concordant - discordant) / denom) if denom > 0 else float("nan")
 
 
+def within_group_tau(score, truth, groups) -> float:
+  """Kendall's tau-b inside groups, pair-weighted over the groups.
+
+  With groups ``g`` (e.g. cells of equal parameter count), tau-b is computed
+  inside each group of at least two rows and the groups are averaged with
+  weights ``n_g (n_g - 1) / 2``, their numbers of pairs. It asks what a score
+  says about rows a size-only rule cannot tell apart. Groups where the score
+  or the truth is constant (tau undefined) are left out; NaN if none is left.
+
+  Args:
+    score, truth: float [N].
+    groups: [N] group labels (any hashable numbers).
+  """
+  score, truth, groups = (np.asarray(a) for a in (score, truth, groups))
+  num = den = 0.0
+  for g in np.unique(groups):
+    m = groups == g
+    pairs = m.sum() * (m.sum() - 1) / 2
+    t = kendall_tau(score[m], truth[m]) if pairs else float("nan")
+    if np.isfinite(t):
+      num, den = num + pairs * t, den + pairs
+  return num / den if den else float("nan")
+
+
+def residual_tau(score, truth, size) -> float:
+  """Kendall's tau-b of ``score`` and ``truth`` after removing size from both.
+
+  Each of ``score`` and ``truth`` is replaced by its residual of the least-
+  squares line on ``size`` (with intercept), so a score that is a linear
+  function of size has tau NaN (a constant residual) and what remains is what
+  it adds beyond a linear size trend. Non-finite scores are set to the lowest
+  finite score first (they rank last).
+  """
+  score = np.asarray(score, np.float64)
+  finite = np.isfinite(score)
+  score = np.where(finite, score, score[finite].min() if finite.any() else 0.0)
+  x = np.stack([np.ones(len(score)), np.asarray(size, np.float64)], 1)
+  resid = lambda y: y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+  rs = resid(score)
+  if np.allclose(rs, 0.0, atol=1e-9 * max(1.0, np.abs(score).max())):
+    return float("nan")
+  return kendall_tau(rs, resid(np.asarray(truth, np.float64)))
+
+
 def top_k_overlap(score, truth, k: int) -> float:
   """Fraction of the true top-k (by ``truth``) also in the top-k by ``score``."""
   if k <= 0:

@@ -48,10 +48,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from snnax_nas import correlation
+from snnax_nas import proxies
 
-# Hamming-family kernels of :func:`hamming_terms`; every kernel name below.
+# Hamming-family kernels of :func:`hamming_terms`.
 HAMMING_KERNELS = ("sahd", "hamming")
-KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane")
+# Kernels computed by a LIF probe from one forward pass (:class:`KernelProbe`).
+PROBE_KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane", "expressivity")
+# Every name the scorer accepts: the probe kernels, the gradient proxies and
+# the analytic size/structure baselines of :mod:`snnax_nas.proxies`.
+KERNELS = PROBE_KERNELS + proxies.GRADIENT_KERNELS + proxies.ANALYTIC_KERNELS
 SAHD_ALPHA = 0.5
 SAHD_EPS = 1e-3
 MIN_BATCH_SIZE = 2
@@ -290,6 +295,44 @@ def membrane_terms(membrane: jax.Array) -> jax.Array:
   return jnp.dot(z, z.T, precision=jax.lax.Precision.HIGHEST)
 
 
+def expressivity_terms(spikes: jax.Array) -> jax.Array:
+  """Per-call term of ``expressivity``: the isotropy of the spike codes' channels.
+
+  AZ-NAS's expressivity (Lee & Ham, CVPR 2024) adapted to spikes: the codes
+  of a call ``x`` [B, H, W, C] are B*H*W samples of a C-dimensional binary
+  feature; with ``lambda`` the eigenvalues of their channel covariance
+  [C, C] and ``p = lambda / sum lambda``, the term is the entropy
+  ``-sum p log p`` (nats; ``log C`` when every direction carries the same
+  variance, 0 for a silent or saturated call). The batch score is the mean
+  over calls.
+
+  Returns:
+    float32 scalar.
+  """
+  c = spikes.shape[-1]
+  x = spikes.reshape(-1, c).astype(jnp.float32)
+  x = x - jnp.mean(x, axis=0, keepdims=True)
+  # x^T x and x x^T share their non-zero eigenvalues: take the smaller (a
+  # dense layer's codes are B samples of many channels).
+  small = x.T if x.shape[0] >= c else x
+  cov = jnp.dot(small, small.T, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
+  lam = jnp.maximum(proxies._eigvalsh(cov), 0.0)
+  total = jnp.sum(lam)
+  p = lam / jnp.where(total > 0, total, 1.0)
+  return -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
+
+
+def expressivity_reference(codes: np.ndarray) -> float:
+  """Float64 host reference of :func:`expressivity_terms` for codes [B, ..., C]."""
+  x = np.asarray(codes, np.float64).reshape(-1, codes.shape[-1])
+  lam = np.clip(np.linalg.eigvalsh(np.cov(x, rowvar=False, bias=True)), 0.0, None)
+  if lam.sum() <= 0:
+    return 0.0
+  p = lam / lam.sum()
+  p = p[p > 0]
+  return float(-(p * np.log(p)).sum())
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelProbe:
   """A network LIF probe computing the per-call terms of several kernels.
@@ -302,6 +345,9 @@ class KernelProbe:
   takes_membrane = True
 
   def __call__(self, spikes: jax.Array, membrane: jax.Array) -> dict:
+    # Statistics of the forward pass, never differentiated (the gradient
+    # proxies differentiate the same forward): no tangents reach the terms.
+    spikes, membrane = jax.lax.stop_gradient((spikes, membrane))
     out = {}
     for k in self.kernels:
       if k in HAMMING_KERNELS:
@@ -312,7 +358,9 @@ class KernelProbe:
         out[k] = time_terms(spikes)
       elif k == "swap":
         out[k] = pattern_count(spikes)
-      else:
+      elif k == "expressivity":
+        out[k] = expressivity_terms(spikes)
+      elif k == "membrane":
         out[k] = membrane_terms(membrane)
     return out
 
@@ -367,6 +415,10 @@ def scores_from_probes(probes, kernels: Sequence[str], per_layer: bool = False):
                                            per_lif_counts))
     elif k == "swap":
       s, bad = jnp.log(values[k]), jnp.bool_(False)
+    elif k == "expressivity":
+      s = values[k] / jnp.maximum(counts, 1.0)
+      bad = counts == 0
+      s = jnp.where(bad, -jnp.inf, s)
     else:
       s, bad = kernel_logdet(values[k] / counts, jnp.float32(0.0))
     scores.append(s)

@@ -33,6 +33,7 @@ from snnax_nas import flops as flops_lib
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import kernels as kernel_lib
 from snnax_nas import network as network_lib
+from snnax_nas import proxies
 
 _log = logging.getLogger(__name__)
 
@@ -48,14 +49,22 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
   Draw ``d`` initialises fresh weights from ``fold_in(key, cid)`` (d = 0, as
   a single-draw score always did) or ``fold_in(fold_in(key, cid), d)``; each
   draw runs all R batches and the score is the mean over the D * R batches.
+  ``kernels`` are probe kernels and gradient proxies (no analytic ones): the
+  probes and the gradients come from the same forward pass.
   """
   base = jax.random.fold_in(key, cid)
-  if kernels in (("sahd",), ("hamming",)):
-    probe, per_layer = functools.partial(kernel_lib.hamming_terms, kernel=kernels[0]), False
-    batch_score = lambda p: tuple(x[None] for x in kernel_lib.score_from_probes(p, kernels[0]))
+  grad_k = tuple(k for k in kernels if k in proxies.GRADIENT_KERNELS)
+  probe_k = tuple(k for k in kernels if k not in proxies.GRADIENT_KERNELS)
+  if probe_k in (("sahd",), ("hamming",)) and not grad_k:
+    probe, per_layer = functools.partial(kernel_lib.hamming_terms, kernel=probe_k[0]), False
+    batch_score = lambda p: tuple(x[None] for x in kernel_lib.score_from_probes(p, probe_k[0]))
+  elif probe_k:
+    probe, per_layer = kernel_lib.KernelProbe(probe_k), "sahd_time" in probe_k
+    batch_score = lambda p: kernel_lib.scores_from_probes(p, probe_k, per_layer)
   else:
-    probe, per_layer = kernel_lib.KernelProbe(kernels), "sahd_time" in kernels
-    batch_score = lambda p: kernel_lib.scores_from_probes(p, kernels, per_layer)
+    probe, per_layer = None, False
+  # Output column of each kernel: probe scores first, then gradient ones.
+  order = jnp.array([(probe_k + grad_k).index(k) for k in kernels])
 
   def one_draw(d):
     draw_key = base if draws == 1 else jax.lax.cond(
@@ -64,11 +73,25 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
     params = network_lib.init_supernet_params(k_init, cfg)
 
     def one_batch(r):
-      _, aux = network_lib.supernet_forward(
-          params, arch, images[r], jax.random.fold_in(k_drop, r), cfg, probe=probe,
-          per_layer=per_layer, conv_dtype=conv_dtype,
-          time_batched=time_batched and not cfg.backward)
-      return batch_score(aux["probes"])
+      def forward(params, x):
+        logits, aux = network_lib.supernet_forward(
+            params, arch, x, jax.random.fold_in(k_drop, r), cfg, probe=probe,
+            per_layer=per_layer, conv_dtype=conv_dtype,
+            time_batched=time_batched and not cfg.backward)
+        return logits, aux["probes"]
+
+      if not grad_k:
+        return batch_score(forward(params, images[r])[1])
+      logits, pullback, probes = jax.vjp(forward, params, images[r], has_aux=True)
+      # dL/dz of the proxy loss, then (for jacob_cov) d(sum z)/dx.
+      dz = jax.grad(proxies.proxy_loss)(logits)
+      grads = pullback(dz)[0]
+      input_grads = (pullback(jnp.ones_like(logits))[1] if "jacob_cov" in grad_k else None)
+      s_g, bad_g = proxies.gradient_scores(params, grads, input_grads, grad_k)
+      if probe_k:
+        s_p, bad_p = batch_score(probes)
+        s_g, bad_g = jnp.concatenate([s_p, s_g]), jnp.concatenate([bad_p, bad_g])
+      return s_g[order], bad_g[order]
 
     return jax.lax.map(one_batch, jnp.arange(images.shape[0]))
 
@@ -290,6 +313,7 @@ def score_candidates(genotypes, images, key: jax.Array,
     raise ValueError(f"draws must be an integer >= 1, got {draws}")
   check_images(images, cfg)
   images = jnp.asarray(images, jnp.float32)
+  provided_arch = arch is not None
   if arch is None:
     arch = genotype_lib.arch_of(genotype_lib.as_genotypes(genotypes, cfg), cfg)
   arch = np.asarray(arch, np.float32)
@@ -301,6 +325,26 @@ def score_candidates(genotypes, images, key: jax.Array,
     raise ValueError(f"candidate_ids has shape {candidate_ids.shape}, expected ({n},)")
   if common_weights:
     candidate_ids = np.zeros_like(candidate_ids)
+  shape = (n,) if isinstance(kernel, str) else (n, len(kernels))
+  analytic = tuple(k for k in kernels if k in proxies.ANALYTIC_KERNELS)
+  network_k = tuple(k for k in kernels if k not in proxies.ANALYTIC_KERNELS)
+  if analytic:
+    # Exact functions of the architecture: computed on the host, no forward.
+    fixed = proxies.analytic_scores(
+        analytic, cfg, genotypes=None if genotypes is None or provided_arch else
+        genotype_lib.as_genotypes(genotypes, cfg), arch=arch)
+    if not network_k:
+      return ScoreResult(fixed.reshape(shape), np.zeros(fixed.shape, bool).reshape(shape))
+    res = score_candidates(genotypes, images, key, cfg, kernel=network_k, draws=draws,
+                           chunk_size=chunk_size, map_batch_size=map_batch_size,
+                           conv_dtype=conv_dtype, candidate_ids=candidate_ids,
+                           num_devices=num_devices, arch=arch, common_weights=common_weights,
+                           time_batched=time_batched, progress=progress)
+    cols = {k: (fixed[:, analytic.index(k)], np.zeros(n, bool)) for k in analytic}
+    cols.update({k: (res.scores[:, i], res.singular[:, i]) for i, k in enumerate(network_k)})
+    return ScoreResult(np.stack([cols[k][0] for k in kernels], 1).reshape(shape),
+                       np.stack([cols[k][1] for k in kernels], 1).reshape(shape),
+                       res.compile_seconds, res.run_seconds)
   num_devices = num_devices or jax.local_device_count()
   conv_dtype = autotune.conv_dtype_name(conv_dtype)
   layout = autotune.resolve_layout(cfg, images.shape[1], images.shape[0],
@@ -319,7 +363,6 @@ def score_candidates(genotypes, images, key: jax.Array,
   # Explicit puts: under jax.distributed, jit refuses host numpy inputs for a
   # sharding over several (local) devices.
   cand = NamedSharding(mesh, P("cand"))
-  shape = (n,) if isinstance(kernel, str) else (n, len(kernels))
   scores = np.empty((n, len(kernels)), np.float64)
   singular = np.empty((n, len(kernels)), bool)
   compile_s = run_s = 0.0

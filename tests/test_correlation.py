@@ -157,3 +157,25 @@ def test_launch_correlate_bad_input_is_one_line(tmp_path):
   bad_k = _correlate(tmp_path, "--top_k=0")
   assert bad_k.returncode == 2 and "--top_k=0" in bad_k.stderr
   assert len(bad_k.stderr.strip().splitlines()) == 1
+
+
+def test_within_group_tau_weights_groups_by_pairs():
+  # Group a (3 rows, 3 pairs): concordant throughout, tau 1. Group b (2 rows,
+  # 1 pair): discordant, tau -1. Group c: one row, no pair. Weighted: (3 - 1) / 4.
+  groups = np.array([0, 0, 0, 1, 1, 2])
+  score = np.array([1.0, 2.0, 3.0, 2.0, 1.0, 9.0])
+  truth = np.array([10.0, 20.0, 30.0, 1.0, 2.0, 0.0])
+  assert correlation.within_group_tau(score, truth, groups) == pytest.approx(0.5)
+  # A score constant inside every group (size itself) says nothing there.
+  assert np.isnan(correlation.within_group_tau(groups, truth, groups))
+
+
+def test_residual_tau_removes_a_linear_size_trend():
+  rng = np.random.default_rng(0)
+  size = rng.integers(0, 6, 200).astype(float)
+  extra = rng.normal(size=200)
+  truth = 2.0 * size + extra
+  assert np.isnan(correlation.residual_tau(3.0 * size + 1.0, truth, size))
+  # A score carrying the part of the truth that size does not explain.
+  assert correlation.residual_tau(size + extra, truth, size) > 0.95
+  assert abs(correlation.residual_tau(size + rng.normal(size=200), truth, size)) < 0.15
