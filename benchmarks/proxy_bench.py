@@ -52,7 +52,7 @@ from snnax_nas import correlation  # noqa: E402
 from snnax_nas import data as data_lib  # noqa: E402
 from snnax_nas import memory  # noqa: E402
 from snnax_nas import score  # noqa: E402
-from snnax_nas.jobs import groundtruth  # noqa: E402
+from snnax_nas.studies import groundtruth  # noqa: E402
 
 NETWORK_KERNELS = ("sahd", "sahd_time", "expressivity", "grad_norm", "snip", "jacob_cov")
 ANALYTIC_KERNELS = ("params", "flops", "conv_depth")

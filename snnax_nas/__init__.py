@@ -92,9 +92,9 @@ _EXPORTS = {
 
 _SUBMODULES = (
     "allocator", "callbacks", "configs", "correlation", "data", "distributed", "evaluate",
-    "export", "flops", "genotype", "io", "jobs", "kernels", "layers", "memory", "models",
-    "network", "neurons", "nir_graph", "ops", "quant", "raster", "results", "score", "search",
-    "study", "train", "workdir",
+    "export", "files", "flops", "genotype", "jobs", "kernels", "layers", "memory", "models",
+    "network", "neurons", "nir_graph", "ops", "quant", "raster", "score", "score_store",
+    "search", "studies", "train", "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

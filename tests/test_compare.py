@@ -1,4 +1,4 @@
-"""launch.compare / snnax_nas.study: table, resume and errors, on fake stage outputs
+"""launch.compare / snnax_nas.studies.compare: table, resume and errors, on fake stage outputs
 (no search, training or evaluation runs here, but for one refused stage run in
 process)."""
 
@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from snnax_nas import io
-from snnax_nas import study
+from snnax_nas import files
 from snnax_nas.configs import compare as compare_config
+from snnax_nas.studies.compare import stages as study
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Search wall times of the fake searches (s): the ratios follow from them.
@@ -46,14 +46,14 @@ class FakeRunner:
     if module == "search":
       self._search(where, f)
     elif module == "train":
-      io.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["training.epochs"])})
+      files.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["training.epochs"])})
     else:
       bits = int(f["weight_bits"])
       params = 2_220_000
       limit = f.get("max_examples")
       path = study.eval_path(where, bits, None if limit is None else int(limit))
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      io.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
+      files.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
                          firing_rates={}, weight_bits=bits, weight_bytes=params * bits // 8,
                          params=params, num_examples=10000, split="test"))
     return 0
@@ -62,7 +62,7 @@ class FakeRunner:
     method = f["method"]
     name = os.path.basename(where)
     ops = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}[method]
-    io.write_json(os.path.join(where, "config.json"),
+    files.write_json(os.path.join(where, "config.json"),
                   {"job": "search", "config": {"network": {
                       "ops": ops, "width": int(f["network.width"]),
                       "backward": method == "lightsnn", "linear_init": None}}})
@@ -73,12 +73,12 @@ class FakeRunner:
       genotype, params = "0222/0022/0002/0000|0222/0021/0002/0000", 2_234_000
     evaluations = {"spikenas": 128, "random": len(DRAWS), "lightsnn": 60}[method]
     if method == "random":
-      io.write_csv(os.path.join(where, "scores.csv"),
+      files.write_csv(os.path.join(where, "scores.csv"),
                    ["genotype", "score", "singular", "params", "memory_bytes",
                     "neuron_state_bytes", "step", "candidate_id"],
                    [[g, "" if s is None else repr(s), int(s is None), p, p * 4, "", 0, i]
                     for i, g, s, p in DRAWS])
-    io.write_json(os.path.join(where, "summary.json"), dict(
+    files.write_json(os.path.join(where, "summary.json"), dict(
         genotype=genotype, params=params, evaluations=evaluations,
         timing=dict(wall_seconds=WALL[name], loaded_from_store=0)))
 
@@ -256,7 +256,7 @@ def test_budgets_parse_sorted():
 
 def test_no_random_draw_within_budget_names_the_cheapest(tmp_path):
   path = str(tmp_path / "scores.csv")
-  io.write_csv(path, ["genotype", "score", "params", "candidate_id"],
+  files.write_csv(path, ["genotype", "score", "params", "candidate_id"],
                [["0001/0000/0000/0000", "-1.0", 3_000_000, 0]])
   with pytest.raises(ValueError, match="cheapest draw has 3,000,000 params"):
     study.best_within_budget(path, 8.86, 32)

@@ -1,4 +1,4 @@
-"""Ground truth from a trained-architecture table (snnax_nas.jobs.groundtruth), on a
+"""Ground truth from a trained-architecture table (snnax_nas.studies.groundtruth), on a
 tiny generated table."""
 
 import os
@@ -11,8 +11,8 @@ from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import groundtruth as gt_config
-from snnax_nas.jobs import groundtruth
-from snnax_nas.search import common
+from snnax_nas.search import scoring as common
+from snnax_nas.studies import groundtruth
 
 OPS = ops_lib.op_set(gt_config.TABLE_OPS)
 

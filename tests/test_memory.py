@@ -152,7 +152,7 @@ def test_params_within_budget_is_the_rule_of_within_budget():
     ("spikenas", False, 1), ("snasnet", False, 2), ("skip,conv3x3@0.5,conv3x3,conv3x3@1.5", False, 1),
     ("conv1x1,conv3x3", False, 1), ("spikenas", True, 1), ("avgpool3x3,conv1x1", True, 1)])
 def test_space_range_equals_brute_force_enumeration(ops, backward, cells_per_stage):
-  from snnax_nas.search import common
+  from snnax_nas.search import scoring as common
   cfg = network.network_config(None, width=6, hidden=40, ops=ops, backward=backward,
                                cells_per_stage=cells_per_stage)
   # Every distinct valid cell of the space, shared by all cells: per-cell

@@ -10,7 +10,7 @@ Three methods, one result type (:class:`SearchResult`):
     shared-α supernet by op importance.
 
 All score candidates with the batched SAHD scorer and through a results store
-(:mod:`.common`), so a killed search resumes where it stopped with exactly the
+(:mod:`.scoring`), so a killed search resumes where it stopped with exactly the
 result of an uninterrupted run. Memory budgets follow the analytic model's
 one rule (:func:`snnax_nas.memory.within_budget`; None or inf = no limit) and
 are applied before scoring.
@@ -18,19 +18,19 @@ are applied before scoring.
 
 from __future__ import annotations
 
-from snnax_nas.search.common import METHODS
-from snnax_nas.search.common import ProgressFn
-from snnax_nas.search.common import ScorerOptions
-from snnax_nas.search.common import SearchResult
-from snnax_nas.search.common import arch_strings
-from snnax_nas.search.common import candidate_pool
-from snnax_nas.search.common import check_budget
-from snnax_nas.search.common import search_space
-from snnax_nas.search.common import smallest_network
 from snnax_nas.search.lightsnn import lightsnn_prune
 from snnax_nas.search.lightsnn import mask_arch
 from snnax_nas.search.lightsnn import mask_string
 from snnax_nas.search.lightsnn import supernet_param_count
+from snnax_nas.search.scoring import METHODS
+from snnax_nas.search.scoring import ProgressFn
+from snnax_nas.search.scoring import ScorerOptions
+from snnax_nas.search.scoring import SearchResult
+from snnax_nas.search.scoring import arch_strings
+from snnax_nas.search.scoring import candidate_pool
+from snnax_nas.search.scoring import check_budget
+from snnax_nas.search.scoring import search_space
+from snnax_nas.search.scoring import smallest_network
 from snnax_nas.search.snasnet import random_search
 from snnax_nas.search.spikenas import ID_STRIDE
 from snnax_nas.search.spikenas import spikenas_search

@@ -30,8 +30,8 @@ from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
-from snnax_nas import results
-from snnax_nas.search import common
+from snnax_nas import score_store
+from snnax_nas.search import scoring as common
 
 
 def _edge_name(e: int) -> str:
@@ -101,7 +101,7 @@ def supernet_param_count(masks, cfg: configs.NetworkConfig) -> np.ndarray:
 def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                    candidate_id: int = 0, weight_bits: int = 32,
                    scorer: common.ScorerOptions = common.REFERENCE_SCORER, score_final: bool = True,
-                   store: Optional[results.ResultsStore] = None,
+                   store: Optional[score_store.ScoreStore] = None,
                    progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """LightSNN: prune a shared-α supernet by op importance (module docstring).
 
@@ -138,7 +138,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     raise ValueError(f"candidate_id must be in [0, {common.MAX_ID}], got {candidate_id!r}")
   ops = cfg.ops
   num_edges, num_ops = cfg.num_edges, len(ops.ops)
-  store = store if store is not None else results.ResultsStore()
+  store = store if store is not None else score_store.ScoreStore()
   store.bind(common.fingerprint("lightsnn", cfg, images, key, scorer.kernel,
                                 candidate_id=int(candidate_id), weight_bits=weight_bits,
                                 score_final=bool(score_final),

@@ -22,15 +22,15 @@ import numpy as np
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
-from snnax_nas import results
-from snnax_nas.search import common
+from snnax_nas import score_store
+from snnax_nas.search import scoring as common
 
 
 def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                   num_candidates: int = 5000, seed: int = 0, genotypes=None,
                   budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
                   weight_bits: int = 32, scorer: common.ScorerOptions = common.REFERENCE_SCORER,
-                  store: Optional[results.ResultsStore] = None,
+                  store: Optional[score_store.ScoreStore] = None,
                   progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """SNASNet: score N sampled genotypes (optionally budget-filtered), argmax.
 
@@ -88,7 +88,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
         f"{int(params[cheapest]):,} params = "
         f"{int(memory.weight_bytes(params[cheapest], weight_bits)):,} bytes")
   texts = common.arch_strings(cells)
-  store = store if store is not None else results.ResultsStore()
+  store = store if store is not None else score_store.ScoreStore()
   store.bind(common.fingerprint(
       "random", cfg, images, key, scorer.kernel, num_candidates=int(num_candidates),
       seed=int(seed),

@@ -44,8 +44,8 @@ import numpy as np
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
-from snnax_nas import results
-from snnax_nas.search import common
+from snnax_nas import score_store
+from snnax_nas.search import scoring as common
 
 # SpikeNAS candidate ids are step * ID_STRIDE + pool index: unique over the
 # search and independent of how many candidates earlier steps skipped.
@@ -56,7 +56,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                     num_candidates: int = 64, seed: int = 0,
                     budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
                     weight_bits: int = 32, scorer: common.ScorerOptions = common.REFERENCE_SCORER,
-                    store: Optional[results.ResultsStore] = None,
+                    store: Optional[score_store.ScoreStore] = None,
                     progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
   """SpikeNAS: memory-aware consecutive per-cell search (module docstring).
 
@@ -125,7 +125,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
         f"{genotype_lib.format_genotype(pool0[c])}: {int(params0[c]):,} params; the "
         f"space's smallest network: {common.smallest_network(cfg)[1]:,} params); raise "
         "num_candidates or the budget")
-  store = store if store is not None else results.ResultsStore()
+  store = store if store is not None else score_store.ScoreStore()
   store.bind(common.fingerprint("spikenas", cfg, images, key, scorer.kernel,
                                 num_candidates=int(num_candidates), seed=int(seed), **budget,
                                 **scorer.score_args()))

@@ -13,7 +13,7 @@ Rows are keyed by ``(step, candidate_id)``: ``step`` is the search step
 (SpikeNAS cell step, LightSNN pruning round, 0 for random search) and
 ``candidate_id`` the candidate's id within the search. Each row also keeps
 the architecture string, so a row can never be silently reused for a
-different architecture (:meth:`ResultsStore.lookup` checks it).
+different architecture (:meth:`ScoreStore.lookup` checks it).
 
 The store keeps a *fingerprint* of everything that determines the results
 (method, network config, images, key, search arguments). It is written when
@@ -88,7 +88,7 @@ def _to_db_score(x: float) -> Optional[float]:
   return None if math.isnan(x) else x
 
 
-class ResultsStore:
+class ScoreStore:
   """SQLite-backed rows of scored candidates.
 
   Args:
@@ -242,6 +242,6 @@ class ResultsStore:
     return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
 
-def open_store(workdir: str) -> ResultsStore:
+def open_store(workdir: str) -> ScoreStore:
   """The store of a workdir, ``<workdir>/results.sqlite`` (created if absent)."""
-  return ResultsStore(os.path.join(workdir, STORE_NAME))
+  return ScoreStore(os.path.join(workdir, STORE_NAME))

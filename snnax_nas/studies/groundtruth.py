@@ -417,7 +417,7 @@ def run(config, workdir: str) -> dict:
   from snnax_nas import correlation
   from snnax_nas import data as data_lib
   from snnax_nas import distributed
-  from snnax_nas import io
+  from snnax_nas import files
   from snnax_nas import score
   from snnax_nas import workdir as workdir_lib
 
@@ -477,10 +477,10 @@ def run(config, workdir: str) -> dict:
         t0 = time.perf_counter()
         score.score_candidates(table.genotypes[:1], images, key, cfg, **layout)
         compile_seconds = time.perf_counter() - t0
-        io.write_json(os.path.join(workdir, "scores", f"compile_{seed:04d}.json"),
+        files.write_json(os.path.join(workdir, "scores", f"compile_{seed:04d}.json"),
                       dict(compile_seconds=compile_seconds, load=os.getloadavg()[0]))
       got = score_table(table, cfg, images, key, **layout)
-      with io.atomic_open(path, "wb") as f:
+      with files.atomic_open(path, "wb") as f:
         np.savez(f, scores=got["scores"], seconds=got["seconds"], wall=got["wall"],
                  load=os.getloadavg()[0])
       done = k + 1
@@ -519,10 +519,10 @@ def run(config, workdir: str) -> dict:
   paired = []
   for other in [m for m in methods if m != "spikenas"] if "spikenas" in methods else []:
     paired += paired_differences(per_seed, "spikenas", other)
-  io.write_dict_csv(os.path.join(workdir, "per_seed.csv"), per_seed)
-  io.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
-  io.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
-  io.write_text(os.path.join(workdir, "results.md"),
+  files.write_dict_csv(os.path.join(workdir, "per_seed.csv"), per_seed)
+  files.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
+  files.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
+  files.write_text(os.path.join(workdir, "results.md"),
                 results_markdown(rows) + "\n\n" + paired_markdown(paired) + "\n\n"
                 + ops_markdown(ops_rows) + "\n")
   tau = summarize(taus)
@@ -533,7 +533,7 @@ def run(config, workdir: str) -> dict:
                  seeds=config.num_seeds, compile_seconds=compile_seconds,
                  kendall_tau=tau, results=rows, paired=paired, ops=ops_rows)
   # Standard JSON: a metric with no pick in any seed (NaN) is written as null.
-  io.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
+  files.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
   return summary
 
 

@@ -62,7 +62,8 @@ from typing import Sequence
 import numpy as np
 
 from snnax_nas import configs
-from snnax_nas import io
+from snnax_nas import files
+from snnax_nas import jobs
 from snnax_nas import memory
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import evaluate as evaluate_job
@@ -210,7 +211,6 @@ def run_in_process(stage: Stage, log_path: str) -> int:
   log records are appended to ``log_path`` (log records also go to the
   console). Returns 0, or 2 after an ``error:`` line in the log when the job
   refused its config or input (a ``ValueError``)."""
-  from snnax_nas import jobs  # noqa: PLC0415 (the jobs import the whole library)
   job = jobs.get(stage.job)
   with open(log_path, "a") as log:
     log.write(f"$ {stage.command()}\n")
@@ -262,7 +262,7 @@ def run_stage(stage: Stage, workdir: str, runner: Runner = run_in_process,
   # it (a job run by hand, or one killed before its record) is run again (the
   # jobs resume, so a finished one costs little).
   if os.path.exists(stage.output) and os.path.exists(record_path):
-    return io.read_json(record_path, required=True)
+    return files.read_json(record_path, required=True)
   record = dict(stage=stage.name, command=stage.command(), seconds=None)
   log_path = os.path.join(workdir, LOGS_DIR, stage.name.replace("/", "__") + ".log")
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -279,7 +279,7 @@ def run_stage(stage: Stage, workdir: str, runner: Runner = run_in_process,
   log(f"[{stage.name}] done in {seconds:.1f} s")
   record["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
-  io.write_json(record_path, record)
+  files.write_json(record_path, record)
   return record
 
 
@@ -349,7 +349,7 @@ class Entry:
 
 
 def _search_network(search_dir: str) -> dict:
-  record = io.read_json(os.path.join(search_dir, workdir_lib.RECORD_NAME), required=True)
+  record = files.read_json(os.path.join(search_dir, workdir_lib.RECORD_NAME), required=True)
   return dict(record["config"]["network"])
 
 
@@ -402,7 +402,7 @@ def entries(config, workdir: str, methods: Sequence[str],
       stage = search_stage(config, workdir, method, mb if method == "spikenas" else None)
       where = os.path.dirname(stage.output)
       if method == "spikenas":
-        summary = io.read_json(stage.output, required=True)
+        summary = files.read_json(stage.output, required=True)
         out.append(Entry(method, mb, summary["genotype"], int(summary["params"]), where,
                          _search_network(where)))
       else:
@@ -411,7 +411,7 @@ def entries(config, workdir: str, methods: Sequence[str],
         out.append(Entry(method, mb, geno, params, where, _search_network(where), within))
   if "lightsnn" in methods:
     stage = search_stage(config, workdir, "lightsnn", None)
-    summary = io.read_json(stage.output, required=True)
+    summary = files.read_json(stage.output, required=True)
     where = os.path.dirname(stage.output)
     out.append(Entry("lightsnn", None, summary["genotype"], int(summary["params"]), where,
                      _search_network(where)))
@@ -454,7 +454,7 @@ def eval_stage(config, workdir: str, entry: Entry, bits: int) -> Stage:
 # The table.
 
 def _search_time(search_dir: str) -> tuple[float, bool, dict]:
-  summary = io.read_json(os.path.join(search_dir, search_job.SUMMARY), required=True)
+  summary = files.read_json(os.path.join(search_dir, search_job.SUMMARY), required=True)
   timing = summary.get("timing") or {}
   return float(timing["wall_seconds"]), bool(timing.get("loaded_from_store", 0)), summary
 
@@ -478,13 +478,13 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
   for e in rows:
     seconds, resumed, summary = _search_time(e.search_dir)
     stage = _record_path(workdir, "search/" + os.path.basename(e.search_dir))
-    process_s = io.read_json(stage, required=True).get("seconds") if os.path.exists(
+    process_s = files.read_json(stage, required=True).get("seconds") if os.path.exists(
         stage) else None
     train_dir = os.path.join(workdir, "train", e.name)
-    train_summary = io.read_json(os.path.join(train_dir, train_job.SUMMARY), required=True)
+    train_summary = files.read_json(os.path.join(train_dir, train_job.SUMMARY), required=True)
     row = dict(method=e.method, budget_mb=e.budget_mb, budget_bits=config.budget_bits,
                genotype=e.genotype, ops=e.network.get("ops"), params=e.params)
-    evals = {b: io.read_json(eval_path(train_dir, b, config.eval_max_examples), required=True)
+    evals = {b: files.read_json(eval_path(train_dir, b, config.eval_max_examples), required=True)
              for b in eval_bits}
     for b in eval_bits:
       row[f"weight_mb_w{b}"] = evals[b]["weight_bytes"] / 1e6
@@ -544,7 +544,7 @@ def plot(path: str, rows: Sequence[dict], eval_bits: Sequence[int],
   widths being factors apart). Right, when ``budget_bits`` is evaluated: the
   networks at the budgets' precision on a linear axis, with the budget lines
   (dashed, MB at ``budget_bits``)."""
-  plt = io.pyplot()
+  plt = files.pyplot()
   markers = {"spikenas": "o", "random": "s", "lightsnn": "^"}
   colors = dict(zip(sorted(eval_bits, reverse=True), ["C0", "C1", "C2", "C3", "C4"]))
   zoom = budget_bits in eval_bits
@@ -576,7 +576,7 @@ def plot(path: str, rows: Sequence[dict], eval_bits: Sequence[int],
     axes[0, 1].set_xlabel(f"weight memory at {budget_bits}-bit (MB)")
     axes[0, 1].set_title(f"at the budgets' precision ({budget_bits}-bit)", fontsize=9)
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=110)
+  files.save_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -584,9 +584,9 @@ def write_table(workdir: str, rows: Sequence[dict], eval_bits: Sequence[int],
                 budgets: Sequence[float], budget_bits: int, title: str = "") -> str:
   """Writes ``results.csv``, ``results.md`` and ``accuracy_vs_memory.png``
   into ``workdir`` (atomically); returns the Markdown."""
-  io.write_dict_csv(os.path.join(workdir, TABLE_CSV), rows)
+  files.write_dict_csv(os.path.join(workdir, TABLE_CSV), rows)
   text = markdown(rows, eval_bits)
-  io.write_text(os.path.join(workdir, TABLE_MD), text)
+  files.write_text(os.path.join(workdir, TABLE_MD), text)
   plot(os.path.join(workdir, PLOT_PNG), rows, eval_bits, budgets, budget_bits, title)
   return text
 
@@ -775,7 +775,7 @@ def plot_seeds(path: str, rows: Sequence[dict], summary: Sequence[dict],
   fig.suptitle((title + ": " if title else "") + "mean and 95 % interval over seeds",
                fontsize=9)
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=110)
+  files.save_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
@@ -999,12 +999,12 @@ def run_study(config, workdir: str, runner: Runner = run_in_process,
     rows += [dict(r, seed=seed) for r in seed_rows]
   summary = seed_summary(rows, eval_bits)
   paired = paired_differences(rows, eval_bits)
-  io.write_dict_csv(os.path.join(workdir, TABLE_CSV), rows)
-  io.write_dict_csv(os.path.join(workdir, SUMMARY_CSV), summary)
-  io.write_dict_csv(os.path.join(workdir, PAIRED_CSV), paired)
+  files.write_dict_csv(os.path.join(workdir, TABLE_CSV), rows)
+  files.write_dict_csv(os.path.join(workdir, SUMMARY_CSV), summary)
+  files.write_dict_csv(os.path.join(workdir, PAIRED_CSV), paired)
   text = (summary_markdown(summary, eval_bits, len(seeds)) + "\n"
           + paired_markdown(paired))
-  io.write_text(os.path.join(workdir, TABLE_MD), text)
+  files.write_text(os.path.join(workdir, TABLE_MD), text)
   title = (f"{config.dataset.split('/')[-1]}  width {config.network.width}  "
            f"T {config.network.timesteps}  {config.training.epochs} epochs  "
            f"{len(seeds)} seeds")

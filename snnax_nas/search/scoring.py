@@ -3,7 +3,7 @@ the memory-budget checks, and scoring through a results store.
 
 Every method scores candidates with the batched SAHD scorer
 (:func:`snnax_nas.score.score_candidates`), never one candidate per Python
-call, and always through a :class:`snnax_nas.results.ResultsStore`
+call, and always through a :class:`snnax_nas.score_store.ScoreStore`
 (:class:`StoreScorer`), so a killed search resumes where it stopped and ends
 with exactly the result an uninterrupted run gives. The budget rule itself is
 the analytic memory model's (:func:`snnax_nas.memory.within_budget`); this
@@ -33,8 +33,8 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import kernels
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
-from snnax_nas import results
 from snnax_nas import score
+from snnax_nas import score_store
 
 METHODS = ("random", "spikenas", "lightsnn")
 MAX_ID = (1 << 31) - 1  # candidate ids are int32 in the scorer
@@ -68,7 +68,7 @@ class SearchResult:
     extra_evaluations: evaluations made only to report a score (LightSNN:
       1, the pruned network; 0 otherwise).
     steps: per-step summaries (SpikeNAS cell steps, LightSNN rounds).
-    records: one :class:`snnax_nas.results.Row` per scored candidate.
+    records: one :class:`snnax_nas.score_store.Row` per scored candidate.
     notes: remarks about the result (e.g. an invalid pruned cell).
     compile_seconds: wall time of the first scorer call of this run (it
       includes compilation).
@@ -271,7 +271,7 @@ def _key_data(key) -> list:
 
 def fingerprint(method: str, cfg, images, key, kernel: str, **args) -> dict:
   """Everything that determines a search's results, for
-  :meth:`snnax_nas.results.ResultsStore.bind`.
+  :meth:`snnax_nas.score_store.ScoreStore.bind`.
 
   Chunking is left out: a score does not depend on it, so a resumed run may
   change ``chunk_size``.
@@ -359,7 +359,7 @@ class StoreScorer:
   and each call's rows are committed in one transaction before the next.
   """
 
-  def __init__(self, images, key, cfg, store: results.ResultsStore, scorer: ScorerOptions, *,
+  def __init__(self, images, key, cfg, store: score_store.ScoreStore, scorer: ScorerOptions, *,
                weight_bits: int, progress: Optional[ProgressFn]):
     self.images = jnp.asarray(images, jnp.float32)
     self.key, self.cfg, self.store = key, cfg, store
@@ -369,7 +369,7 @@ class StoreScorer:
     self.calls = 0
     self.compile_seconds = self.run_seconds = 0.0
     self.scored = self.loaded = 0
-    self.records: list[results.Row] = []
+    self.records: list[score_store.Row] = []
 
   def run(self, step: int, ids, texts: Sequence[str], arch: np.ndarray, params, label: str,
           *, one_call: bool = False, scorer_ids=None) -> tuple[np.ndarray, np.ndarray]:
@@ -426,7 +426,7 @@ class StoreScorer:
       self.calls += 1
       group_scores = distributed.gather_shares(res.scores, len(group))
       group_singular = distributed.gather_shares(res.singular, len(group))
-      new = [results.Row(step, int(ids[k]), texts[k], float(group_scores[j]),
+      new = [score_store.Row(step, int(ids[k]), texts[k], float(group_scores[j]),
                          bool(group_singular[j]), int(params[k]), int(wbytes[k]))
              for j, k in enumerate(group)]
       self.store.add(new)  # committed: a kill after this line loses nothing
@@ -457,7 +457,7 @@ class StoreScorer:
                                 for c, f in zip(ids, found)], bool)
     found, stored_scores, stored_singular = distributed.broadcast_from_first(
         (found, stored_scores, stored_singular))
-    return {int(ids[k]): results.Row(step, int(ids[k]), texts[k], float(stored_scores[k]),
+    return {int(ids[k]): score_store.Row(step, int(ids[k]), texts[k], float(stored_scores[k]),
                                      bool(stored_singular[k]), int(params[k]), int(wbytes[k]))
             for k in np.flatnonzero(found)}
 
