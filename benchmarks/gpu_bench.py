@@ -77,6 +77,7 @@ from snnax_nas import data  # noqa: E402
 from snnax_nas import distributed
 from snnax_nas import flops as flops_lib  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
+from snnax_nas import genotype_space
 from snnax_nas import network  # noqa: E402
 from snnax_nas import score  # noqa: E402
 
@@ -196,7 +197,7 @@ def bench_torch(cfg, gs, images, n, seed):
 def canonical_forward_space(ops: str = "snasnet") -> np.ndarray:
   """The canonical forward space of an op set: every valid forward genotype,
   pruned to canonical form and deduplicated, int8 [M, 4, 4]."""
-  raw = genotype_lib.enumerate_forward(ops)
+  raw = genotype_space.enumerate_forward(ops)
   return genotype_lib.unique_canonical(raw[genotype_lib.is_valid(raw)])
 
 
@@ -205,7 +206,7 @@ def fidelity(args):
   cfg, _, repeats = make_config("small", False, width=args.fidelity_width)
   batch = args.fidelity_batch
   images = data.score_batches("cifar10_sample", repeats, batch, args.seed)
-  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+  gs = genotype_lib.as_genotypes(genotype_space.sample_genotypes(
       np.random.default_rng(args.seed), args.fidelity, cfg.ops), cfg)
   key = jax.random.key(args.seed)
   out = {}
@@ -246,7 +247,7 @@ def main(args):
       raise ValueError(f"unknown config {name!r}; choose from {', '.join(CONFIGS)}")
     cfg, batch, repeats = make_config(name, args.smoke)
     images = data.score_batches("cifar10_sample", repeats, batch, args.seed)
-    gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+    gs = genotype_lib.as_genotypes(genotype_space.sample_genotypes(
         np.random.default_rng(args.seed), n_jax[min(i, len(n_jax) - 1)], cfg.ops), cfg)
     key = jax.random.key(args.seed)
     useful = flops_lib.candidate_flops(genotype_lib.arch_of(gs, cfg), cfg, batch, repeats).useful

@@ -7,7 +7,7 @@ r"""The accuracy-vs-memory table: SpikeNAS vs SNASNet random search vs LightSNN.
   python -m launch.compare --config=snnax_nas/configs/compare.py:reference --workdir=runs/compare_ref
 
 The study is :func:`snnax_nas.studies.compare.run` and its stages
-:mod:`snnax_nas.studies.compare.stages` (its docstring: the methods, the files written,
+:mod:`snnax_nas.studies.compare.study` (its docstring: the methods, the files written,
 resuming); the config is ``snnax_nas/configs/compare.py``. Kill it at any
 point (even ``kill -9``) and rerun the same command: finished stages are not
 rerun and keep their measured times.

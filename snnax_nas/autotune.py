@@ -203,7 +203,8 @@ def space_sample(cfg: configs.NetworkConfig, n: int = 256) -> np.ndarray:
   ``cfg`` with a fixed seed: the typical candidate's FLOPs when the
   candidates are not known in advance (a search)."""
   from snnax_nas import genotype as genotype_lib  # pylint: disable=g-import-not-at-top
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), n, cfg.ops, backward=cfg.backward)
+  from snnax_nas import genotype_space
+  gs = genotype_space.sample_genotypes(np.random.default_rng(0), n, cfg.ops, backward=cfg.backward)
   gs = genotype_lib.cell_genotypes(gs, cfg.ops, cfg.num_cells, allow_backward=cfg.backward)
   return genotype_lib.arch_weights(gs, cfg.ops)[..., :cfg.num_edges, :]
 

@@ -11,7 +11,7 @@ from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import groundtruth as gt_config
-from snnax_nas.search import scoring as common
+from snnax_nas.search import space as space_lib
 from snnax_nas.studies import groundtruth
 
 OPS = ops_lib.op_set(gt_config.TABLE_OPS)
@@ -22,7 +22,7 @@ def _write_table(path, n=12, seed=0, duplicate=True):
   made-up accuracies; with ``duplicate``, one extra raw row whose canonical
   form repeats the first cell (its accuracy is merged by the mean)."""
   rng = np.random.default_rng(seed)
-  space = common.search_space(OPS, False)
+  space = space_lib.search_space(OPS, False)
   cells = space[rng.choice(len(space), n, replace=False)]
   acc = rng.uniform(40, 60, n).round(3)
   lines = ["genotype,accuracy,params"]

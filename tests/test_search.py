@@ -23,6 +23,7 @@ import pytest
 
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import score
@@ -279,7 +280,7 @@ def test_random_search_argmax_duplicates_and_fields(spy):
   assert res.compile_seconds > 0 and res.scored_this_run == 4
 
   res = search.random_search(IMAGES, KEY, CFG, num_candidates=12, seed=3, scorer=SCORER)
-  sampled = search.arch_strings(genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+  sampled = search.arch_strings(genotype_lib.as_genotypes(genotype_space.sample_genotypes(
       np.random.default_rng(3), 12, CFG.ops), CFG))
   assert [r.genotype for r in res.records] == sampled
   assert res.score == max(r.score for r in res.records)
@@ -490,10 +491,10 @@ def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
 
 
 def test_best_index_refuses_a_field_of_singular_kernels():
-  from snnax_nas.search import scoring as common
-  assert common.best_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
+  from snnax_nas.search import result as result_lib
+  assert result_lib.best_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
   with pytest.raises(ValueError, match="all 3 candidates scored have a singular kernel"):
-    common.best_index(np.array([-np.inf, -np.inf, np.nan]))
+    result_lib.best_index(np.array([-np.inf, -np.inf, np.nan]))
 
 
 def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):

@@ -47,6 +47,7 @@ from snnax_nas import distributed
 from snnax_nas import files
 from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import score
 from snnax_nas.jobs import common
@@ -166,7 +167,7 @@ def run(config, workdir: str) -> Optional[Scored]:
     texts = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
     genotypes = genotype_lib.as_genotypes(texts, cfg)
   else:
-    g = genotype_lib.sample_genotypes(np.random.default_rng(config.seed),
+    g = genotype_space.sample_genotypes(np.random.default_rng(config.seed),
                                       config.num_candidates, cfg.ops, backward=cfg.backward)
     genotypes = genotype_lib.as_genotypes(g, cfg)
     texts = [genotype_lib.format_genotype(x[0]) for x in genotypes]

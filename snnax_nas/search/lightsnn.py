@@ -31,7 +31,8 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
 from snnax_nas import score_store
-from snnax_nas.search import scoring as common
+from snnax_nas.search import result as result_lib
+from snnax_nas.search import scoring
 
 
 def _edge_name(e: int) -> str:
@@ -100,9 +101,9 @@ def supernet_param_count(masks, cfg: configs.NetworkConfig) -> np.ndarray:
 
 def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                    candidate_id: int = 0, weight_bits: int = 32,
-                   scorer: common.ScorerOptions = common.REFERENCE_SCORER, score_final: bool = True,
+                   scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER, score_final: bool = True,
                    store: Optional[score_store.ScoreStore] = None,
-                   progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
+                   progress: Optional[scoring.ProgressFn] = None) -> result_lib.SearchResult:
   """LightSNN: prune a shared-α supernet by op importance (module docstring).
 
   Args:
@@ -132,18 +133,18 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     ValueError: bad arguments or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, scorer)
+  scoring.check_common_args(cfg, scorer)
   memory.check_weight_bits(weight_bits)
-  if not 0 <= int(candidate_id) <= common.MAX_ID:
-    raise ValueError(f"candidate_id must be in [0, {common.MAX_ID}], got {candidate_id!r}")
+  if not 0 <= int(candidate_id) <= scoring.MAX_ID:
+    raise ValueError(f"candidate_id must be in [0, {scoring.MAX_ID}], got {candidate_id!r}")
   ops = cfg.ops
   num_edges, num_ops = cfg.num_edges, len(ops.ops)
   store = store if store is not None else score_store.ScoreStore()
-  store.bind(common.fingerprint("lightsnn", cfg, images, key, scorer.kernel,
+  store.bind(scoring.fingerprint("lightsnn", cfg, images, key, scorer.kernel,
                                 candidate_id=int(candidate_id), weight_bits=weight_bits,
                                 score_final=bool(score_final),
                                 **scorer.score_args()))
-  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+  store_scorer = scoring.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
                                     progress=progress)
   mask = np.ones((num_edges, num_ops), bool)
   steps, evaluations, rnd = [], 0, 0
@@ -161,7 +162,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     dropped = {}
     for e in sorted({e for e, _ in evals}):
       ks = [k for k, (ee, _) in enumerate(evals) if ee == e]
-      k = ks[common.best_index(scores[ks])]  # removing this op helps the score most
+      k = ks[result_lib.best_index(scores[ks])]  # removing this op helps the score most
       mask[e, evals[k][1]] = False
       dropped[_edge_name(e)] = ops.ops[evals[k][1]].name
     evaluations += m
@@ -188,7 +189,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     s, sing = store_scorer.run(rnd, [0], [text], genotype_lib.arch_of(cells, cfg), [params],
                                "lightsnn final", one_call=True, scorer_ids=[int(candidate_id)])
     final_score, final_singular = float(s[0]), bool(sing[0])
-  result = common.SearchResult(
+  result = result_lib.SearchResult(
       method="lightsnn", genotype=text, score=final_score, singular=final_singular,
       params=params, weight_bytes=int(memory.weight_bytes(params, weight_bits)),
       weight_bits=weight_bits, budget_params=None, budget_bytes=None,

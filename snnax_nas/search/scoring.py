@@ -1,21 +1,14 @@
-"""What the three search methods share: the result type, the search spaces,
-the memory-budget checks, and scoring through a results store.
-
-Every method scores candidates with the batched SAHD scorer
-(:func:`snnax_nas.score.score_candidates`), never one candidate per Python
-call, and always through a :class:`snnax_nas.score_store.ScoreStore`
+"""Scoring through a store: every method scores candidates with the batched
+SAHD scorer (:func:`snnax_nas.score.score_candidates`), never one candidate
+per Python call, and always through a :class:`snnax_nas.score_store.ScoreStore`
 (:class:`StoreScorer`), so a killed search resumes where it stopped and ends
-with exactly the result an uninterrupted run gives. The budget rule itself is
-the analytic memory model's (:func:`snnax_nas.memory.within_budget`); this
-module only adds the search-space minimum (:func:`check_budget`).
+with exactly the result an uninterrupted run gives.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import math
 import time
 from typing import Optional
 from typing import Sequence
@@ -29,234 +22,17 @@ from snnax_nas import callbacks
 from snnax_nas import configs
 from snnax_nas import distributed
 from snnax_nas import flops
-from snnax_nas import genotype as genotype_lib
 from snnax_nas import kernels
 from snnax_nas import memory
-from snnax_nas import ops as ops_lib
 from snnax_nas import score
 from snnax_nas import score_store
+from snnax_nas.search.result import SearchResult
 
-METHODS = ("random", "spikenas", "lightsnn")
 MAX_ID = (1 << 31) - 1  # candidate ids are int32 in the scorer
 
 # progress(label, done, total): done=0 before a step's first scorer call, then
 # after every call; label names the step. Counts exclude rows already stored.
 ProgressFn = callbacks.SearchProgress  # the Protocol, re-exported
-
-
-@dataclasses.dataclass
-class SearchResult:
-  """Outcome of a search (the same fields for every method).
-
-  Attributes:
-    method: ``"random"``, ``"spikenas"`` or ``"lightsnn"``.
-    genotype: the chosen architecture; per-cell genotypes joined with ``|``
-      when cells differ, e.g. ``"0303/0030/2002/0200"`` or ``"0122/..|0222/.."``.
-    score: its SAHD score (mean log|det K| over the R batches; ``-inf`` if
-      singular).
-    singular: its kernel was singular.
-    params: its parameter count (:func:`snnax_nas.memory.param_count`).
-    weight_bytes: bytes of its weights at ``weight_bits``.
-    weight_bits: weight precision of the memory model (32/16/8/4).
-    budget_params: parameter budget, or None (no limit).
-    budget_bytes: weight-memory budget in bytes, or None (no limit).
-    candidates_scored: candidates (LightSNN: pruning evaluations) the method
-      scored to decide, loaded from the store or scored in this run.
-    candidates_skipped: candidates the budget removed before scoring.
-    evaluations: score evaluations the method used to decide (equal to
-      ``candidates_scored``; 60 for LightSNN's 3 ops x 12 edges).
-    extra_evaluations: evaluations made only to report a score (LightSNN:
-      1, the pruned network; 0 otherwise).
-    steps: per-step summaries (SpikeNAS cell steps, LightSNN rounds).
-    records: one :class:`snnax_nas.score_store.Row` per scored candidate.
-    notes: remarks about the result (e.g. an invalid pruned cell).
-    compile_seconds: wall time of the first scorer call of this run (it
-      includes compilation).
-    run_seconds: wall time of the other scorer calls of this run.
-    wall_seconds: wall time of the whole search call.
-    scored_this_run: evaluations computed in this run.
-    loaded_from_store: evaluations loaded from the results store.
-  """
-
-  method: str
-  genotype: str
-  score: float
-  singular: bool
-  params: int
-  weight_bytes: int
-  weight_bits: int
-  budget_params: Optional[int]
-  budget_bytes: Optional[int]
-  candidates_scored: int
-  candidates_skipped: int
-  evaluations: int
-  extra_evaluations: int = 0
-  steps: list = dataclasses.field(default_factory=list)
-  records: list = dataclasses.field(default_factory=list)
-  notes: list = dataclasses.field(default_factory=list)
-  compile_seconds: float = 0.0
-  run_seconds: float = 0.0
-  wall_seconds: float = 0.0
-  scored_this_run: int = 0
-  loaded_from_store: int = 0
-
-  TIMING_FIELDS = ("compile_seconds", "run_seconds", "wall_seconds", "scored_this_run",
-                   "loaded_from_store")
-
-  def summary(self) -> dict:
-    """JSON-ready summary: the result fields, and ``timing`` (the fields that
-    differ between an uninterrupted and a resumed run). Records are left out
-    (they go to ``scores.csv``); a non-finite score is written as None."""
-    out = {}
-    for f in dataclasses.fields(self):
-      if f.name == "records" or f.name in self.TIMING_FIELDS:
-        continue
-      out[f.name] = getattr(self, f.name)
-    out["score"] = json_float(self.score)
-    out["timing"] = {k: getattr(self, k) for k in self.TIMING_FIELDS}
-    return out
-
-
-def json_float(x: float) -> Optional[float]:
-  """``float(x)``, or None when it is not finite (JSON has no inf or NaN)."""
-  x = float(x)
-  return x if math.isfinite(x) else None
-
-
-# ----------------------------------------------------------------------------
-# Spaces and strings.
-
-# Not a compile cache: a pure function of hashable arguments returning a
-# read-only array, memoised because enumerating the backward space takes ~0.5 s
-# and budget checks and candidate pools ask for it repeatedly.
-@functools.lru_cache(maxsize=16)
-def search_space(ops: ops_lib.OpSet, backward: bool) -> np.ndarray:
-  """Every distinct canonical valid cell of an op set.
-
-  Args:
-    ops: the op set (an :class:`snnax_nas.ops.OpSet`; hashable, so cached).
-    backward: the backward (feedback) space instead of the forward one.
-
-  Returns:
-    Read-only ``int8 [M, 4, 4]`` in enumeration order (e.g. M = 7,556 for
-    ``snasnet`` forward, 104,708 backward; 64 for ``spikenas`` forward).
-  """
-  raw = (genotype_lib.enumerate_backward if backward else genotype_lib.enumerate_forward)(ops)
-  out = genotype_lib.unique_canonical(raw[genotype_lib.is_valid(raw)])
-  out.setflags(write=False)
-  return out
-
-
-def candidate_pool(ops, backward: bool, num_candidates: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, bool]:
-  """The candidate cells of one SpikeNAS step.
-
-  Args:
-    ops: the op set (anything :func:`snnax_nas.ops.op_set` accepts).
-    backward: backward space instead of forward.
-    num_candidates: the most distinct cells to return, >= 1.
-    rng: generator for the sampled case (unused when the space is small).
-
-  Returns:
-    ``(pool int8 [M, 4, 4], enumerated)``: the whole space (``enumerated``
-    True) when it has at most ``num_candidates`` distinct canonical valid
-    cells, else ``num_candidates`` distinct cells drawn with the reference
-    sampler, deduplicated by canonical form, in order of first draw.
-  """
-  ops = ops_lib.op_set(ops)
-  space = search_space(ops, bool(backward))
-  if len(space) <= num_candidates:
-    return np.array(space), True
-  got = np.zeros((0, 4, 4), genotype_lib.GENOTYPE_DTYPE)
-  while len(got) < num_candidates:
-    need = num_candidates - len(got)
-    draw = genotype_lib.sample_genotypes(rng, 2 * need + 16, ops, backward=backward)
-    got = genotype_lib.unique_canonical(np.concatenate([got, draw]))
-  return got[:num_candidates], False
-
-
-def arch_strings(cells) -> list[str]:
-  """Strings of per-cell architectures.
-
-  Args:
-    cells: int ``[N, L, 4, 4]`` genotypes.
-
-  Returns:
-    ``N`` strings: one genotype string when all cells agree, else the cells'
-    strings joined with ``|`` (the form :func:`snnax_nas.genotype.as_genotypes`
-    parses).
-  """
-  cells = np.asarray(cells)
-  n, num_cells = cells.shape[:2]
-  flat = genotype_lib.format_genotypes(cells.reshape(-1, 4, 4))
-  out = []
-  for i in range(n):
-    row = flat[i * num_cells:(i + 1) * num_cells]
-    out.append(row[0] if all(r == row[0] for r in row) else "|".join(row))
-  return out
-
-
-# ----------------------------------------------------------------------------
-# The memory budget against the search space.
-
-def budget_text(budget_params, budget_bytes, weight_bits: int) -> str:
-  """A budget in words for error messages, e.g. ``"1,000 params and 4,000
-  bytes (0.004 MB) at 32-bit weights"`` (limits already normalised)."""
-  parts = []
-  if budget_params is not None:
-    parts.append(f"{budget_params:,} params")
-  if budget_bytes is not None:
-    parts.append(f"{budget_bytes:,} bytes ({budget_bytes / 1e6:.6g} MB) at {weight_bits}-bit "
-                 "weights")
-  return " and ".join(parts)
-
-
-def smallest_network(cfg: configs.NetworkConfig) -> tuple[str, int]:
-  """The cheapest network of the search space of ``cfg``.
-
-  Per-cell search cannot go lower than one cell shared by all cells: a cell's
-  cost is a sum of per-edge op costs whose order does not depend on the width,
-  so the cheapest cell is the same in every cell.
-
-  Returns:
-    ``(genotype string, parameter count)``.
-  """
-  space = search_space(cfg.ops, cfg.backward)
-  params = memory.param_count(space, cfg)
-  i = int(np.argmin(params))
-  return genotype_lib.format_genotype(space[i]), int(params[i])
-
-
-def check_budget(cfg: configs.NetworkConfig, *, budget_params=None, budget_bytes=None,
-                 weight_bits: int = 32) -> None:
-  """Checks that a budget admits at least the smallest network of the space.
-
-  Args:
-    cfg: the network config (``ops`` and ``backward`` define the space).
-    budget_params: most parameters of the whole network, or None / inf (no
-      limit; see :func:`snnax_nas.memory.normalize_budget`).
-    budget_bytes: most weight bytes at ``weight_bits``, or None / inf.
-    weight_bits: weight precision: 32, 16, 8 or 4.
-
-  Raises:
-    ValueError: bad budget arguments (NaN, zero, negative, not a number, bad
-      ``weight_bits``), or a budget below the minimum; the message states the
-      minimum in params and bytes.
-  """
-  budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
-  if budget_params is None and budget_bytes is None:
-    return
-  budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
-  if memory.within_budget(search_space(cfg.ops, cfg.backward), cfg, **budget).any():
-    return
-  g, p = smallest_network(cfg)
-  space = "backward" if cfg.backward else "forward"
-  raise ValueError(
-      f"memory budget of {budget_text(budget_params, budget_bytes, weight_bits)} is below "
-      f"the smallest network of the search space: minimum {p:,} params = "
-      f"{int(memory.weight_bytes(p, weight_bits)):,} bytes at {weight_bits}-bit weights "
-      f"(cell {g} in all {cfg.num_cells} cells, op set {cfg.ops}, {space} space, "
-      f"width {cfg.width})")
 
 
 # ----------------------------------------------------------------------------
@@ -427,7 +203,7 @@ class StoreScorer:
       group_scores = distributed.gather_shares(res.scores, len(group))
       group_singular = distributed.gather_shares(res.singular, len(group))
       new = [score_store.Row(step, int(ids[k]), texts[k], float(group_scores[j]),
-                         bool(group_singular[j]), int(params[k]), int(wbytes[k]))
+                             bool(group_singular[j]), int(params[k]), int(wbytes[k]))
              for j, k in enumerate(group)]
       self.store.add(new)  # committed: a kill after this line loses nothing
       rows.update((r.candidate_id, r) for r in new)
@@ -458,7 +234,8 @@ class StoreScorer:
     found, stored_scores, stored_singular = distributed.broadcast_from_first(
         (found, stored_scores, stored_singular))
     return {int(ids[k]): score_store.Row(step, int(ids[k]), texts[k], float(stored_scores[k]),
-                                     bool(stored_singular[k]), int(params[k]), int(wbytes[k]))
+                                         bool(stored_singular[k]), int(params[k]),
+                                         int(wbytes[k]))
             for k in np.flatnonzero(found)}
 
   def finish(self, result: SearchResult, t0: float) -> SearchResult:
@@ -471,24 +248,6 @@ class StoreScorer:
     result.loaded_from_store = self.loaded
     result.wall_seconds = time.perf_counter() - t0
     return result
-
-
-def best_index(scores: np.ndarray) -> int:
-  """First index of the highest of float scores [M] (-inf scores lose to any
-  finite one; NaN counts as -inf).
-
-  Raises:
-    ValueError: no score is finite (every kernel singular): a "best" among
-      them would be an arbitrary pick reported as a result.
-  """
-  scores = np.asarray(scores, np.float64)
-  if not np.isfinite(scores).any():
-    raise ValueError(
-        f"all {scores.size} candidates scored have a singular kernel (score -inf): none can be "
-        "chosen. The inputs may be degenerate (constant images, or pixel values far outside "
-        "the usual range: check the dataset's normalisation), or the network never fires on "
-        "them (raise network.width or scoring.batch_size)")
-  return int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))
 
 
 def check_common_args(cfg, scorer: ScorerOptions) -> None:

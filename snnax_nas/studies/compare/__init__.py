@@ -1,6 +1,7 @@
 """The compare study: the accuracy-vs-memory table of SpikeNAS, SNASNet random
 search and LightSNN, as ``run(config, workdir)``; ``launch.compare`` is its
-command line, :mod:`snnax_nas.studies.compare.stages` its stages and table.
+command line; :mod:`.study` runs it from its :mod:`.stages` and writes its
+:mod:`.tables`.
 
 Writes to ``workdir``: ``config.json`` (the study's config), ``search/``,
 ``train/`` (each stage's own workdir), ``stages/`` (when each stage finished,
@@ -11,7 +12,7 @@ finished stages are not rerun and keep their measured times.
 
 from __future__ import annotations
 
-from snnax_nas.studies.compare import stages
+from snnax_nas.studies.compare import study
 
 
 def report(result: tuple[list, str], workdir: str) -> str:
@@ -21,7 +22,7 @@ def report(result: tuple[list, str], workdir: str) -> str:
 
 
 def run(config, workdir: str) -> tuple[list[dict], str]:
-  """Runs (or resumes) the study (:func:`snnax_nas.studies.compare.stages.run_study`).
+  """Runs (or resumes) the study (:func:`snnax_nas.studies.compare.study.run_study`).
 
   Args:
     config: a :mod:`snnax_nas.configs.compare` config.
@@ -36,4 +37,4 @@ def run(config, workdir: str) -> tuple[list[dict], str]:
   """
   if not workdir:
     raise ValueError("--workdir is required")
-  return stages.run_study(config, workdir)
+  return study.run_study(config, workdir)
