@@ -492,9 +492,9 @@ def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
 
 def test_best_index_refuses_a_field_of_singular_kernels():
   from snnax_nas.search import result as result_lib
-  assert result_lib.best_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
+  assert result_lib.best_finite_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
   with pytest.raises(ValueError, match="all 3 candidates scored have a singular kernel"):
-    result_lib.best_index(np.array([-np.inf, -np.inf, np.nan]))
+    result_lib.best_finite_index(np.array([-np.inf, -np.inf, np.nan]))
 
 
 def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):

@@ -27,7 +27,6 @@ from snnax_nas.search.lightsnn import mask_string
 from snnax_nas.search.lightsnn import supernet_param_count
 from snnax_nas.search.result import METHODS
 from snnax_nas.search.result import SearchResult
-from snnax_nas.search.result import best_index
 from snnax_nas.search.scoring import ProgressFn
 from snnax_nas.search.scoring import ScorerOptions
 from snnax_nas.search.snasnet import random_search
@@ -46,7 +45,6 @@ __all__ = [
     "ScorerOptions",
     "SearchResult",
     "arch_strings",
-    "best_index",
     "candidate_pool",
     "check_budget",
     "lightsnn_prune",

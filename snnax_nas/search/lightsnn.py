@@ -162,7 +162,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     dropped = {}
     for e in sorted({e for e, _ in evals}):
       ks = [k for k, (ee, _) in enumerate(evals) if ee == e]
-      k = ks[result_lib.best_index(scores[ks])]  # removing this op helps the score most
+      k = ks[result_lib.best_finite_index(scores[ks])]  # removing this op helps the score most
       mask[e, evals[k][1]] = False
       dropped[_edge_name(e)] = ops.ops[evals[k][1]].name
     evaluations += m

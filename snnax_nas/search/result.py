@@ -1,7 +1,8 @@
 """The outcome of a search, the same for every method (:class:`SearchResult`),
-and the one rule that picks the best of scored candidates
-(:func:`best_index`: the highest score, NaN as -inf, the first of equal
-scores), used by every search and study.
+and its pick: the best scored candidate by the one rule of every search and
+study (:func:`snnax_nas.stats.best_index`: the highest score, NaN as -inf,
+the first of equal scores), refused when no score is finite
+(:func:`best_finite_index`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 from typing import Optional
 
 import numpy as np
+
+from snnax_nas import stats
 
 METHODS = ("random", "spikenas", "lightsnn")
 
@@ -94,9 +97,10 @@ def json_float(x: float) -> Optional[float]:
   return x if math.isfinite(x) else None
 
 
-def best_index(scores: np.ndarray) -> int:
-  """First index of the highest of float scores [M] (-inf scores lose to any
-  finite one; NaN counts as -inf).
+def best_finite_index(scores: np.ndarray) -> int:
+  """The best of float scores [M] by the one rule,
+  :func:`snnax_nas.stats.best_index` (the highest, NaN as -inf, the first of
+  equal scores).
 
   Raises:
     ValueError: no score is finite (every kernel singular): a "best" among
@@ -109,4 +113,4 @@ def best_index(scores: np.ndarray) -> int:
         "chosen. The inputs may be degenerate (constant images, or pixel values far outside "
         "the usual range: check the dataset's normalisation), or the network never fires on "
         "them (raise network.width or scoring.batch_size)")
-  return int(np.argmax(np.where(np.isnan(scores), -np.inf, scores)))
+  return stats.best_index(scores)

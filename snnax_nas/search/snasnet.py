@@ -102,7 +102,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   idx = np.flatnonzero(ok)
   scores, singular = store_scorer.run(0, idx, [texts[i] for i in idx],
                                       genotype_lib.arch_of(cells[idx], cfg), params[idx], "random")
-  b = result_lib.best_index(scores)
+  b = result_lib.best_finite_index(scores)
   best = int(idx[b])
   result = result_lib.SearchResult(
       method="random", genotype=texts[best], score=float(scores[b]), singular=bool(singular[b]),

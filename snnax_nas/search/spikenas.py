@@ -154,7 +154,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     scores, singular = store_scorer.run(step, step * ID_STRIDE + idx, texts,
                                         genotype_lib.arch_of(cells[idx], cfg), params[idx],
                                         f"spikenas step {step + 1}/{num_cells}")
-    b = result_lib.best_index(scores)
+    b = result_lib.best_finite_index(scores)
     win = int(idx[b])
     chosen[step:] = pool[win]
     scored += len(idx)

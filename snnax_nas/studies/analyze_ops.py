@@ -40,10 +40,10 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import search as search_lib
+from snnax_nas import stats
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import common
-from snnax_nas.studies.compare import tables
 
 COLUMNS = ["variant", "removed_op", "op_set", "genotype", "score", "params", "acc_mean",
            "acc_std", "acc_lo", "acc_hi", "accs", "delta_vs_full", "delta_lo", "delta_hi"]
@@ -206,10 +206,10 @@ def run(config, workdir: str) -> list[dict]:
                  "accs": " ".join(f"{a:.4f}" for a in accs)})
     per_seed.append(accs)
   for r, accs in zip(rows, per_seed):
-    interval = tables.mean_interval(accs)
+    interval = stats.t_interval(accs)
     # Paired by training seed: seed s of every variant shares its init key and
     # batch order, so the per-seed differences cancel part of that noise.
-    delta = tables.mean_interval(np.subtract(accs, per_seed[0]))
+    delta = stats.t_interval(np.subtract(accs, per_seed[0]))
     r.update(acc_lo=interval["lo"], acc_hi=interval["hi"],
              delta_vs_full=r["acc_mean"] - rows[0]["acc_mean"],
              delta_lo=delta["lo"], delta_hi=delta["hi"])

@@ -31,6 +31,7 @@ from snnax_nas import configs
 from snnax_nas import files
 from snnax_nas import jobs
 from snnax_nas import memory
+from snnax_nas import stats
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import evaluate as evaluate_job
 from snnax_nas.jobs import search as search_job
@@ -325,8 +326,10 @@ def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> t
     weight_bits: weight precision of the budget.
 
   Returns:
-    ``(genotype, params, draws within the budget)``; of equal scores, the
-    lowest candidate id (a singular kernel's empty score counts as -inf).
+    ``(genotype, params, draws within the budget)``: the best by
+    :func:`snnax_nas.stats.best_index` over the draws in candidate-id order
+    (of equal scores the lowest id; a singular kernel's empty score counts as
+    -inf).
 
   Raises:
     ValueError: no draw fits the budget (the message names the cheapest).
@@ -335,11 +338,10 @@ def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> t
     rows = list(csv.DictReader(f))
   if not rows:
     raise ValueError(f"{scores_csv} holds no scored draw")
-  ids = np.array([int(r["candidate_id"]) for r in rows], np.int64)
+  rows.sort(key=lambda r: int(r["candidate_id"]))  # the first of equal scores: the lowest id
   params = np.array([int(r["params"]) for r in rows], np.int64)
   scores = np.array([float(r["score"]) if r["score"] not in ("", "None") else -np.inf
                      for r in rows], np.float64)
-  scores = np.where(np.isnan(scores), -np.inf, scores)
   ok = memory.params_within_budget(params, budget_bytes=memory.budget_bytes_from_mb(budget_mb),
                                    weight_bits=weight_bits)
   if not ok.any():
@@ -347,8 +349,7 @@ def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> t
     raise ValueError(f"no random draw fits budget_mb={budget_mb:g} at {weight_bits}-bit; the "
                      f"cheapest draw has {int(params[cheapest]):,} params; raise the budget")
   cand = np.flatnonzero(ok)
-  cand = cand[np.lexsort((ids[cand], -scores[cand]))]  # best score, then lowest id
-  best = int(cand[0])
+  best = int(cand[stats.best_index(scores[cand])])
   return rows[best]["genotype"], int(params[best]), int(ok.sum())
 
 

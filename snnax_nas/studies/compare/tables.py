@@ -11,10 +11,9 @@ import os
 from typing import Any
 from typing import Sequence
 
-import numpy as np
-
 from snnax_nas import files
 from snnax_nas import memory
+from snnax_nas import stats
 from snnax_nas.jobs import search as search_job
 from snnax_nas.jobs import train as train_job
 from snnax_nas.studies.compare import stages
@@ -170,39 +169,14 @@ def write_table(workdir: str, rows: Sequence[dict], eval_bits: Sequence[int],
 # Several seeds: mean and interval over seeds, paired differences.
 
 
-def mean_interval(values: Sequence[float]) -> dict:
-  """Mean with its 95 % Student-t interval over seeds.
-
-  With a handful of seeds the t interval is the honest one (a bootstrap of
-  three values is far too narrow); it assumes the per-seed values are
-  independent and roughly normal.
-
-  Args:
-    values: one value per seed; None and NaN are left out.
-
-  Returns:
-    ``{"mean", "lo", "hi", "n"}``; ``lo``/``hi`` are NaN with fewer than two
-    values, everything NaN with none.
-  """
-  from scipy import stats as scipy_stats  # noqa: PLC0415 (jax's own dependency)
-  v = np.array([x for x in values if x is not None], np.float64)
-  v = v[~np.isnan(v)]
-  if not len(v):
-    return dict(mean=math.nan, lo=math.nan, hi=math.nan, n=0)
-  if len(v) < 2:
-    return dict(mean=float(v[0]), lo=math.nan, hi=math.nan, n=1)
-  half = float(scipy_stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-  return dict(mean=float(v.mean()), lo=float(v.mean() - half), hi=float(v.mean() + half),
-              n=int(len(v)))
-
-
 def _metrics(eval_bits: Sequence[int]) -> list[str]:
   return ([f"test_acc_w{b}" for b in eval_bits] + [f"weight_mb_w{b}" for b in eval_bits]
           + ["sar", "search_s", "evaluations", "time_ratio_vs_random"])
 
 
 def seed_summary(rows: Sequence[dict], eval_bits: Sequence[int]) -> list[dict]:
-  """Per (method, budget): each metric's :func:`mean_interval` over seeds.
+  """Per (method, budget): each metric's :func:`snnax_nas.stats.t_interval`
+  over seeds.
 
   Args:
     rows: :func:`table_rows` of every seed, each with its ``seed``.
@@ -222,7 +196,7 @@ def seed_summary(rows: Sequence[dict], eval_bits: Sequence[int]) -> list[dict]:
     row = dict(method=method, budget_mb=mb, seeds=len(group),
                genotypes=len({r["genotype"] for r in group}))
     for metric in _metrics(eval_bits):
-      ci = mean_interval([r.get(metric) for r in group])
+      ci = stats.t_interval([r.get(metric) for r in group])
       row.update({metric: ci["mean"], f"{metric}_lo": ci["lo"], f"{metric}_hi": ci["hi"]})
     out.append(row)
   return out
@@ -231,37 +205,30 @@ def seed_summary(rows: Sequence[dict], eval_bits: Sequence[int]) -> list[dict]:
 def paired_differences(rows: Sequence[dict], eval_bits: Sequence[int],
                        a: str = "spikenas", b: str = "random") -> list[dict]:
   """Per budget and bit width, test accuracy of ``a`` minus ``b`` paired by
-  seed (same seed, same budget), as :func:`mean_interval` in points.
+  seed (same seed, same budget), in points with its 95 % t interval
+  (:func:`snnax_nas.stats.paired_differences`).
 
   Pairing removes what a seed does to both (its training batches and the
   test split are shared), so it separates smaller gaps than two unpaired
   intervals.
 
   Returns:
-    One dict per (budget, bits): budget_mb, bits, a, b, mean, lo, hi, n
-    (seeds with both rows), wins (seeds where ``a`` is more accurate).
+    One dict per (budget, bits): budget_mb, bits, a, b, metric, mean, lo,
+    hi, n (seeds with both rows), missing, wins (seeds where ``a`` is more
+    accurate).
   """
-  out = []
-  for mb in dict.fromkeys(r["budget_mb"] for r in rows if r["budget_mb"] is not None):
-    by = {(r["method"], r["seed"]): r for r in rows if r["budget_mb"] == mb}
-    seeds = sorted({s for m, s in by if m == a} & {s for m, s in by if m == b})
-    if not seeds:
-      continue
-    for bits in eval_bits:
-      key = f"test_acc_w{bits}"
-      diffs = [100 * (by[a, s][key] - by[b, s][key]) for s in seeds]
-      out.append(dict(budget_mb=mb, bits=bits, a=a, b=b, **mean_interval(diffs),
-                      wins=int(sum(d > 0 for d in diffs))))
-  return out
+  budgeted = [r for r in rows if r["budget_mb"] is not None]
+  per_bits = {bits: stats.paired_differences(budgeted, a, b, f"test_acc_w{bits}", "budget_mb",
+                                             stats.t_interval, scale=100)
+              for bits in eval_bits}
+  first = per_bits[eval_bits[0]] if eval_bits else []
+  return [{"budget_mb": first[i]["budget_mb"], "bits": bits, **per_bits[bits][i]}
+          for i in range(len(first)) for bits in eval_bits]
 
 
 def _ci(row: dict, metric: str, digits: int, scale: float = 1.0) -> str:
-  mean, lo, hi = (row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"])
-  if mean is None or math.isnan(mean):
-    return "—"
-  if math.isnan(lo):
-    return f"{scale * mean:.{digits}f}"
-  return f"{scale * mean:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+  return stats.interval_cell(row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"], digits,
+                             scale)
 
 
 def summary_markdown(summary: Sequence[dict], eval_bits: Sequence[int], num_seeds: int) -> str:
@@ -286,13 +253,8 @@ def summary_markdown(summary: Sequence[dict], eval_bits: Sequence[int], num_seed
 
 def paired_markdown(paired: Sequence[dict]) -> str:
   """:func:`paired_differences` as Markdown (points of test accuracy)."""
-  lines = ["| budget (MB) | bits | difference | mean [95 % t interval] (points) | seeds | "
-           "wins |", "|---|---|---|---|---|---|"]
-  for r in paired:
-    interval = ("" if math.isnan(r["lo"]) else f" [{r['lo']:+.2f}, {r['hi']:+.2f}]")
-    lines.append(f"| {r['budget_mb']:g} | {r['bits']} | {r['a']} − {r['b']} | "
-                 f"{r['mean']:+.2f}{interval} | {r['n']} | {r['wins']} of {r['n']} |")
-  return "\n".join(lines) + "\n"
+  return stats.paired_markdown(paired, [("budget (MB)", "budget_mb"), ("bits", "bits")],
+                               "95 % t interval")
 
 
 def plot_seeds(path: str, rows: Sequence[dict], summary: Sequence[dict],
