@@ -12,7 +12,7 @@ k-th non-zero op of the op set. The string form is the reference's four row
 strings joined by ``/``, e.g. ``"0303/0030/2002/0200"``.
 
 The validity filter and the sampler reproduce the reference's
-``model_snn.py`` (spec sections 2 and 7). Bulk functions are vectorised over
+``model_snn.py`` (:mod:`snnax_nas.genotype_space` holds the sampler). Bulk functions are vectorised over
 leading batch axes, so the whole 9^6 backward space is handled in one go.
 """
 
@@ -294,7 +294,7 @@ def _reachability(adj: np.ndarray) -> np.ndarray:
 
 
 def prune(g) -> np.ndarray:
-  """Dead-node pruning of the reference's validity filter (spec section 2).
+  """Dead-node pruning of the reference's validity filter.
 
   Reachability G is computed once on the raw matrix (paths may use backward
   edges). Nodes 0..2 with no path to node 3, and nodes 1..3 with no path from

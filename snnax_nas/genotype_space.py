@@ -118,7 +118,7 @@ def _sample_raw(rng: np.random.Generator, n: int, ops: OpSet,
 
 def sample_genotypes(rng: np.random.Generator, n: int, ops: OpsLike,
                      backward: bool = False) -> np.ndarray:
-  """Samples valid genotypes as the reference does (spec section 2).
+  """Samples valid genotypes as the reference (SNASNet's ``model_snn.py``) does.
 
   Raw draws as in the reference sampler, then pruning, then rejection of
   those failing :func:`is_valid`; rejected draws are replaced by further draws

@@ -46,7 +46,8 @@ def test_presets():
 
 def test_cell_wiring_matches_reference_equations():
   # Edge e multiplies its input by (e + 2): check x3 and the feedback states
-  # against the spec's equations over two timesteps.
+  # against the reference cell's equations (node i sums its incoming edges, plus
+  # feedback computed at t-1) over two timesteps.
   def edge_fn(e, u):
     return u * (e + 2)
 

@@ -28,11 +28,11 @@ from train_helpers import separable
 
 from snnax_nas import configs
 from snnax_nas import network
+from snnax_nas import stats
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import train as train_job
 from snnax_nas.studies import analyze_ops as analyze_job
-from snnax_nas.studies.compare import tables
 
 
 def test_format_duration_and_time_left():
@@ -277,7 +277,7 @@ def test_analyze_job_end_to_end(tmp_path, tiny_npz):
     assert r["acc_lo"] <= r["acc_mean"] <= r["acc_hi"]
   # The delta's interval is over the per-seed differences (paired by seed).
   diffs = [float(a) - float(b) for a, b in zip(rows[1]["accs"].split(), rows[0]["accs"].split())]
-  want = tables.mean_interval(diffs)
+  want = stats.t_interval(diffs)
   assert rows[1]["delta_lo"] == pytest.approx(want["lo"], abs=1e-3)
   assert rows[1]["delta_hi"] == pytest.approx(want["hi"], abs=1e-3)
   assert rows[0]["delta_lo"] == rows[0]["delta_hi"] == 0.0

@@ -1,4 +1,4 @@
-"""LightSNN pruning (TE-NAS style, spec §9).
+"""LightSNN pruning (Abdennadher et al., arXiv 2503.21846; TE-NAS style).
 
 Start from the supernet with every op of the op set on every edge (12 edges
 with backward cells, 6 without), one mask ``[E, |ops|]`` shared by all cells
@@ -13,8 +13,9 @@ that is 2 rounds, 12*3 + 12*2 = 60 evaluations with backward edges (6*3 +
 every evaluation uses the same candidate id, hence the same supernet weights
 (LightSNN scores one supernet). The pruned cell may hold both a forward and a
 backward op on one node pair; the network supports it. The reference code's
-feedback state never reaches the cell output (spec §9, a bug); we implement the
-paper's intent with the core network's backward semantics, where feedback
+feedback state never reaches the cell output (a bug: its ``nodes_back`` is
+reset every forward and the cell appends new feedback while reading the first
+three entries); we implement the paper's intent with the core network's backward semantics, where feedback
 enters the next timestep's node values.
 """
 

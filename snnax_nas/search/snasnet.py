@@ -1,4 +1,5 @@
-"""SNASNet random search (spec §5).
+"""SNASNet random search (Kim et al., ECCV 2022: 5000 sampled genotypes, each
+scored once, the argmax; no iteration or refinement).
 
 Sample N valid genotypes with the reference sampler
 (:func:`snnax_nas.genotype_space.sample_genotypes`, forward or backward space as

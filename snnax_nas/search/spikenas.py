@@ -1,6 +1,6 @@
 """SpikeNAS memory-aware consecutive per-cell search.
 
-SpikeNAS has no public code (spec §9); this is our design from the paper's
+SpikeNAS (Putra & Shafique, arXiv 2402.11322) has no public code; this is our design from the paper's
 description:
 
   (a) a reduced op set (presets ``spikenas`` = skip, conv3x3 and
