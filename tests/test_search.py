@@ -1,4 +1,4 @@
-"""Search methods, the results store and the launch.search job (tiny configs).
+"""Search methods, the score store and the launch.search job (tiny configs).
 
 Compilation dominates: in-process tests share one forward config (real
 scorer) and use a fake scorer where only the search logic is under test;
@@ -520,7 +520,7 @@ def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):
   path = tmp_path / "whole" / score_store.STORE_NAME
   with open(path, "r+b") as f:
     f.truncate(3000)
-  with pytest.raises(ValueError, match=r"cannot open results store .*move it aside") as e:
+  with pytest.raises(ValueError, match=r"cannot open score store .*move it aside") as e:
     with score_store.open_store(str(tmp_path / "whole")) as store:
       store.rows()
   assert "\n" not in str(e.value)

@@ -120,7 +120,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     score_final: also score the pruned network (canonical form, same supernet
       weights) for ``score``; one extra evaluation after the rounds.
       Otherwise ``score`` is NaN.
-    store: results store for resuming (rounds are its steps; the final
+    store: score store for resuming (rounds are its steps; the final
       evaluation is step ``num_rounds``).
     progress: ``progress(label, done, total)`` after each round.
 

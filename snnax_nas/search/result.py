@@ -49,7 +49,7 @@ class SearchResult:
     run_seconds: wall time of the other scorer calls of this run.
     wall_seconds: wall time of the whole search call.
     scored_this_run: evaluations computed in this run.
-    loaded_from_store: evaluations loaded from the results store.
+    loaded_from_store: evaluations loaded from the score store.
   """
 
   method: str

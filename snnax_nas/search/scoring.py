@@ -128,7 +128,7 @@ REFERENCE_SCORER = ScorerOptions()
 
 
 class StoreScorer:
-  """Scores candidates through a results store.
+  """Scores candidates through a score store.
 
   Rows already stored are loaded; the others are scored by
   :func:`snnax_nas.score.score_candidates`, chunk by chunk (or in one call),

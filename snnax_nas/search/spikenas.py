@@ -77,7 +77,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     weight_bits: weight precision: 32, 16, 8 or 4.
     scorer: kernel, chunk layout, weight draws and conv precision
       (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
-    store: results store for resuming (default: a throwaway in-memory one).
+    store: score store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
   Returns:
