@@ -4,7 +4,8 @@ For each config it prints, measured in this one process on this one device:
 
 * JAX ``snnax_nas.score.score_candidates`` cand/s (median over ``--reps``
   runs of the candidate set) at the automatic layout (:mod:`snnax_nas.autotune`)
-  and, with ``--sweep``, at the layouts of the H200 table in ``benchmarks/RESULTS.md``;
+  and, with ``--sweep``, at the layouts measured on an H200 (chunk/map_batch 16/1, 64/16,
+  64/64; 8/1, 8/8);
 * torch + SpikingJelly cand/s (``benchmarks/torch_reference.py`` on the
   same device, one network at a time) and the JAX/torch ratio;
 * useful TFLOP/s (:mod:`snnax_nas.flops`) and its % of the dense conv peak,
@@ -52,7 +53,7 @@ def _parse(argv=None):
   p.add_argument("--map_batch_size", default="auto")
   p.add_argument("--conv_dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--sweep", action="store_true",
-                 help="also time the H200 table's layouts (chunk/map_batch 16/1, 64/16, 64/64; 8/1, 8/8)")
+                 help="also time the layouts measured on an H200 (chunk/map_batch 16/1, 64/16, 64/64; 8/1, 8/8)")
   p.add_argument("--fidelity", type=int, default=0,
                  help="only measure bf16-vs-f32 Kendall tau on this many candidates")
   p.add_argument("--fidelity_width", type=int, default=4)

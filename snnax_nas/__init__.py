@@ -50,6 +50,7 @@ _EXPORTS = {
     "param_count": "memory",
     "memory_report": "memory",
     "within_budget": "memory",
+    "Budget": "budget",
     "quantized_weight_bytes": "memory",
     "candidate_flops": "flops",
     # quantisation
@@ -91,10 +92,10 @@ _EXPORTS = {
 }
 
 _SUBMODULES = (
-    "allocator", "callbacks", "configs", "correlation", "data", "distributed", "evaluate",
-    "export", "files", "flops", "genotype", "genotype_space", "jobs", "kernels", "layers", "memory", "models",
-    "network", "neurons", "nir_graph", "ops", "quant", "raster", "score", "score_store",
-    "search", "studies", "train", "workdir",
+    "allocator", "budget", "callbacks", "configs", "correlation", "data", "distributed",
+    "evaluate", "export", "files", "flops", "genotype", "genotype_space", "jobs", "kernels",
+    "layers", "memory", "models", "network", "neurons", "nir_graph", "ops", "quant", "raster",
+    "score", "score_store", "search", "stats", "studies", "train", "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

@@ -12,7 +12,8 @@ on each device. The best layout depends on the backend:
   :data:`TARGET_STEP_FLOPS` of work, and a chunk holds a few such steps.
   Small candidates (width 16, B 64) therefore run vmapped 16-64 wide, while
   reference-scale candidates (~13 TFLOP each) run one at a time, the best
-  layouts measured on an H200 (benchmarks/RESULTS.md).
+  layouts measured on an H200 (width 16: chunk 64, map_batch 16-64; the
+  reference scale: chunk 8, map_batch 1).
 
 Device memory bounds the vmapped width: :func:`candidate_bytes` estimates
 the live memory of one candidate and ``map_batch_size`` candidates must fit

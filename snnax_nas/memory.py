@@ -282,11 +282,16 @@ def normalize_budget(budget_params: Optional[float] = None,
       is not a number, NaN, zero or negative (the message names it).
   """
   check_weight_bits(weight_bits)
-  return _budget_limit("budget_params", budget_params), _budget_limit("budget_bytes", budget_bytes)
+  return budget_limit("budget_params", budget_params), budget_limit("budget_bytes", budget_bytes)
 
 
-def _budget_limit(name: str, value) -> Optional[float]:
-  """One budget limit checked: None for None or inf, else ``value`` (> 0)."""
+def budget_limit(name: str, value) -> Optional[float]:
+  """One budget limit checked: None for None or inf, else ``value`` (> 0).
+
+  Raises:
+    ValueError: not a number, NaN, zero or negative (the message names
+      ``name`` and the value).
+  """
   if value is None:
     return None
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -311,7 +316,7 @@ def budget_bytes_from_mb(mb: Optional[float]) -> Optional[int]:
     ValueError: ``mb`` is not a number, NaN, zero, negative, or rounds to
       zero bytes (the message names it).
   """
-  limit = _budget_limit("budget_mb", mb)
+  limit = budget_limit("budget_mb", mb)
   if limit is None:
     return None
   out = int(round(limit * 1e6))

@@ -423,7 +423,9 @@ def test_search_budget_fraction_becomes_bytes_of_the_space_range(files, tmp_path
   cfg = network.network_config(None, input_shape=(16, 16, 3), width=4, hidden=32, timesteps=2,
                                ops="spikenas", second_pool=4, cells_per_stage=2)  # small preset
   r = memory.space_range(cfg, 8)
-  assert seen["budget_bytes"] == r.budget_bytes(0.5) == (r.min_bytes + r.max_bytes) // 2
+  budget = seen["budget"]  # one Budget value, made once in the job
+  assert budget.max_bytes == r.budget_bytes(0.5) == (r.min_bytes + r.max_bytes) // 2
+  assert budget.weight_bits == 8 and budget.max_params is None
   assert f"{r.min_bytes / 1e6:.4f}-{r.max_bytes / 1e6:.4f} MB" in out
   assert f"budget fraction 0.5 -> {r.budget_bytes(0.5) / 1e6:.4f} MB" in out
 

@@ -7,6 +7,7 @@ subprocess tests share a persistent JAX compilation cache.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from snnax_nas import score
 from snnax_nas import score_store
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.budget import Budget
 from snnax_nas.jobs import search as search_job
 
 TINY = dict(width=4, hidden=32, timesteps=2, vote_group=2, input_shape=(16, 16, 3))
@@ -87,8 +89,8 @@ def test_spikenas_never_scores_over_budget_candidates(spy):
   pool, _ = search.candidate_pool(CFG.ops, False, 8, np.random.default_rng([0, 0]))
   p0 = memory.param_count(pool, CFG)
   budget = int(np.median(p0))  # about half of step 0 is over budget
-  res = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=8, budget_params=budget,
-                               scorer=SCORER)
+  res = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=8,
+                               budget=Budget(max_params=budget), scorer=SCORER)
   scored = np.concatenate([spy.genotypes(c) for c in spy.calls])
   assert len(scored) == res.candidates_scored == len(res.records)
   assert (memory.param_count(scored, CFG) <= budget).all()
@@ -108,8 +110,8 @@ def test_byte_budget_counts_weight_bits(fake, bits):
   space = search.search_space(cfg.ops, False)
   p = memory.param_count(space, cfg)
   budget = int(memory.weight_bytes(int(np.quantile(p, 0.3)), bits))
-  res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=64, budget_bytes=budget,
-                               weight_bits=bits, scorer=SCORER)
+  res = search.spikenas_search(IMAGES, KEY, cfg, num_candidates=64,
+                               budget=Budget(max_bytes=budget, weight_bits=bits), scorer=SCORER)
   scored = np.concatenate([fake.genotypes(c) for c in fake.calls])
   assert (memory.weight_bytes(memory.param_count(scored, cfg), bits) <= budget).all()
   assert memory.within_budget(scored, cfg, budget_bytes=budget, weight_bits=bits).all()
@@ -123,21 +125,23 @@ def test_too_small_budget_states_the_minimum(fake, method):
   assert minimum == int(memory.param_count(search.search_space(CFG.ops, False), CFG).min())
   fn = search.random_search if method == "random" else search.spikenas_search
   with pytest.raises(ValueError, match=f"minimum {minimum:,} params"):
-    fn(IMAGES, KEY, CFG, num_candidates=4, budget_params=minimum - 1)
+    fn(IMAGES, KEY, CFG, num_candidates=4, budget=Budget(max_params=minimum - 1))
   with pytest.raises(ValueError, match=f"{minimum * 4 // 8:,} bytes at 4-bit"):
-    fn(IMAGES, KEY, CFG, num_candidates=4, budget_bytes=minimum * 4 // 8 - 1, weight_bits=4)
+    fn(IMAGES, KEY, CFG, num_candidates=4,
+       budget=Budget(max_bytes=minimum * 4 // 8 - 1, weight_bits=4))
   assert not fake.calls
   # Exactly the minimum is admitted.
-  search.check_budget(CFG, budget_params=minimum)
+  search.check_budget(CFG, Budget(max_params=minimum))
 
 
 @pytest.mark.parametrize("method", ["random", "spikenas"])
 def test_infinite_budget_is_no_budget(fake, method):
   fn = search.random_search if method == "random" else search.spikenas_search
-  search.check_budget(CFG, budget_params=float("inf"), budget_bytes=np.inf)
+  search.check_budget(CFG, Budget(float("inf"), np.inf))
   plain = fn(IMAGES, KEY, CFG, num_candidates=6, scorer=SCORER).summary()
-  for budget in (dict(budget_bytes=float("inf")), dict(budget_params=np.inf, weight_bits=32)):
-    res = fn(IMAGES, KEY, CFG, num_candidates=6, scorer=SCORER, **budget)
+  for budget in (Budget(max_bytes=float("inf")), Budget(max_params=np.inf, weight_bits=32)):
+    assert not budget.limited and budget.text() == "no limit"
+    res = fn(IMAGES, KEY, CFG, num_candidates=6, scorer=SCORER, budget=budget)
     assert res.budget_params is None and res.budget_bytes is None
     assert res.candidates_skipped == 0
     summary = res.summary()
@@ -146,16 +150,33 @@ def test_infinite_budget_is_no_budget(fake, method):
     json.dumps(summary, allow_nan=False)  # no Infinity in summary.json
 
 
-@pytest.mark.parametrize("value", [float("nan"), 0, -1.0, -float("inf")])
-@pytest.mark.parametrize("method", ["random", "spikenas", "check"])
-def test_nan_zero_and_negative_budgets_are_refused(fake, method, value):
-  fn = {"random": search.random_search, "spikenas": search.spikenas_search,
-        "check": lambda *a, num_candidates, **kw: search.check_budget(CFG, **kw)}[method]
-  for limit in ("budget_params", "budget_bytes"):
+@pytest.mark.parametrize("value", [float("nan"), 0, -1.0, -float("inf"), "8", True])
+def test_nan_zero_negative_and_non_numeric_budgets_are_refused_where_made(value):
+  # A Budget is checked once, when it is made: no search ever sees a bad one.
+  for limit in ("max_params", "max_bytes"):
     with pytest.raises(ValueError, match=limit) as err:
-      fn(IMAGES, KEY, CFG, num_candidates=4, **{limit: value})
+      Budget(**{limit: value})
     assert ("NaN" if value != value else repr(value)) in str(err.value)
-  assert not fake.calls
+  with pytest.raises(ValueError, match="budget_mb"):
+    Budget.from_mb(value if value is not True else 0)
+  with pytest.raises(ValueError, match="weight_bits"):
+    Budget(weight_bits=3)
+
+
+def test_budget_from_mb_and_fraction_and_its_rule():
+  space = memory.space_range(CFG, 8)
+  half = Budget.from_fraction(space, 0.5)
+  assert half.weight_bits == 8 and half.max_params is None
+  assert half.max_bytes == space.budget_bytes(0.5)
+  mb = Budget.from_mb(half.max_bytes / 1e6, 8, max_params=10 ** 9)
+  assert mb.max_bytes == half.max_bytes and mb.max_params == 10 ** 9
+  cells = search.search_space(CFG.ops, False)
+  params = memory.param_count(cells, CFG)
+  np.testing.assert_array_equal(half.fits(cells, CFG), params * 8 // 8 <= half.max_bytes)
+  np.testing.assert_array_equal(half.fits_params(params), half.fits(cells, CFG))
+  assert "bytes" in half.text() and "8-bit" in half.text()
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    half.max_bytes = 1
 
 
 # ----------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from snnax_nas import memory
 from snnax_nas import score_store
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.budget import Budget
 from snnax_nas.configs import search as search_config
 from snnax_nas.jobs import common
 
@@ -167,23 +168,25 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
   return "\n".join(lines)
 
 
-def _budget_from_space(cfg, section, budget: dict) -> str:
-  """The line stating the space's weight range at the budget's precision and
-  the budget in MB; a ``budget.fraction`` becomes ``budget["budget_bytes"]``
-  (``min + fraction * (max - min)``, :func:`snnax_nas.memory.space_range`)."""
+def _budget_from_space(cfg, section, budget: Budget) -> tuple[Budget, str]:
+  """The budget (a ``budget.fraction`` becomes its bytes, ``min + fraction *
+  (max - min)``: :meth:`snnax_nas.budget.Budget.from_fraction`) and the line
+  stating the space's weight range at the budget's precision and the budget
+  in MB."""
   r = memory.space_range(cfg, section.weight_bits)
   if section.fraction is not None:
-    budget["budget_bytes"] = r.budget_bytes(float(section.fraction))
+    budget = Budget(budget.max_params, Budget.from_fraction(r, float(section.fraction)).max_bytes,
+                    budget.weight_bits)
   line = (f"search space {cfg.ops} ({'backward' if cfg.backward else 'forward'}, "
           f"{cfg.num_cells} cells): {r.min_bytes / 1e6:.4f}-{r.max_bytes / 1e6:.4f} MB of "
           f"weights at {section.weight_bits}-bit ({r.min_params:,}-{r.max_params:,} params, "
           f"cells {100 * r.cell_share:.0f} % of the largest)")
-  if budget["budget_bytes"] is not None:
+  if budget.max_bytes is not None:
     frac = f"fraction {section.fraction} -> " if section.fraction is not None else ""
-    line += f"; budget {frac}{budget['budget_bytes'] / 1e6:.4f} MB"
+    line += f"; budget {frac}{budget.mb:.4f} MB"
   if jax.process_index() == 0:  # up front: the user sees where the budget sits before the run
     print(line, flush=True)
-  return line
+  return budget, line
 
 
 def check_config(config) -> None:
@@ -248,9 +251,8 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   search_config.resolve(config)
   check_config(config)
   method, scoring = config.method, config.scoring
-  budget = dict(budget_params=config.budget.params,
-                budget_bytes=memory.budget_bytes_from_mb(config.budget.mb),
-                weight_bits=config.budget.weight_bits)
+  # The budget, made once (check_config named any bad field) and passed as one value.
+  budget = Budget.from_mb(config.budget.mb, config.budget.weight_bits, config.budget.params)
   # Event data: binned into exactly the network's T frames.
   options = common.dataset_options(config, config.network.timesteps)
   info = data_lib.get_info(config.dataset, **options)
@@ -259,9 +261,11 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   if config.genotypes:
     genotypes = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
     genotype_lib.as_genotypes(genotypes, cfg)  # e.g. a wrong number of cells
-  space = _budget_from_space(cfg, config.budget, budget) if method != "lightsnn" else None
+  space = None
+  if method != "lightsnn":
+    budget, space = _budget_from_space(cfg, config.budget, budget)
   if method != "lightsnn" and genotypes is None:
-    search.check_budget(cfg, **budget)  # before anything touches the workdir
+    search.check_budget(cfg, budget)  # before anything touches the workdir
   images = data_lib.score_batches(config.dataset, scoring.repeats, scoring.batch_size,
                                   config.seed, config.data_dir, **options)
   lead = jax.process_index() == 0
@@ -280,12 +284,12 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
     if method == "random":
       result = search.random_search(images, key, cfg, num_candidates=config.num_candidates,
                                     seed=config.seed, genotypes=genotypes, store=store,
-                                    **budget, **args)
+                                    budget=budget, **args)
     elif method == "spikenas":
       result = search.spikenas_search(images, key, cfg, num_candidates=config.num_candidates,
-                                      seed=config.seed, store=store, **budget, **args)
+                                      seed=config.seed, store=store, budget=budget, **args)
     else:
-      result = search.lightsnn_prune(images, key, cfg, weight_bits=budget["weight_bits"],
+      result = search.lightsnn_prune(images, key, cfg, weight_bits=budget.weight_bits,
                                      store=store, **args)
   except ValueError:
     empty = store.count() == 0

@@ -25,6 +25,8 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import score_store
+from snnax_nas.budget import NO_BUDGET
+from snnax_nas.budget import Budget
 from snnax_nas.search import result as result_lib
 from snnax_nas.search import scoring
 from snnax_nas.search import space as space_lib
@@ -32,8 +34,8 @@ from snnax_nas.search import space as space_lib
 
 def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                   num_candidates: int = 5000, seed: int = 0, genotypes=None,
-                  budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
-                  weight_bits: int = 32, scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER,
+                  budget: Budget = NO_BUDGET,
+                  scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER,
                   store: Optional[score_store.ScoreStore] = None,
                   progress: Optional[scoring.ProgressFn] = None) -> result_lib.SearchResult:
   """SNASNet: score N sampled genotypes (optionally budget-filtered), argmax.
@@ -48,11 +50,9 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     genotypes: optional explicit candidates instead of sampling (anything
       :func:`snnax_nas.genotype.as_genotypes` accepts: strings, [N, 4, 4] or
       [N, L, 4, 4]).
-    budget_params: parameter budget (candidates above it are never scored);
-      None or inf for no limit.
-    budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
-      inf for no limit.
-    weight_bits: weight precision of the memory model: 32, 16, 8 or 4.
+    budget: the memory budget (:class:`snnax_nas.budget.Budget`; candidates
+      above it are never scored) and the weight precision of the memory
+      model; the default is no limit at 32 bits.
     scorer: kernel, chunk layout, weight draws and conv precision
       (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
     store: score store for resuming (default: a throwaway in-memory one).
@@ -62,18 +62,17 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     A :class:`SearchResult` (step 0 only; duplicates scored separately).
 
   Raises:
-    ValueError: bad arguments (including a NaN, zero or negative budget), a
-      budget below the smallest network (the message states it), no
-      candidate within the budget, or a store holding another search.
+    ValueError: bad arguments, a budget below the smallest network (the
+      message states it), no candidate within the budget, or a store holding
+      another search.
   """
   t0 = time.perf_counter()
   scoring.check_common_args(cfg, scorer)
-  budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
-  budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
+  weight_bits = budget.weight_bits
   if genotypes is None:
     if int(num_candidates) != num_candidates or num_candidates < 1:
       raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}")
-    space_lib.check_budget(cfg, **budget)
+    space_lib.check_budget(cfg, budget)
     drawn = genotype_space.sample_genotypes(np.random.default_rng(seed), int(num_candidates),
                                           cfg.ops, backward=cfg.backward)
     cells = genotype_lib.as_genotypes(drawn, cfg)
@@ -83,12 +82,12 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       raise ValueError("no candidate genotypes given")
   n = len(cells)
   params = memory.param_count(cells, cfg)
-  ok = memory.within_budget(cells, cfg, **budget)
+  ok = budget.fits(cells, cfg)
   if not ok.any():
     cheapest = int(np.argmin(params))
     raise ValueError(
         f"none of the {n} candidates fits the memory budget of "
-        f"{space_lib.budget_text(budget_params, budget_bytes, weight_bits)}; the cheapest needs "
+        f"{budget.text()}; the cheapest needs "
         f"{int(params[cheapest]):,} params = "
         f"{int(memory.weight_bytes(params[cheapest], weight_bits)):,} bytes")
   texts = space_lib.arch_strings(cells)
@@ -96,7 +95,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   store.bind(scoring.fingerprint(
       "random", cfg, images, key, scorer.kernel, num_candidates=int(num_candidates),
       seed=int(seed),
-      genotypes=None if genotypes is None else texts, **budget,
+      genotypes=None if genotypes is None else texts, **budget.limits(),
       **scorer.score_args()))
   store_scorer = scoring.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
                                     progress=progress)
@@ -108,7 +107,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   result = result_lib.SearchResult(
       method="random", genotype=texts[best], score=float(scores[b]), singular=bool(singular[b]),
       params=int(params[best]), weight_bytes=int(memory.weight_bytes(params[best], weight_bits)),
-      weight_bits=weight_bits, budget_params=budget_params, budget_bytes=budget_bytes,
+      weight_bits=weight_bits, budget_params=budget.max_params, budget_bytes=budget.max_bytes,
       candidates_scored=len(idx), candidates_skipped=int(n - len(idx)), evaluations=len(idx),
       steps=[dict(step=0, candidates=n, scored=len(idx), skipped=int(n - len(idx)),
                   best_id=best, genotype=texts[best], score=result_lib.json_float(scores[b]))])

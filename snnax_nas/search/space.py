@@ -17,6 +17,7 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
+from snnax_nas.budget import Budget
 
 # ----------------------------------------------------------------------------
 # Spaces and strings.
@@ -94,18 +95,6 @@ def arch_strings(cells) -> list[str]:
 # ----------------------------------------------------------------------------
 # The memory budget against the search space.
 
-def budget_text(budget_params, budget_bytes, weight_bits: int) -> str:
-  """A budget in words for error messages, e.g. ``"1,000 params and 4,000
-  bytes (0.004 MB) at 32-bit weights"`` (limits already normalised)."""
-  parts = []
-  if budget_params is not None:
-    parts.append(f"{budget_params:,} params")
-  if budget_bytes is not None:
-    parts.append(f"{budget_bytes:,} bytes ({budget_bytes / 1e6:.6g} MB) at {weight_bits}-bit "
-                 "weights")
-  return " and ".join(parts)
-
-
 def smallest_network(cfg: configs.NetworkConfig) -> tuple[str, int]:
   """The cheapest network of the search space of ``cfg``.
 
@@ -122,33 +111,27 @@ def smallest_network(cfg: configs.NetworkConfig) -> tuple[str, int]:
   return genotype_lib.format_genotype(space[i]), int(params[i])
 
 
-def check_budget(cfg: configs.NetworkConfig, *, budget_params=None, budget_bytes=None,
-                 weight_bits: int = 32) -> None:
+def check_budget(cfg: configs.NetworkConfig, budget: Budget) -> None:
   """Checks that a budget admits at least the smallest network of the space.
 
   Args:
     cfg: the network config (``ops`` and ``backward`` define the space).
-    budget_params: most parameters of the whole network, or None / inf (no
-      limit; see :func:`snnax_nas.memory.normalize_budget`).
-    budget_bytes: most weight bytes at ``weight_bits``, or None / inf.
-    weight_bits: weight precision: 32, 16, 8 or 4.
+    budget: the :class:`snnax_nas.budget.Budget` (validated when it was made).
 
   Raises:
-    ValueError: bad budget arguments (NaN, zero, negative, not a number, bad
-      ``weight_bits``), or a budget below the minimum; the message states the
-      minimum in params and bytes.
+    ValueError: a budget below the minimum; the message states the minimum
+      in params and bytes.
   """
-  budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
-  if budget_params is None and budget_bytes is None:
+  if not budget.limited:
     return
-  budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
-  if memory.within_budget(search_space(cfg.ops, cfg.backward), cfg, **budget).any():
+  if budget.fits(search_space(cfg.ops, cfg.backward), cfg).any():
     return
   g, p = smallest_network(cfg)
   space = "backward" if cfg.backward else "forward"
+  bits = budget.weight_bits
   raise ValueError(
-      f"memory budget of {budget_text(budget_params, budget_bytes, weight_bits)} is below "
+      f"memory budget of {budget.text()} is below "
       f"the smallest network of the search space: minimum {p:,} params = "
-      f"{int(memory.weight_bytes(p, weight_bits)):,} bytes at {weight_bits}-bit weights "
+      f"{int(memory.weight_bytes(p, bits)):,} bytes at {bits}-bit weights "
       f"(cell {g} in all {cfg.num_cells} cells, op set {cfg.ops}, {space} space, "
       f"width {cfg.width})")

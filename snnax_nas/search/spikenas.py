@@ -45,6 +45,8 @@ from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import score_store
+from snnax_nas.budget import NO_BUDGET
+from snnax_nas.budget import Budget
 from snnax_nas.search import result as result_lib
 from snnax_nas.search import scoring
 from snnax_nas.search import space as space_lib
@@ -56,8 +58,8 @@ ID_STRIDE = 1 << 20
 
 def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                     num_candidates: int = 64, seed: int = 0,
-                    budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
-                    weight_bits: int = 32, scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER,
+                    budget: Budget = NO_BUDGET,
+                    scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER,
                     store: Optional[score_store.ScoreStore] = None,
                     progress: Optional[scoring.ProgressFn] = None) -> result_lib.SearchResult:
   """SpikeNAS: memory-aware consecutive per-cell search (module docstring).
@@ -70,11 +72,8 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     num_candidates: the most distinct cells per step; the whole space when it
       is no larger.
     seed: seed of the sampled pools (step ``l`` uses ``(seed, l)``).
-    budget_params: parameter budget of the full network; None or inf for no
-      limit.
-    budget_bytes: weight-memory budget in bytes at ``weight_bits``; None or
-      inf for no limit.
-    weight_bits: weight precision: 32, 16, 8 or 4.
+    budget: the memory budget of the full network and the weight precision
+      (:class:`snnax_nas.budget.Budget`; the default is no limit at 32 bits).
     scorer: kernel, chunk layout, weight draws and conv precision
       (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
     store: score store for resuming (default: a throwaway in-memory one).
@@ -85,9 +84,9 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     scored/skipped counts and choice.
 
   Raises:
-    ValueError: bad arguments (including a NaN, zero or negative budget), a
-      budget below the smallest network (the message states it), no step-0
-      candidate within the budget, or a store holding another search.
+    ValueError: bad arguments, a budget below the smallest network (the
+      message states it), no step-0 candidate within the budget, or a store
+      holding another search.
   """
   t0 = time.perf_counter()
   scoring.check_common_args(cfg, scorer)
@@ -97,9 +96,8 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   num_cells = cfg.num_cells
   if num_cells * ID_STRIDE > scoring.MAX_ID:
     raise ValueError(f"{num_cells} cells exceed the candidate id range")
-  budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
-  budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
-  space_lib.check_budget(cfg, **budget)
+  weight_bits = budget.weight_bits
+  space_lib.check_budget(cfg, budget)
 
   def pool_of(step):
     """Step ``step``'s candidate cells: ``(int8 [M, 4, 4], enumerated)``."""
@@ -118,18 +116,19 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   # no trace in the workdir.
   pool0, _ = pool_of(0)
   cells0 = step_cells(pool0.astype(np.int32), None, 0)
-  if not memory.within_budget(cells0, cfg, **budget).any():
+  if not budget.fits(cells0, cfg).any():
     params0 = memory.param_count(cells0, cfg)
     c = int(np.argmin(params0))
     raise ValueError(
         f"none of the {len(pool0)} sampled step-0 cells fits the memory budget of "
-        f"{space_lib.budget_text(budget_params, budget_bytes, weight_bits)} (cheapest sampled "
+        f"{budget.text()} (cheapest sampled "
         f"{genotype_lib.format_genotype(pool0[c])}: {int(params0[c]):,} params; the "
         f"space's smallest network: {space_lib.smallest_network(cfg)[1]:,} params); raise "
         "num_candidates or the budget")
   store = store if store is not None else score_store.ScoreStore()
   store.bind(scoring.fingerprint("spikenas", cfg, images, key, scorer.kernel,
-                                num_candidates=int(num_candidates), seed=int(seed), **budget,
+                                num_candidates=int(num_candidates), seed=int(seed),
+                                **budget.limits(),
                                 **scorer.score_args()))
   store_scorer = scoring.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
                                     progress=progress)
@@ -149,7 +148,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
         incumbent_added = True
     cells = step_cells(pool, chosen, step)
     params = memory.param_count(cells, cfg)
-    idx = np.flatnonzero(memory.within_budget(cells, cfg, **budget))
+    idx = np.flatnonzero(budget.fits(cells, cfg))
     texts = space_lib.arch_strings(cells[idx])
     scores, singular = store_scorer.run(step, step * ID_STRIDE + idx, texts,
                                         genotype_lib.arch_of(cells[idx], cfg), params[idx],
@@ -172,6 +171,6 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       method="spikenas", genotype=best["genotype"], score=best["score"],
       singular=best["singular"], params=best["params"],
       weight_bytes=int(memory.weight_bytes(best["params"], weight_bits)),
-      weight_bits=weight_bits, budget_params=budget_params, budget_bytes=budget_bytes,
+      weight_bits=weight_bits, budget_params=budget.max_params, budget_bytes=budget.max_bytes,
       candidates_scored=scored, candidates_skipped=skipped, evaluations=scored, steps=steps)
   return store_scorer.finish(result, t0)

@@ -71,6 +71,7 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
 from snnax_nas import stats
+from snnax_nas.budget import Budget
 
 METHODS = ("spikenas", "random", "random_cell", "largest")
 METRICS = ("accuracy", "percentile", "regret", "scored", "seconds")
@@ -421,7 +422,7 @@ def run(config, workdir: str) -> dict:
   budgets = budgets_bytes(params, bits, fractions, mbs)
   if not budgets:
     raise ValueError("give budget.fraction and/or budget.mb")
-  fits = [(label, memory.params_within_budget(params, budget_bytes=b, weight_bits=bits))
+  fits = [(label, Budget(None, b, bits).fits_params(params))
           for label, b in budgets]
   info = data_lib.get_info(config.dataset)
   cfg = configs.network_from_job_config(config.network, info)

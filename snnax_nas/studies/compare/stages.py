@@ -33,6 +33,7 @@ from snnax_nas import jobs
 from snnax_nas import memory
 from snnax_nas import stats
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.budget import Budget
 from snnax_nas.jobs import evaluate as evaluate_job
 from snnax_nas.jobs import search as search_job
 from snnax_nas.jobs import train as train_job
@@ -342,8 +343,7 @@ def best_within_budget(scores_csv: str, budget_mb: float, weight_bits: int) -> t
   params = np.array([int(r["params"]) for r in rows], np.int64)
   scores = np.array([float(r["score"]) if r["score"] not in ("", "None") else -np.inf
                      for r in rows], np.float64)
-  ok = memory.params_within_budget(params, budget_bytes=memory.budget_bytes_from_mb(budget_mb),
-                                   weight_bits=weight_bits)
+  ok = Budget.from_mb(budget_mb, weight_bits).fits_params(params)
   if not ok.any():
     cheapest = int(np.argmin(params))
     raise ValueError(f"no random draw fits budget_mb={budget_mb:g} at {weight_bits}-bit; the "

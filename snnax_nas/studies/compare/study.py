@@ -56,6 +56,7 @@ from snnax_nas import files
 from snnax_nas import memory
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
+from snnax_nas.budget import Budget
 from snnax_nas.jobs import common as job_common
 from snnax_nas.studies.compare import stages
 from snnax_nas.studies.compare import tables
@@ -182,8 +183,7 @@ def _check_budgets_admit_a_network(config, methods, budgets):
     smallest, params = search.smallest_network(cfg)
     need = memory.weight_bytes(params, config.budget_bits)
     for mb in budgets:
-      if not memory.params_within_budget(params, budget_bytes=memory.budget_bytes_from_mb(mb),
-                                         weight_bits=config.budget_bits):
+      if not Budget.from_mb(mb, config.budget_bits).fits_params(params):
         raise ValueError(
             f"budgets_mb: {mb:g} MB is below the smallest {method} network ({smallest}: "
             f"{params:,} params = {need / 1e6:.4f} MB at {config.budget_bits}-bit); give "

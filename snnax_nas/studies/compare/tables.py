@@ -12,8 +12,8 @@ from typing import Any
 from typing import Sequence
 
 from snnax_nas import files
-from snnax_nas import memory
 from snnax_nas import stats
+from snnax_nas.budget import Budget
 from snnax_nas.jobs import search as search_job
 from snnax_nas.jobs import train as train_job
 from snnax_nas.studies.compare import stages
@@ -73,8 +73,7 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
     row["sar"] = row[f"sar_w{max(eval_bits)}"]
     row["fits_budgets"] = ",".join(
         f"{mb:g}" for mb in budgets
-        if memory.params_within_budget(e.params, budget_bytes=memory.budget_bytes_from_mb(mb),
-                                       weight_bits=config.budget_bits))
+        if Budget.from_mb(mb, config.budget_bits).fits_params(e.params))
     row.update(train_epochs=train_summary.get("epochs"),
                test_examples=evals[max(eval_bits)].get("num_examples"))
     out.append(row)
