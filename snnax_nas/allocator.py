@@ -85,7 +85,7 @@ def keep_freed_memory() -> bool:
     return False
   try:
     libc = ctypes.CDLL(None)
-    libc.gnu_get_libc_version  # pylint: disable=pointless-statement
+    _ = libc.gnu_get_libc_version  # AttributeError when the C library is not glibc
   except (OSError, AttributeError):
     status = "left alone: the C library is not glibc"
     return False
