@@ -1,5 +1,5 @@
 """The command-line launchers: ``python -m launch.<job>`` (thin absl wrappers
-around :mod:`snnax_nas.jobs`)."""
+around :mod:`snnax_nas.jobs` and :mod:`snnax_nas.studies`)."""
 
 import sys
 

@@ -4,9 +4,11 @@ The curated public API. Submodules hold one concept each (``ops``,
 ``genotype``, ``configs``, ``layers``, ``network``, ``models``, ``score``,
 ``memory``, ``flops``, ``quant``, ``search``, ``train``, ``evaluate``,
 ``export``, ``data``, ``workdir``, ...); the names below are the ones a user
-script needs. ``configs`` holds every job's config and ``jobs`` every job as
-``run(config, workdir)``, the functions the launchers call. They are imported on first use, so ``import snnax_nas`` is cheap
-and does not pull in the training stack (orbax, optax) until asked.
+script needs. ``configs`` holds every job's config, ``jobs`` every job as
+``run(config, workdir)`` and ``studies`` the paper's studies built on them,
+the functions the launchers call. They are imported on first use, so
+``import snnax_nas`` is cheap and does not pull in the training stack (orbax,
+optax) until asked.
 
 Example::
 

@@ -50,6 +50,7 @@ from snnax_nas import genotype as genotype_lib
 from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import score
+from snnax_nas import stats
 from snnax_nas.jobs import common
 
 COLUMNS = ["genotype", "score", "singular", "params", "memory_bytes", "neuron_state_bytes"]
@@ -126,7 +127,7 @@ def report(result: Optional[Scored], workdir: str) -> str:
   """The line ``launch.score`` prints."""
   if result is None:
     return (f"process {jax.process_index()}: scored its candidates; process 0 merges")
-  best = int(np.argmax(result.scores))
+  best = stats.best_index(result.scores)
   same = (f"; {result.duplicates} row(s) repeat an earlier cell (canonical form) and share its "
           "score (--config.score_duplicates=true scores each)" if result.duplicates else "")
   return (f"scored {len(result.genotypes)} candidates{same} ({result.scored_now} in this run, "
