@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -75,6 +76,11 @@ def test_correlate_job_end_to_end(tmp_path):
   assert rep["matched"] == 5
   assert rep["score"]["kendall_tau"] == pytest.approx(1.0)
   assert rep["params_baseline"]["kendall_tau"] == pytest.approx(-1.0)
+  # This score is a linear function of params: nothing beyond size (NaN), and
+  # no two cells share a size (no within-size pairs).
+  assert rep["beyond_size"]["equal_size_groups"] == 5
+  assert math.isnan(rep["beyond_size"]["within_size_tau"])
+  assert math.isnan(rep["beyond_size"]["residual_tau"])
   assert (tmp_path / "out" / "correlation.png").stat().st_size > 1000
   config = configs.get_config("correlate")
   config.update(scores=f"{tmp_path}/nope.csv", truth=f"{tmp_path}/truth.csv")
