@@ -194,9 +194,14 @@ def report_phase(args, path, preset, name):
   for k, seeded in scores_of.items():
     seeds = [v for _, v in seeded]
     taus = [correlation.kendall_tau(_ranked(v), acc) for v in seeds]
+    broken = [correlation.tie_broken_tau(_ranked(v), acc) for v in seeds]
     within = [correlation.within_group_tau(_ranked(v), acc, params) for v in seeds]
+    within_broken = [correlation.within_group_tau(_ranked(v), acc, params,
+                                                  tau=correlation.tie_broken_tau) for v in seeds]
     resid = [correlation.residual_tau(v, acc, params) for v in seeds]
-    rows.append(dict(proxy=k, tau=taus, within=within, resid=resid, seeds=len(seeds)))
+    rows.append(dict(proxy=k, tau=taus, broken=broken, within=within,
+                     within_broken=within_broken, resid=resid,
+                     seeds=len(seeds)))
     for (seed, v), wall in zip(seeded, wall_of[k]):
       secs = np.full(len(v), wall / len(v))
       picks += [dict(r, proxy=k) for r in groundtruth.evaluate_seed(
@@ -209,6 +214,7 @@ def report_phase(args, path, preset, name):
     for k, v in pool.items():
       subset_rows.append(dict(proxy=k, seed=seed, cells=len(idx),
                               tau=correlation.kendall_tau(_ranked(v), acc[idx]),
+                              broken=correlation.tie_broken_tau(_ranked(v), acc[idx]),
                               within=correlation.within_group_tau(_ranked(v), acc[idx],
                                                                   params[idx]),
                               resid=correlation.residual_tau(v, acc[idx], params[idx]),
@@ -230,22 +236,25 @@ def markdown(res, cost) -> str:
            "", f"Exact parameter count: Kendall τ {res['size_tau']:.3f} (no seed dependence). "
            f"Whole-table SAHD-group scoring per seed (the forward proxies in one call): median "
            f"{np.median(res['walls']):.0f} s.", "",
-           "| proxy | seeds | τ per seed [95 % CI] | within-size τ [95 % CI] | τ residualised "
-           "on size [95 % CI] | cost × SAHD |", "|---|---|---|---|---|---|"]
+           "| proxy | seeds | τ-b per seed [95 % CI] | τ, ties broken at random | within-size τ-b "
+           "[95 % CI] | within-size τ, ties broken | τ residualised on size [95 % CI] | "
+           "cost × SAHD |", "|---|---|---|---|---|---|---|---|"]
   for r in res["rows"]:
     c = cost.get(r["proxy"], {}).get("over_sahd") if cost else None
     c = "~0 (host)" if r["proxy"] in ANALYTIC_KERNELS else (f"{c:.2f}" if c else "sum of members")
     lines.append(f"| {r['proxy']} | {r['seeds']} | {_interval(r['tau'])} | "
-                 f"{_interval(r['within'])} | "
+                 f"{_interval(r['broken'])} | {_interval(r['within'])} | "
+                 f"{_interval(r['within_broken'])} | "
                  f"{_interval(r['resid'])} | {c} |")
   if res["subset"]:
     lines += ["", "Gradient proxies (their cost keeps them to a subset of evenly spread cells): "
               "every proxy on the same cells and seed; Kendall τ, within-size τ, τ residualised "
-              "on size:", "", "| proxy | seed | cells | τ | within-size τ | τ resid. | s per cell |",
-              "|---|---|---|---|---|---|---|"]
+              "on size:", "", "| proxy | seed | cells | τ-b | τ, ties broken | within-size τ | "
+              "τ resid. | s per cell |", "|---|---|---|---|---|---|---|---|"]
     for r in res["subset"]:
       per = f"{r['per_cell']:.2f}" if r["per_cell"] else ""
       lines.append(f"| {r['proxy']} | {r['seed']} | {r['cells']} | {r['tau']:.3f} | "
+                   f"{r['broken']:.3f} | "
                    f"{r['within']:.3f} | {r['resid']:.3f} | {per} |")
   lines += ["", "SpikeNAS's shared-cell pick with each proxy (mean over seeds [95 % CI]); "
             "differences paired by seed:", "",

@@ -185,3 +185,20 @@ def test_residual_tau_removes_a_linear_size_trend():
   # A score carrying the part of the truth that size does not explain.
   assert correlation.residual_tau(size + extra, truth, size) > 0.95
   assert abs(correlation.residual_tau(size + rng.normal(size=200), truth, size)) < 0.15
+
+
+def test_tie_broken_tau_is_the_mean_over_every_tie_breaking():
+  import itertools
+  x = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 0.0])
+  y = np.array([0.5, 0.2, 0.9, 0.9, 0.1, 0.7, 0.3])
+  groups = [np.flatnonzero(x == v) for v in np.unique(x)]
+  taus = []
+  for perms in itertools.product(*[itertools.permutations(range(len(g))) for g in groups]):
+    broken = x.copy()
+    for g, p in zip(groups, perms):
+      broken[g] = x[g] + 0.01 * np.array(p)
+    taus.append(correlation.kendall_tau(broken, y))
+  assert correlation.tie_broken_tau(x, y) == pytest.approx(np.mean(taus), abs=1e-12)
+  assert correlation.tie_broken_tau(x, y) < correlation.kendall_tau(x, y)  # ties credited by b
+  z = np.array([0.3, 0.1, 0.7, 0.2, 0.9, 0.4, 0.8])  # no ties: tau-b itself
+  assert correlation.tie_broken_tau(z, x) == pytest.approx(correlation.kendall_tau(z, x))

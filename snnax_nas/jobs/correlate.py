@@ -146,7 +146,8 @@ def report(out: dict, workdir: str) -> str:
     b = out["beyond_size"]
     lines.append(f"score beyond size: within-size kendall_tau={b['within_size_tau']:.3f} "
                  f"({b['equal_size_groups']} groups of equal params), kendall_tau residualised "
-                 f"on params={b['residual_tau']:.3f}")
+                 f"on params={b['residual_tau']:.3f}; params with its ties broken at random: "
+                 f"kendall_tau={b['params_tie_broken_tau']:.3f}")
   lines.append(f"wrote {workdir}/{RESULT_JSON} and {PLOT}")
   return "\n".join(lines)
 
@@ -208,7 +209,8 @@ def run(config, workdir: str) -> dict:
     # and after a linear size trend is removed from score and accuracy.
     out["beyond_size"] = dict(within_size_tau=correlation.within_group_tau(score, acc, params),
                               residual_tau=correlation.residual_tau(score, acc, params),
-                              equal_size_groups=len(set(params)))
+                              equal_size_groups=len(set(params)),
+                              params_tie_broken_tau=correlation.tie_broken_tau(params, acc))
   try:
     os.makedirs(workdir, exist_ok=True)
     io.write_json(os.path.join(workdir, RESULT_JSON), out)
