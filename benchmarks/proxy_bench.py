@@ -52,7 +52,8 @@ from snnax_nas import correlation  # noqa: E402
 from snnax_nas import data as data_lib  # noqa: E402
 from snnax_nas import memory  # noqa: E402
 from snnax_nas import score  # noqa: E402
-from snnax_nas.jobs import groundtruth  # noqa: E402
+from snnax_nas import stats  # noqa: E402
+from snnax_nas.studies import groundtruth  # noqa: E402
 
 FORWARD_KERNELS = ("sahd", "sahd_time", "expressivity")
 GRADIENT_KERNELS = ("grad_norm", "snip", "jacob_cov")
@@ -151,8 +152,8 @@ def cost_phase(args, path, preset):
 
 
 def _interval(values, digits=3):
-  s = groundtruth.summarize(np.asarray(values, np.float64))
-  return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
+  s = stats.bootstrap_interval(np.asarray(values, np.float64))
+  return stats.interval_cell(s["mean"], s["lo"], s["hi"], digits)
 
 
 def report_phase(args, path, preset, name):

@@ -9,7 +9,7 @@ import pytest
 
 from snnax_nas import configs
 from snnax_nas import correlation
-from snnax_nas.jobs import correlate as correlate_job
+from snnax_nas.studies import correlate as correlate_job
 
 
 def _brute_kendall_tau_b(x, y):
