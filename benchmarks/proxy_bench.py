@@ -2,12 +2,12 @@ r"""Training-free proxies and their aggregates against size, on trained-cell tab
 
   python benchmarks/proxy_bench.py --out=/tmp/proxies \
       --tables=../shared/benchmarks/cells_cifar100.csv:cifar100,../shared/benchmarks/cells_tinyimagenet.csv:tinyimagenet \
-      --seeds=20 --report=benchmarks/reports/proxies.md
+      --groups=forward:20,common:20,gradient:3,draws2:10 --report=benchmarks/reports/proxies.md
 
-Phase 1 (``score``, resumable per table and seed): every cell of each table is
-scored by every network proxy of ``--kernels`` in ONE ``score_candidates`` call
-per seed (all proxies read the same forward pass; the gradient ones add its
-backward), at the ground-truth job's CPU setting (``--width`` 8, one batch of
+Phase 1 (``score``, resumable per table, group and seed): every cell of each
+table is scored by each group of proxies (``GROUPS``) in ONE
+``score_candidates`` call per seed (the proxies of a group read the same
+forward pass; the gradient ones add its backward), at the ground-truth job's CPU setting (``--width`` 8, one batch of
 ``--batch`` 32 images of the bundled ``cifar10_sample``, T 5), with the
 job's key derivation: seed s scores cell i on weights from
 ``fold_in(key(s), i)`` and on the batches of seed s. The analytic proxies
@@ -55,8 +55,19 @@ from snnax_nas import score  # noqa: E402
 from snnax_nas import stats  # noqa: E402
 from snnax_nas.studies import groundtruth  # noqa: E402
 
-NETWORK_KERNELS = ("sahd", "sahd_time", "expressivity", "grad_norm", "snip", "jacob_cov")
+FORWARD_KERNELS = ("sahd", "sahd_time", "expressivity")
+GRADIENT_KERNELS = ("grad_norm", "snip", "jacob_cov")
+NETWORK_KERNELS = FORWARD_KERNELS + GRADIENT_KERNELS
 ANALYTIC_KERNELS = ("params", "flops", "conv_depth")
+# Score groups, each one score_candidates call per table and seed: (kernels,
+# scorer options, name suffix). The scoring variants of the job's config
+# (common weights, several draws) are measured on SAHD.
+GROUPS = {
+    "forward": (FORWARD_KERNELS + ANALYTIC_KERNELS, {}, ""),
+    "common": (("sahd",), dict(common_weights=True), " (common weights)"),
+    "gradient": (GRADIENT_KERNELS, {}, ""),
+    "draws2": (("sahd",), dict(draws=2), " (2 draws)"),
+}
 AGGREGATES = {
     # AZ-NAS's components as far as built here: expressivity, trainability
     # (surrogate gradient norm), complexity (FLOPs).
@@ -91,26 +102,31 @@ def _setting(args, preset):
   return config, configs.network_from_job_config(config.network, info)
 
 
-def score_phase(args, path, preset, name):
+def score_phase(args, path, preset, name, group, seeds):
   config, cfg = _setting(args, preset)
   table = groundtruth.read_table(path, cfg.ops)
-  kernels = NETWORK_KERNELS + ANALYTIC_KERNELS
+  kernels, options, suffix = GROUPS[group]
+  rows = np.arange(len(table.names))
+  if group == "gradient" and args.gradient_rows:  # evenly spread cells: the costly group
+    rows = np.unique(np.linspace(0, len(rows) - 1, args.gradient_rows).round().astype(int))
   out = os.path.join(args.out, name)
   os.makedirs(out, exist_ok=True)
-  for seed in range(args.seeds):
-    f = os.path.join(out, f"seed_{seed:04d}.npz")
+  for seed in range(seeds):
+    f = os.path.join(out, f"seed_{seed:04d}_{group}.npz")
     if os.path.exists(f):
       continue
     images = data_lib.score_batches(config.dataset, args.repeats, args.batch, seed, None)
     t0 = time.perf_counter()
-    res = score.score_candidates(table.genotypes, images, jax.random.key(seed), cfg,
-                                 kernel=kernels, chunk_size="auto", map_batch_size="auto")
+    res = score.score_candidates(table.genotypes[rows], images, jax.random.key(seed), cfg,
+                                 kernel=kernels, chunk_size="auto", map_batch_size="auto",
+                                 candidate_ids=rows, **options)
     wall = time.perf_counter() - t0
-    np.savez(f + ".tmp.npz", scores=res.scores, singular=res.singular,
-             kernels=np.array(kernels), wall=wall, compile=res.compile_seconds,
+    names = [k + suffix for k in kernels]
+    np.savez(f + ".tmp.npz", scores=np.asarray(res.scores).reshape(len(rows), -1), rows=rows,
+             kernels=np.array(names), wall=wall, compile=res.compile_seconds,
              load=os.getloadavg()[0])
     os.replace(f + ".tmp.npz", f)
-    print(f"{name} seed {seed}: {len(table.names)} cells x {len(kernels)} proxies in "
+    print(f"{name} {group} seed {seed}: {len(rows)} cells x {len(kernels)} proxies in "
           f"{wall:.1f} s (compile {res.compile_seconds:.1f} s, load {os.getloadavg()[0]:.1f})",
           flush=True)
 
@@ -151,28 +167,63 @@ def report_phase(args, path, preset, name):
           for label, b in budgets]
   files = sorted(f for f in os.listdir(os.path.join(args.out, name)) if f.startswith("seed_")
                  and f.endswith(".npz") and ".tmp" not in f)
-  per_seed = []
+  per_seed = {}  # seed -> ({proxy: scores [N]}, {proxy: wall share})
+  subsets = []  # (seed, rows, {proxy: scores [n]}, wall)
   for f in files:
+    seed = int(f[5:9])
     with np.load(os.path.join(args.out, name, f)) as z:
       names = [str(k) for k in z["kernels"]]
-      per_seed.append(({k: z["scores"][:, i] for i, k in enumerate(names)},
-                       float(z["wall"]), int(f[5:9])))
-  scores_of = {k: [s[k] for s, _, _ in per_seed] for k in per_seed[0][0]}
-  for agg, members in AGGREGATES.items():
-    scores_of[agg] = [log_rank_sum([s[m] for m in members]) for s, _, _ in per_seed]
+      idx = z["rows"] if "rows" in z.files else np.arange(len(acc))
+      if len(idx) < len(acc):  # a subset of the cells: compared on its rows only
+        subsets.append((seed, idx, {k: z["scores"][:, i] for i, k in enumerate(names)},
+                        float(z["wall"])))
+        continue
+      got, walls = per_seed.setdefault(seed, ({}, {}))
+      for i, k in enumerate(names):
+        got[k] = z["scores"][:, i]
+        walls[k] = float(z["wall"])
+  scores_of, wall_of = {}, {}
+  for seed, (got, walls) in sorted(per_seed.items()):
+    for k, v in got.items():
+      scores_of.setdefault(k, []).append((seed, v))
+      wall_of.setdefault(k, []).append(walls[k])
+    for agg, members in AGGREGATES.items():
+      if all(m in got for m in members):
+        scores_of.setdefault(agg, []).append((seed, log_rank_sum([got[m] for m in members])))
+        wall_of.setdefault(agg, []).append(sum(walls[m] for m in set(members)))
   rows, picks = [], []
-  for k, seeds in scores_of.items():
-    taus = [correlation.kendall_tau(_ranked(s), acc) for s in seeds]
-    within = [correlation.within_group_tau(_ranked(s), acc, params) for s in seeds]
-    resid = [correlation.residual_tau(s, acc, params) for s in seeds]
-    rows.append(dict(proxy=k, tau=taus, within=within, resid=resid))
-    for (s, wall, seed) in zip(seeds, [w for _, w, _ in per_seed], [d for _, _, d in per_seed]):
-      secs = np.full(len(s), wall / len(s))
+  for k, seeded in scores_of.items():
+    seeds = [v for _, v in seeded]
+    taus = [correlation.kendall_tau(_ranked(v), acc) for v in seeds]
+    broken = [correlation.tie_broken_tau(_ranked(v), acc) for v in seeds]
+    within = [correlation.within_group_tau(_ranked(v), acc, params) for v in seeds]
+    within_broken = [correlation.within_group_tau(_ranked(v), acc, params,
+                                                  tau=correlation.tie_broken_tau) for v in seeds]
+    resid = [correlation.residual_tau(v, acc, params) for v in seeds]
+    rows.append(dict(proxy=k, tau=taus, broken=broken, within=within,
+                     within_broken=within_broken, resid=resid,
+                     seeds=len(seeds)))
+    for (seed, v), wall in zip(seeded, wall_of[k]):
+      secs = np.full(len(v), wall / len(v))
       picks += [dict(r, proxy=k) for r in groundtruth.evaluate_seed(
-          s, secs, acc, params, fits, ("spikenas", "random_cell", "largest"), seed,
+          v, secs, acc, params, fits, ("spikenas", "random_cell", "largest"), seed,
           spikenas_candidates=64, random_draws=64)]
+  subset_rows = []
+  for seed, idx, got, wall in subsets:
+    full = per_seed.get(seed, ({}, {}))[0]
+    pool = dict({k: v[idx] for k, v in full.items()}, **got)
+    for k, v in pool.items():
+      subset_rows.append(dict(proxy=k, seed=seed, cells=len(idx),
+                              tau=correlation.kendall_tau(_ranked(v), acc[idx]),
+                              broken=correlation.tie_broken_tau(_ranked(v), acc[idx]),
+                              within=correlation.within_group_tau(_ranked(v), acc[idx],
+                                                                  params[idx]),
+                              resid=correlation.residual_tau(v, acc[idx], params[idx]),
+                              per_cell=wall / len(idx) if k in got else None))
   return dict(table=name, cells=len(acc), seeds=len(per_seed), rows=rows, picks=picks,
-              walls=[w for _, w, _ in per_seed], size_tau=correlation.kendall_tau(params, acc))
+              subset=subset_rows,
+              walls=[w for w in wall_of.get("sahd", [0.0])],
+              size_tau=correlation.kendall_tau(params, acc))
 
 
 def _ranked(s):
@@ -184,15 +235,28 @@ def _ranked(s):
 def markdown(res, cost) -> str:
   lines = [f"### `{res['table']}`: {res['cells']} cells, {res['seeds']} seeds",
            "", f"Exact parameter count: Kendall τ {res['size_tau']:.3f} (no seed dependence). "
-           f"Whole-table scoring per seed (all network proxies in one call): median "
+           f"Whole-table SAHD-group scoring per seed (the forward proxies in one call): median "
            f"{np.median(res['walls']):.0f} s.", "",
-           "| proxy | τ per seed [95 % CI] | within-size τ [95 % CI] | τ residualised on size "
-           "[95 % CI] | cost × SAHD |", "|---|---|---|---|---|"]
+           "| proxy | seeds | τ-b per seed [95 % CI] | τ, ties broken at random | within-size τ-b "
+           "[95 % CI] | within-size τ, ties broken | τ residualised on size [95 % CI] | "
+           "cost × SAHD |", "|---|---|---|---|---|---|---|---|"]
   for r in res["rows"]:
     c = cost.get(r["proxy"], {}).get("over_sahd") if cost else None
     c = "~0 (host)" if r["proxy"] in ANALYTIC_KERNELS else (f"{c:.2f}" if c else "sum of members")
-    lines.append(f"| {r['proxy']} | {_interval(r['tau'])} | {_interval(r['within'])} | "
+    lines.append(f"| {r['proxy']} | {r['seeds']} | {_interval(r['tau'])} | "
+                 f"{_interval(r['broken'])} | {_interval(r['within'])} | "
+                 f"{_interval(r['within_broken'])} | "
                  f"{_interval(r['resid'])} | {c} |")
+  if res["subset"]:
+    lines += ["", "Gradient proxies (their cost keeps them to a subset of evenly spread cells): "
+              "every proxy on the same cells and seed; Kendall τ, within-size τ, τ residualised "
+              "on size:", "", "| proxy | seed | cells | τ-b | τ, ties broken | within-size τ | "
+              "τ resid. | s per cell |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["subset"]:
+      per = f"{r['per_cell']:.2f}" if r["per_cell"] else ""
+      lines.append(f"| {r['proxy']} | {r['seed']} | {r['cells']} | {r['tau']:.3f} | "
+                   f"{r['broken']:.3f} | "
+                   f"{r['within']:.3f} | {r['resid']:.3f} | {per} |")
   lines += ["", "SpikeNAS's shared-cell pick with each proxy (mean over seeds [95 % CI]); "
             "differences paired by seed:", "",
             "| proxy | budget | accuracy (%) | percentile | regret | − largest (points) | "
@@ -217,7 +281,10 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--tables", required=True, help="comma list of CSV:trained_preset")
   p.add_argument("--out", required=True, help="folder of per-seed score files (resumable)")
-  p.add_argument("--seeds", type=int, default=20)
+  p.add_argument("--groups", default="forward:20,common:20,gradient:3,draws2:10",
+                 help="score groups (GROUPS) with their seed counts, run in this order")
+  p.add_argument("--gradient_rows", type=int, default=48,
+                 help="cells (evenly spread) the gradient group scores; 0 = all")
   p.add_argument("--width", type=int, default=8)
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--repeats", type=int, default=1)
@@ -228,10 +295,12 @@ def main():
   args = p.parse_args()
   tables = [t.rsplit(":", 1) for t in args.tables.split(",")]
   phases = args.phase.split(",")
-  for path, preset in tables:
-    name = os.path.splitext(os.path.basename(path))[0]
-    if "score" in phases:
-      score_phase(args, path, preset, name)
+  groups = [(g.split(":")[0], int(g.split(":")[1])) for g in args.groups.split(",")]
+  if "score" in phases:
+    for group, seeds in groups:  # every table per group first: the primary group ends first
+      for path, preset in tables:
+        score_phase(args, path, preset, os.path.splitext(os.path.basename(path))[0], group,
+                    seeds)
   cost = cost_phase(args, *tables[0]) if "cost" in phases else {}
   if cost:
     print("cost:", cost, flush=True)

@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from snnax_nas import distributed
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import kernels
+from snnax_nas import proxies
 from snnax_nas import score  # noqa: E402  (before jax initialises its backends)
 
 distributed.use_cpu_cores()
@@ -114,15 +115,18 @@ def main():
   images = data_lib.score_batches(a.dataset, a.repeats, a.batch_size, a.seed)
   key = jax.random.key(a.seed)
   n = len(texts)
-  print(f"{n} cells, {jax.local_device_count()} devices, kernels {kernels.KERNELS}", flush=True)
+  # The forward-pass kernels and the exact size baselines; the gradient proxies
+  # (20-60x SAHD's cost on CPU) are measured by benchmarks/proxy_bench.py.
+  names = kernels.PROBE_KERNELS + proxies.ANALYTIC_KERNELS
+  print(f"{n} cells, {jax.local_device_count()} devices, kernels {names}", flush=True)
 
   scores, singular = {}, {}
   t = time.perf_counter()
-  res = score.score_candidates(genotypes, images, key, cfg, kernel=kernels.KERNELS,
+  res = score.score_candidates(genotypes, images, key, cfg, kernel=names,
                                chunk_size=a.chunk_size, progress=_progress("all kernels, D=1"))
   print(f"pass D=1: {time.perf_counter() - t:.0f} s (compile {res.compile_seconds:.0f} s)",
         flush=True)
-  for j, k in enumerate(kernels.KERNELS):
+  for j, k in enumerate(names):
     scores[k], singular[k] = res.scores[:, j], res.singular[:, j]
   draws_kernels = tuple(k for k in a.draws_kernels.split(",") if k)
   if draws_kernels and a.draws > 1:
@@ -175,7 +179,8 @@ def main():
 
   seconds["params"] = 0.0
   for name in scores:
-    if name.startswith("rank ens."):
+    if name.startswith("rank ens.") or name in proxies.ANALYTIC_KERNELS:
+      seconds[name] = seconds.get(name, 0.0)  # exact, on the host: no scorer call
       continue
     job = (name.split(" D=")[0], int(name.split(" D=")[1]) if " D=" in name else 1)
     seconds[name] = seconds[job] = timed(*job)
@@ -187,15 +192,19 @@ def main():
     lo, hi = r[f"{stat}_ci"]
     return f"{r[stat]:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
 
-  header = ("| variant | Kendall τ [95 % CI] | τ − τ(SAHD) [paired 95 % CI] | Spearman ρ | "
-            "top-10 overlap | argmax percentile [95 % CI] | singular | cost × SAHD |")
-  lines = [header, "|" + "---|" * 8]
-  for name in list(scores) + ["params"]:
+  header = ("| variant | Kendall τ [95 % CI] | τ − τ(SAHD) [paired 95 % CI] | within-size τ | "
+            "τ residualised on size | Spearman ρ | top-10 overlap | argmax percentile [95 % CI] | "
+            "singular | cost × SAHD |")
+  lines = [header, "|" + "---|" * 10]
+  for name in list(scores) + ([] if "params" in scores else ["params"]):
     r = reports[name]
     lo, hi = delta_ci[name]
     delta = r["kendall_tau"] - reports["sahd"]["kendall_tau"]
     sing = int(singular[name].sum()) if name in singular else 0
+    x = pool.get(name, scores.get(name))
     lines.append(f"| {name} | {ci(r, 'kendall_tau')} | {delta:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+                 f"{correlation.within_group_tau(x, acc, params):.3f} | "
+                 f"{correlation.residual_tau(x, acc, params):.3f} | "
                  f"{r['spearman_rho']:.3f} | {r['top10_overlap']:.2f} | "
                  f"{ci(r, 'argmax_percentile', 1)} | {sing} | "
                  f"{seconds[name] / seconds[('sahd', 1)]:.2f} |")

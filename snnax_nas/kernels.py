@@ -17,9 +17,17 @@ same forward pass in one compiled call; see :data:`KERNELS` and each
 kernels, uninformative calls excluded), ``sahd_time`` (one kernel per LIF over
 its codes concatenated over the T timesteps), ``swap`` (count of distinct
 per-neuron activation patterns), ``membrane`` (sample correlation of the
-membrane potentials, no threshold). ``draws=D`` averages D fresh weight draws,
+membrane potentials, no threshold), ``expressivity`` (AZ-NAS's expressivity
+adapted to spikes: the entropy of the normalised eigenvalues of each LIF's
+channel covariance of its spike codes, summed over LIFs). ``draws=D`` averages D fresh weight draws,
 each over all R batches. A rank ensemble needs the whole population and is
 computed after scoring, on the host (:func:`rank_ensemble`).
+
+:data:`KERNELS` also names the proxies of :mod:`snnax_nas.proxies`: the
+gradient proxies at initialisation (``grad_norm``, ``snip``, ``jacob_cov``,
+through the surrogate gradient, from the same forward pass and its backward)
+and the exact size baselines (``params``, ``flops``, ``conv_depth``, computed
+on the host), so every score can be printed beside size.
 
 Float32 on device: ``mean K = Nbar 11^T + M`` with ``M = -0.5 mean(H / (E +
 1e-3))`` has a condition number ~1e8, so the rank-one part is split off

@@ -161,3 +161,46 @@ def test_run_end_to_end_resumes_without_rescoring(tmp_path):
     groundtruth.run(_config(table, num_seeds=3), work)  # another config: refused
   for name in ("per_seed.csv", "results.csv", "results.md", "ops.csv", "summary.json"):
     assert os.path.exists(os.path.join(work, name))
+
+
+def test_every_scoring_field_reaches_the_scorer(tmp_path, monkeypatch):
+  """The job passes each ``scoring.*`` field on (they change the scores), and
+  reports the score beside the exact size baselines."""
+  from snnax_nas import score
+  table = tmp_path / "table.csv"
+  _write_table(table, n=6, duplicate=False)
+  seen = []
+  real = score.score_candidates
+
+  def spy(*args, **kwargs):
+    seen.append(kwargs)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(score, "score_candidates", spy)
+  runs = {}
+  for field, value in [(None, None), ("weights", "common"), ("draws", 2),
+                       ("conv_dtype", "bfloat16"), ("time_batched", True)]:
+    c = _config(table, num_seeds=1)
+    if field:
+      c.scoring[field] = value
+    seen.clear()
+    summary = groundtruth.run(c, str(tmp_path / f"run_{field}"))
+    got = {k: seen[-1][k] for k in ("common_weights", "draws", "conv_dtype", "time_batched")}
+    with np.load(tmp_path / f"run_{field}" / "scores" / "seed_0000.npz") as z:
+      runs[field] = z["scores"], got
+  base_scores, base_args = runs[None]
+  assert base_args == dict(common_weights=False, draws=1, conv_dtype="float32",
+                           time_batched=False)
+  expected = {"weights": ("common_weights", True), "draws": ("draws", 2),
+              "conv_dtype": ("conv_dtype", "bfloat16"), "time_batched": ("time_batched", True)}
+  for field, (arg, value) in expected.items():
+    scores, args = runs[field]
+    assert args == dict(base_args, **{arg: value}), field
+    if field != "time_batched":  # the same scores up to rounding by design
+      assert not np.array_equal(scores, base_scores), field
+  np.testing.assert_allclose(runs["time_batched"][0], base_scores, rtol=1e-4)
+  base = summary["size_baselines"]
+  assert set(base) == {"params", "flops", "conv_depth"}
+  assert np.isnan(base["params"]["within_size_tau"])  # constant inside its own groups
+  assert -1 <= summary["within_size_tau"]["mean"] <= 1
+  assert "within-size τ" in groundtruth.report(summary, str(tmp_path / "run_time_batched"))

@@ -10,7 +10,9 @@ under ``config.ops``.
 Reports, for the score and (when the scores CSV has ``params``) the parameter
 count as the baseline: Kendall tau, Spearman rho, top-k overlaps and the
 percentile of the true accuracy of the row each ranks first, each with a 95 %
-bootstrap interval (``--resamples`` resamples of the matched rows, seeded by
+bootstrap interval, and what the score says beyond size: Kendall tau inside
+groups of equal parameter count (pair-weighted) and tau residualised on the
+parameter count (``--resamples`` resamples of the matched rows, seeded by
 ``--bootstrap_seed``; see :mod:`snnax_nas.correlation`). Writes
 ``correlation.json`` and a scatter PNG.
 
@@ -140,6 +142,12 @@ def report(out: dict, workdir: str) -> str:
   for name in ("score", "params_baseline"):
     if name in out:
       lines.append(_line(name, out[name], out["top_k"]))
+  if "beyond_size" in out:
+    b = out["beyond_size"]
+    lines.append(f"score beyond size: within-size kendall_tau={b['within_size_tau']:.3f} "
+                 f"({b['equal_size_groups']} groups of equal params), kendall_tau residualised "
+                 f"on params={b['residual_tau']:.3f}; params with its ties broken at random: "
+                 f"kendall_tau={b['params_tie_broken_tau']:.3f}")
   lines.append(f"wrote {workdir}/{RESULT_JSON} and {PLOT}")
   return "\n".join(lines)
 
@@ -197,6 +205,12 @@ def run(config, workdir: str) -> dict:
     params = [scores[k]["params"] for k in kept]
     out["params_baseline"] = correlation.correlation_report(params, acc, ks, config.resamples,
                                                             config.bootstrap_seed)
+    # What the score says beyond size: among cells of equal parameter count,
+    # and after a linear size trend is removed from score and accuracy.
+    out["beyond_size"] = dict(within_size_tau=correlation.within_group_tau(score, acc, params),
+                              residual_tau=correlation.residual_tau(score, acc, params),
+                              equal_size_groups=len(set(params)),
+                              params_tie_broken_tau=correlation.tie_broken_tau(params, acc))
   try:
     os.makedirs(workdir, exist_ok=True)
     files.write_json(os.path.join(workdir, RESULT_JSON), out)

@@ -337,8 +337,7 @@ def op_significance(genotypes: np.ndarray, accuracy: np.ndarray, ops: ops_lib.Op
 # Scoring every cell once per seed.
 
 def score_table(table: Table, cfg: configs.NetworkConfig, images, key, *,
-                chunk_size="auto", map_batch_size="auto", kernel: str = "sahd",
-                progress: Optional[Callable[[int, int], None]] = None) -> dict:
+                progress: Optional[Callable[[int, int], None]] = None, **scorer) -> dict:
   """Scores every cell of the table once and shares the measured wall time
   among them by executed FLOPs (module docstring).
 
@@ -349,9 +348,12 @@ def score_table(table: Table, cfg: configs.NetworkConfig, images, key, *,
     cfg: the scoring network (``cfg.ops`` the table's op set).
     images: score batches [R, B, H, W, C].
     key: PRNG key; cell ``i`` uses ``fold_in(key, i)``.
-    chunk_size, map_batch_size, kernel: as
-      :func:`snnax_nas.score.score_candidates`.
     progress: ``progress(done, total)`` after each chunk.
+    **scorer: the scorer's keyword arguments (``kernel``, ``draws``,
+      ``common_weights``, ``conv_dtype``, ``time_batched``, ``chunk_size``,
+      ``map_batch_size``) as :func:`snnax_nas.score.score_candidates` takes
+      them; :func:`snnax_nas.autotune.scoring_options` makes them from a
+      config's ``scoring`` section.
 
   Returns:
     ``{"scores": float64 [N], "seconds": float64 [N], "wall": seconds}``.
@@ -361,13 +363,37 @@ def score_table(table: Table, cfg: configs.NetworkConfig, images, key, *,
   cells = genotype_lib.as_genotypes(table.genotypes, cfg)
   arch = genotype_lib.arch_of(cells, cfg)
   t0 = time.perf_counter()
-  res = score.score_candidates(None, images, key, cfg, kernel=kernel, arch=arch,
-                               chunk_size=chunk_size, map_batch_size=map_batch_size,
-                               progress=progress)
+  res = score.score_candidates(None, images, key, cfg, arch=arch, progress=progress, **scorer)
   wall = time.perf_counter() - t0
   cost = flops.candidate_flops(arch, cfg, images.shape[1], images.shape[0]).executed
   return dict(scores=np.asarray(res.scores, np.float64), seconds=wall * cost / cost.sum(),
               wall=wall)
+
+
+def size_baselines(table: Table, trained: configs.NetworkConfig, params: np.ndarray) -> dict:
+  """What size alone says about the table: Kendall tau with accuracy of the
+  exact parameter count, the FLOPs and the conv depth (``snnax_nas.proxies``)
+  at the trained network, each with its within-size tau (inside groups of
+  equal parameter count, pair-weighted; NaN for the count itself) and its tau
+  residualised on the parameter count (:mod:`snnax_nas.correlation`), and
+  the tau they reach when their ties (a few distinct values) are broken at
+  random, which is what a rule that must pick one cell achieves. They depend
+  on no seed. A score earns its cost only where it beats these.
+
+  Returns:
+    ``{name: {"kendall_tau", "tie_broken_tau", "within_size_tau",
+    "residual_tau"}}``.
+  """
+  from snnax_nas import correlation
+  from snnax_nas import proxies
+  out = {}
+  for name in proxies.ANALYTIC_KERNELS:
+    x = proxies.analytic_scores((name,), trained, genotypes=table.genotypes)[:, 0]
+    out[name] = dict(kendall_tau=correlation.kendall_tau(x, table.accuracy),
+                     tie_broken_tau=correlation.tie_broken_tau(x, table.accuracy),
+                     within_size_tau=correlation.within_group_tau(x, table.accuracy, params),
+                     residual_tau=correlation.residual_tau(x, table.accuracy, params))
+  return out
 
 
 def run(config, workdir: str) -> dict:
@@ -391,6 +417,7 @@ def run(config, workdir: str) -> dict:
   from absl import logging
   import jax
 
+  from snnax_nas import autotune
   from snnax_nas import correlation
   from snnax_nas import data as data_lib
   from snnax_nas import distributed
@@ -438,10 +465,12 @@ def run(config, workdir: str) -> dict:
     logging.info("budget %s = %.3f MB: %d of %d cells fit", label, b / 1e6, ok.sum(), len(ok))
 
   distributed.use_cpu_cores()
-  layout = dict(chunk_size=config.scoring.chunk_size, map_batch_size=config.scoring.map_batch_size,
-                kernel=config.scoring.kernel)
+  try:  # every field of the scoring section reaches the scorer
+    layout = autotune.scoring_options(config.scoring)
+  except ValueError as e:
+    raise ValueError(f"--config.{e}") from None
   compile_seconds = None
-  per_seed, taus = [], []
+  per_seed, taus, within, residual = [], [], [], []
   t_start = time.perf_counter()
   for k in range(config.num_seeds):
     seed = int(config.seed) + k
@@ -470,6 +499,8 @@ def run(config, workdir: str) -> dict:
     finite = np.isfinite(scores)  # a singular kernel (-inf) ranks below every finite score
     ranked = np.where(finite, scores, scores[finite].min() - 1.0 if finite.any() else 0.0)
     taus.append(correlation.kendall_tau(ranked, table.accuracy))
+    within.append(correlation.within_group_tau(ranked, table.accuracy, params))
+    residual.append(correlation.residual_tau(scores, table.accuracy, params))
     per_seed += evaluate_seed(scores, seconds, table.accuracy, params, fits, methods, seed,
                               spikenas_candidates=config.spikenas_candidates,
                               random_draws=config.random_draws)
@@ -509,7 +540,10 @@ def run(config, workdir: str) -> dict:
                  budgets=[dict(label=label, bytes=b, cells=int(ok.sum()))
                           for (label, b), (_, ok) in zip(budgets, fits)],
                  seeds=config.num_seeds, compile_seconds=compile_seconds,
-                 kendall_tau=tau, results=rows, paired=paired, ops=ops_rows)
+                 kendall_tau=tau, within_size_tau=stats.bootstrap_interval(within),
+                 residual_tau=stats.bootstrap_interval(residual),
+                 size_baselines=size_baselines(table, trained, params),
+                 results=rows, paired=paired, ops=ops_rows)
   # Standard JSON: a metric with no pick in any seed (NaN) is written as null.
   files.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
   return summary
@@ -525,7 +559,23 @@ def report(summary: dict, workdir: str) -> str:
   return (f"{summary['cells']} distinct cells ({summary['merged_rows']} rows merged), "
           f"{summary['min_params']:,}-{summary['max_params']:,} params at the trained network; "
           f"{summary['seeds']} seeds; Kendall tau of the score per seed {tau['mean']:.3f} "
-          f"[{tau['lo']:.3f}, {tau['hi']:.3f}]\n{tables}")
+          f"[{tau['lo']:.3f}, {tau['hi']:.3f}]\n{size_markdown(summary)}\n\n{tables}")
+
+
+def size_markdown(summary: dict) -> str:
+  """The score beside the size baselines: Kendall tau, within-size tau and
+  tau residualised on size (seed means with 95 % intervals for the score;
+  the baselines depend on no seed)."""
+  cell = lambda s: (f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if "mean" in s
+                    else f"{s:.3f}")
+  lines = ["| ranking | Kendall τ-b | τ, ties broken at random | within-size τ | "
+           "τ residualised on size |", "|---|---|---|---|---|",
+           f"| score (per seed) | {cell(summary['kendall_tau'])} | (no ties) | "
+           f"{cell(summary['within_size_tau'])} | {cell(summary['residual_tau'])} |"]
+  for name, row in summary["size_baselines"].items():
+    lines.append(f"| {name} (exact) | {row['kendall_tau']:.3f} | {row['tie_broken_tau']:.3f} | "
+                 f"{row['within_size_tau']:.3f} | {row['residual_tau']:.3f} |")
+  return "\n".join(lines)
 
 
 def _cell(row: dict, metric: str, digits: int) -> str:
