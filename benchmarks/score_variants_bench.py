@@ -158,8 +158,8 @@ def main():
   if a.scores_out:
     names = list(scores)
     files.write_csv(a.scores_out, ["genotype", "accuracy", "params"] + names,
-                 [[t, acc[i], params[i]] + [repr(float(scores[v][i])) for v in names]
-                  for i, t in enumerate(texts)])
+                    [[t, acc[i], params[i]] + [repr(float(scores[v][i])) for v in names]
+                     for i, t in enumerate(texts)])
     print(f"wrote {a.scores_out}", flush=True)
 
   # Paired tau differences against SAHD: the same seed gives the same resamples.

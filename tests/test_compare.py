@@ -64,9 +64,9 @@ class FakeRunner:
     name = os.path.basename(where)
     ops = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}[method]
     files.write_json(os.path.join(where, "config.json"),
-                  {"job": "search", "config": {"network": {
-                      "ops": ops, "width": int(f["network.width"]),
-                      "backward": method == "lightsnn", "linear_init": None}}})
+                     {"job": "search", "config": {"network": {
+                         "ops": ops, "width": int(f["network.width"]),
+                         "backward": method == "lightsnn", "linear_init": None}}})
     genotype, params = {"spikenas": ("0222/0012/0002/0000|0222/0011/0002/0000", 2_214_000),
                         "random": (DRAWS[1][1], DRAWS[1][3]),
                         "lightsnn": ("0222/2020/2202/2220", 2_260_000)}[method]
@@ -75,10 +75,10 @@ class FakeRunner:
     evaluations = {"spikenas": 128, "random": len(DRAWS), "lightsnn": 60}[method]
     if method == "random":
       files.write_csv(os.path.join(where, "scores.csv"),
-                   ["genotype", "score", "singular", "params", "memory_bytes",
-                    "neuron_state_bytes", "step", "candidate_id"],
-                   [[g, "" if s is None else repr(s), int(s is None), p, p * 4, "", 0, i]
-                    for i, g, s, p in DRAWS])
+                      ["genotype", "score", "singular", "params", "memory_bytes",
+                       "neuron_state_bytes", "step", "candidate_id"],
+                      [[g, "" if s is None else repr(s), int(s is None), p, p * 4, "", 0, i]
+                       for i, g, s, p in DRAWS])
     files.write_json(os.path.join(where, "summary.json"), dict(
         genotype=genotype, params=params, evaluations=evaluations,
         timing=dict(wall_seconds=WALL[name], loaded_from_store=0)))
@@ -258,7 +258,7 @@ def test_budgets_parse_sorted():
 def test_no_random_draw_within_budget_names_the_cheapest(tmp_path):
   path = str(tmp_path / "scores.csv")
   files.write_csv(path, ["genotype", "score", "params", "candidate_id"],
-               [["0001/0000/0000/0000", "-1.0", 3_000_000, 0]])
+                  [["0001/0000/0000/0000", "-1.0", 3_000_000, 0]])
   with pytest.raises(ValueError, match="cheapest draw has 3,000,000 params"):
     stages.best_within_budget(path, 8.86, 32)
 

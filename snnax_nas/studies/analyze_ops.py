@@ -214,7 +214,7 @@ def run(config, workdir: str) -> list[dict]:
              delta_vs_full=r["acc_mean"] - rows[0]["acc_mean"],
              delta_lo=delta["lo"], delta_hi=delta["hi"])
   files.write_csv(os.path.join(workdir, TABLE_CSV), COLUMNS,
-               ([r[c] for c in COLUMNS] for r in rows))
+                  ([r[c] for c in COLUMNS] for r in rows))
   plot(rows, os.path.join(workdir, PLOT),
        f"{config.dataset}: op removed -> accuracy ({tr.epochs} epochs x {tr.seeds} seeds)")
   return rows

@@ -256,7 +256,7 @@ class MetricsWriter:
     if not self.enabled:
       return
     files.write_text(os.path.join(self.workdir, "metrics.jsonl"),
-                  "".join(json.dumps(e, sort_keys=True) + "\n" for e in history))
+                     "".join(json.dumps(e, sort_keys=True) + "\n" for e in history))
     write_metrics_csv(os.path.join(self.workdir, "metrics.csv"), history)
     if self.plot_title is not None and history:
       plot_curves(history, os.path.join(self.workdir, "accuracy.png"), self.plot_title)

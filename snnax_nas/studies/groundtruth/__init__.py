@@ -72,6 +72,7 @@ from snnax_nas import memory
 from snnax_nas import ops as ops_lib
 from snnax_nas import stats
 from snnax_nas.budget import Budget
+from snnax_nas.studies.groundtruth import tables
 
 METHODS = ("spikenas", "random", "random_cell", "largest")
 METRICS = ("accuracy", "percentile", "regret", "scored", "seconds")
@@ -484,7 +485,7 @@ def run(config, workdir: str) -> dict:
         score.score_candidates(table.genotypes[:1], images, key, cfg, **layout)
         compile_seconds = time.perf_counter() - t0
         files.write_json(os.path.join(workdir, "scores", f"compile_{seed:04d}.json"),
-                      dict(compile_seconds=compile_seconds, load=os.getloadavg()[0]))
+                         dict(compile_seconds=compile_seconds, load=os.getloadavg()[0]))
       got = score_table(table, cfg, images, key, **layout)
       with files.atomic_open(path, "wb") as f:
         np.savez(f, scores=got["scores"], seconds=got["seconds"], wall=got["wall"],
@@ -532,8 +533,9 @@ def run(config, workdir: str) -> dict:
   files.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
   files.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
   files.write_text(os.path.join(workdir, "results.md"),
-                results_markdown(rows) + "\n\n" + paired_markdown(paired).rstrip("\n") + "\n\n"
-                + ops_markdown(ops_rows) + "\n")
+                   tables.results_markdown(rows) + "\n\n"
+                   + tables.paired_markdown(paired).rstrip("\n") + "\n\n"
+                   + tables.ops_markdown(ops_rows) + "\n")
   tau = stats.bootstrap_interval(taus)
   summary = dict(table=config.table, cells=len(table.names), merged_rows=table.merged_rows,
                  min_params=lo, max_params=hi, weight_bits=bits,
@@ -555,61 +557,8 @@ def report(summary: dict, workdir: str) -> str:
   differences, op significance)."""
   tau = summary["kendall_tau"]
   with open(os.path.join(workdir, "results.md")) as f:
-    tables = f.read()
+    text = f.read()
   return (f"{summary['cells']} distinct cells ({summary['merged_rows']} rows merged), "
           f"{summary['min_params']:,}-{summary['max_params']:,} params at the trained network; "
           f"{summary['seeds']} seeds; Kendall tau of the score per seed {tau['mean']:.3f} "
-          f"[{tau['lo']:.3f}, {tau['hi']:.3f}]\n{size_markdown(summary)}\n\n{tables}")
-
-
-def size_markdown(summary: dict) -> str:
-  """The score beside the size baselines: Kendall tau, within-size tau and
-  tau residualised on size (seed means with 95 % intervals for the score;
-  the baselines depend on no seed)."""
-  cell = lambda s: (f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if "mean" in s
-                    else f"{s:.3f}")
-  lines = ["| ranking | Kendall τ-b | τ, ties broken at random | within-size τ | "
-           "τ residualised on size |", "|---|---|---|---|---|",
-           f"| score (per seed) | {cell(summary['kendall_tau'])} | (no ties) | "
-           f"{cell(summary['within_size_tau'])} | {cell(summary['residual_tau'])} |"]
-  for name, row in summary["size_baselines"].items():
-    lines.append(f"| {name} (exact) | {row['kendall_tau']:.3f} | {row['tie_broken_tau']:.3f} | "
-                 f"{row['within_size_tau']:.3f} | {row['residual_tau']:.3f} |")
-  return "\n".join(lines)
-
-
-def _cell(row: dict, metric: str, digits: int) -> str:
-  return stats.interval_cell(row[metric], row[metric + "_lo"], row[metric + "_hi"], digits)
-
-
-def results_markdown(rows: Sequence[dict]) -> str:
-  """The results table in Markdown: one line per (budget, method), each
-  metric as mean [95 % interval] over seeds."""
-  head = ("| budget | MB | cells in budget | best in budget (%) | method | accuracy (%) | "
-          "percentile | regret (points) | scored | search (s) | no pick |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
-  lines = [head]
-  for r in rows:
-    lines.append(f"| {r['budget']} | {r['budget_mb']:.3f} | {r['in_budget']} | "
-                 f"{r['best_in_budget']:.2f} | {r['method']} | {_cell(r, 'accuracy', 2)} | "
-                 f"{_cell(r, 'percentile', 1)} | {_cell(r, 'regret', 2)} | "
-                 f"{_cell(r, 'scored', 1)} | {_cell(r, 'seconds', 2)} | "
-                 f"{r['no_pick']} |")
-  return "\n".join(lines)
-
-
-def paired_markdown(rows: Sequence[dict]) -> str:
-  """The paired differences (:func:`snnax_nas.stats.paired_differences`) in Markdown."""
-  return stats.paired_markdown(rows, [("budget", "budget")], "95 % bootstrap interval",
-                               "points of accuracy")
-
-
-def ops_markdown(rows: Sequence[dict]) -> str:
-  """The op-significance table in Markdown (:func:`op_significance`)."""
-  lines = ["| budget | op removed | cells | best (%) | median (%) | best − full | "
-           "median − full |", "|---|---|---|---|---|---|---|"]
-  for r in rows:
-    lines.append(f"| {r['budget']} | {r['removed'] or '(none: full space)'} | {r['cells']} | "
-                 f"{r['best']:.2f} | {r['median']:.2f} | {r['best_delta']:+.2f} | "
-                 f"{r['median_delta']:+.2f} |")
-  return "\n".join(lines)
+          f"[{tau['lo']:.3f}, {tau['hi']:.3f}]\n{tables.size_markdown(summary)}\n\n{text}")
