@@ -352,6 +352,13 @@ class KernelProbe:
   kernels: tuple[str, ...]
   takes_membrane = True
 
+  def __post_init__(self):
+    bad = [k for k in self.kernels if k not in PROBE_KERNELS]
+    if bad:
+      raise ValueError(f"KernelProbe computes kernels of spike codes ({', '.join(PROBE_KERNELS)}); "
+                       f"{bad[0]!r} is not one (the gradient and analytic proxies are "
+                       "computed by snnax_nas.score.score_candidates)")
+
   def __call__(self, spikes: jax.Array, membrane: jax.Array) -> dict:
     # Statistics of the forward pass, never differentiated (the gradient
     # proxies differentiate the same forward): no tangents reach the terms.

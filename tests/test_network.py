@@ -294,7 +294,7 @@ def test_time_batched_supernet_equals_per_step(ops):
   arch = genotype_lib.arch_of(genotype_lib.as_genotypes(gs.reshape(3, cfg.num_cells, 4, 4), cfg), cfg)
   params = network.init_supernet_params(jax.random.key(1), cfg)
   x, key = _images(), jax.random.key(3)
-  probe = kernels.KernelProbe(kernels.KERNELS)
+  probe = kernels.KernelProbe(kernels.PROBE_KERNELS)
 
   @jax.jit
   def both(a):
