@@ -321,7 +321,7 @@ LAUNCH_TINY = ["--config.network.width=4", "--config.network.hidden=32",
 
 def _launch(args, env):
   return subprocess.run([sys.executable, "-m", "launch.search", *args], capture_output=True,
-                        text=True, timeout=300, env=env)
+                        text=True, timeout=600, env=env)
 
 
 def _stored(workdir) -> list[tuple]:
@@ -335,16 +335,17 @@ def _stored(workdir) -> list[tuple]:
     return []
 
 
-# The killed run: launch.search itself, with a pause after every committed
-# chunk so that the kill lands mid-search on any machine.
+# The killed run: launch.search itself, stopped for good after its first
+# committed chunk, so that the kill lands mid-search on any machine.
 _SLOW = textwrap.dedent("""
     import runpy, sys, time
     from snnax_nas import score_store
     add = score_store.ScoreStore.add
-    def slow_add(self, rows):
+    def add_then_wait(self, rows):
       add(self, rows)
-      time.sleep(2.0)
-    score_store.ScoreStore.add = slow_add
+      while True:
+        time.sleep(0.05)
+    score_store.ScoreStore.add = add_then_wait
     sys.argv = ["launch.search"] + sys.argv[1:]
     runpy.run_module("launch.search", run_name="__main__")
 """)
@@ -360,7 +361,7 @@ def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, 
   work = str(tmp_path / "resumed")
   proc = subprocess.Popen([sys.executable, "-c", _SLOW, *args, f"--workdir={work}"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
+  deadline = time.time() + 900  # a hang guard: the first chunk commits in seconds
   while len(_stored(work)) < 2 and time.time() < deadline and proc.poll() is None:
     time.sleep(0.05)
   os.kill(proc.pid, signal.SIGKILL)
@@ -440,7 +441,7 @@ def _launch_two_processes(args, env, port):
        f"--coordinator_address=127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True) for p in (0, 1)]
   for p in procs:
-    _, err = p.communicate(timeout=300)
+    _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
 
 
