@@ -242,7 +242,6 @@ TRAIN_ROWS = [
     (["--config.genotype=" + FORWARD, "--config.training.loss=foo"], 2, ["foo"]),
     (["--config.genotype=" + FORWARD, "--config.training.batch_size=64"], 2,
      ["fewer than one batch"]),
-    (["--config.genotype=" + FORWARD, "--config.dataset=cifar10_sample"], 2, ["test split"]),
     (["--config.genotype=" + FORWARD, "--config.dataset=npz:{nan}"], 2, ["NaN"]),
     (["--config.genotype=" + FORWARD, "extra"], 2, ["unexpected arguments"]),
     (["--config.genotype=" + FORWARD, "--config.dataset=dvs128_gesture",
