@@ -573,6 +573,9 @@ def test_pick_margins_over_its_size_and_over_the_largest():
   assert "ranks 1 of 6 evaluations" in lines[0]
   assert "score margin +1.000 over the best other network of its size (2 others" in lines[1]
   assert "score margin +3.000 over size alone (the largest within the budget: 300" in lines[1]
+  assert pick_lib.pick_caption(pick) == ("pick ranks 1 of 6; score margin +1.000 over the best "
+                                         "other of its size (2 others)\nscore margin +3.000 "
+                                         "over size alone (300 params)")
   # A pick below others ranks below them (the rank is counted, not assumed).
   assert search.describe_pick(_result("random", 2, rows))["rank"] == 3
 
@@ -598,3 +601,4 @@ def test_lightsnn_pick_has_no_rank_among_its_evaluations(fake):
   pick = search.describe_pick(res)
   assert pick["rank"] is None and pick["same_size"] is None and "pruning" in pick["rule"]
   assert pick_lib.pick_lines(pick, res) == [f"rule: {pick['rule']}"]
+  assert pick_lib.pick_caption(pick) == ""

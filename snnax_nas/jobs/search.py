@@ -53,7 +53,6 @@ refused with one line naming the fields that differ.
 from __future__ import annotations
 
 import os
-import textwrap
 from typing import Optional
 
 from absl import logging
@@ -131,12 +130,11 @@ def _plot(path: str, result: search.SearchResult, pick: dict):
   if np.isfinite(result.score):
     ax.scatter([result.weight_bytes / 1e6], [result.score], marker="*", s=250, c="red",
                edgecolors="black", zorder=5, label=f"chosen {result.genotype}")
-  if pick["rank"] is not None:  # what the score decided beyond size, on the figure
-    ax.text(0.01, 0.99, "\n".join(textwrap.wrap(pick_lib.pick_lines(pick, result)[-1], 95)),
-            transform=ax.transAxes, va="top", fontsize=6.5)
   ax.set_xlabel(f"weight memory (MB at {bits}-bit)")
   ax.set_ylabel("SAHD score (log|det K|)")
-  ax.set_title(f"{result.method}: {len(result.records)} evaluations")
+  caption = pick_lib.pick_caption(pick)  # what the score decided beyond size
+  ax.set_title(f"{result.method}: {len(result.records)} evaluations"
+               + (f"\n{caption}" if caption else ""), fontsize=9)
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()

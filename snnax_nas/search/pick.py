@@ -128,6 +128,24 @@ def pick_lines(pick: dict, result: result_lib.SearchResult) -> list[str]:
   return lines
 
 
+def pick_caption(pick: dict) -> str:
+  """A short form of :func:`pick_lines`' margins for ``search.png``, two
+  lines: rank and margin over the pick's size; margin over size alone ("" for
+  LightSNN)."""
+  if pick["rank"] is None:
+    return ""
+  same, big = pick["same_size"], pick["size_only"]
+  parts = [f"pick ranks {pick['rank']} of {pick['evaluations']}"]
+  parts.append("no other network of its size" if same is None else
+               f"{_signed(same['margin'])} over the best other of its size "
+               f"({same['networks']} others)")
+  if big["pick_is_largest"]:
+    parts.append(f"size alone picks its size too ({big['networks']} networks)")
+  else:
+    parts.append(f"{_signed(big['margin'])} over size alone ({big['params']:,} params)")
+  return "; ".join(parts[:2]) + "\n" + parts[2]
+
+
 def _num(x: Optional[float]) -> str:
   return "-inf" if x is None else f"{x:.3f}"
 
