@@ -512,7 +512,10 @@ def test_genotype_file_byte_order_mark_dropped(tmp_path):
 # the process ends), reports it, and waits for the signal. The SIGINT lands
 # while XLA compiles on any machine, however fast: no sleep decides it.
 _COMPILING = textwrap.dedent("""
-    import runpy, sys, threading, time
+    import runpy, signal, sys, threading, time
+    # Python's Ctrl-C handler, also when the test runs in the background (a
+    # shell starts background jobs with SIGINT ignored, and children inherit it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from snnax_nas import score
     real = score.chunk_scorer
     def compiling_scorer(*args, **kwargs):
