@@ -44,7 +44,7 @@ def _env(**extra):
 
 def _second_block_faults(mode: str, **env) -> int:
   out = subprocess.run([sys.executable, "-c", _SECOND_BLOCK_FAULTS, mode], env=_env(**env),
-                       capture_output=True, text=True, check=True, timeout=120)
+                       capture_output=True, text=True, check=True, timeout=600)
   return int(out.stdout.strip())
 
 
@@ -74,7 +74,7 @@ def test_refuses_when_an_accelerator_platform_is_chosen():
   code = ("from snnax_nas import allocator; "
           "print(allocator.keep_freed_memory(), allocator.status)")
   out = subprocess.run([sys.executable, "-c", code], env=_env(JAX_PLATFORMS="cuda"),
-                       capture_output=True, text=True, check=True, timeout=60).stdout
+                       capture_output=True, text=True, check=True, timeout=600).stdout
   assert out.startswith("False") and "accelerator" in out, out
 
 
@@ -87,12 +87,12 @@ def test_training_launchers_set_it_and_scoring_launchers_do_not(module, kept):
   code = (f"import sys; sys.argv[:1] = ['-m']; sys.orig_argv = ['python', '-m', {module!r}]; "
           "import launch; from snnax_nas import allocator; print(allocator.status)")
   out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
-                       text=True, check=True, timeout=60).stdout
+                       text=True, check=True, timeout=600).stdout
   assert out.startswith("glibc keeps freed memory" if kept else "glibc's defaults"), out
 
 
 def test_a_script_importing_launch_leaves_it_alone():
   code = "import launch; from snnax_nas import allocator; print(allocator.status)"
   out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
-                       text=True, check=True, timeout=60).stdout
+                       text=True, check=True, timeout=600).stdout
   assert out.startswith("glibc's defaults"), out

@@ -267,7 +267,7 @@ def test_launcher_refuses_a_bad_budget_with_one_line(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "launch.compare", "--config.budgets_mb=x",
                          "--config.budget.fraction=",
                          f"--workdir={tmp_path / 'w'}"], cwd=REPO, capture_output=True,
-                        text=True, timeout=120)
+                        text=True, timeout=600)
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1].startswith("error: budgets_mb='x'")
 

@@ -137,7 +137,7 @@ def test_default_config_is_found_from_any_directory(tmp_path, override, word):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-m", "launch.score", override,
                         f"--workdir={tmp_path}/w"], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path, env=env)
+                       timeout=600, cwd=tmp_path, env=env)
   assert out.returncode != 0
   lines = out.stderr.strip().splitlines()
   assert len(lines) == 1 and word in lines[0], out.stderr

@@ -126,7 +126,7 @@ def _correlate(tmp_path, *extra):
   return subprocess.run([sys.executable, "-m", "launch.correlate",
                          f"--scores={tmp_path}/scores.csv", f"--truth={tmp_path}/truth.csv",
                          f"--workdir={tmp_path}/out", "--resamples=20", *extra],
-                        capture_output=True, text=True, timeout=300)
+                        capture_output=True, text=True, timeout=600)
 
 
 def test_correlate_job_input_rules(tmp_path):

@@ -18,6 +18,10 @@ from snnax_nas import data
 # subset of the CIFAR-10 training split), checked when the sample was made.
 SAMPLE_IMAGE_SHA256 = "a052620b5e3849f9ba52471ee1e6d1c426582f423eb03ef66fa14ccef1a290db"
 SAMPLE_LABEL_SHA256 = "ac4b58209dd148cd1a4551e3a62d8e692001efad1ce9dbbe72bbf39fad707c4c"
+# The test split: the first 50 images of each class of the shuffled CIFAR-10
+# test split (snnax_nas/data/README.md).
+SAMPLE_TEST_IMAGE_SHA256 = "048db30e3da4befdda6a19cca5d565aab1de4333a473431a27f9bbaa62d8b18d"
+SAMPLE_TEST_LABEL_SHA256 = "a0e661bed094d65d0ea5c2f949021b50b935d6fd9fcbd1cf25c52fb73643a366"
 # Per-class counts stated in snnax_nas/data/README.md.
 SAMPLE_CLASS_COUNTS = [97, 104, 103, 107, 102, 133, 90, 86, 107, 95]
 
@@ -31,8 +35,26 @@ def test_bundled_sample():
   assert len(np.unique(labels)) == 10
   assert 60 < images.mean() < 200  # real images, not blank
   assert np.bincount(labels).tolist() == SAMPLE_CLASS_COUNTS
-  with pytest.raises(ValueError, match="train"):
-    data.load_arrays("cifar10_sample", "test")
+  with pytest.raises(ValueError, match="'train'.*'test'.*not 'val'"):
+    data.load_arrays("cifar10_sample", "val")
+
+
+def test_bundled_sample_test_split():
+  assert data.SAMPLE_TEST_PATH.stat().st_size <= 2 * 2**20
+  images, labels = data.load_arrays("cifar10_sample", "test")
+  assert images.shape == (500, 32, 32, 3) and images.dtype == np.uint8
+  assert labels.dtype == np.int32 and np.bincount(labels).tolist() == [50] * 10
+  assert 60 < images.mean() < 200
+  with np.load(data.SAMPLE_TEST_PATH) as f:
+    image, label = f["image"], f["label"]
+  assert hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest() == \
+      SAMPLE_TEST_IMAGE_SHA256
+  assert hashlib.sha256(np.ascontiguousarray(label).tobytes()).hexdigest() == \
+      SAMPLE_TEST_LABEL_SHA256
+  # No test image is a training image of the sample (a search scores those).
+  train, _ = data.load_arrays("cifar10_sample", "train")
+  train_keys = {bytes(x) for x in train.reshape(len(train), -1)}
+  assert not train_keys & {bytes(x) for x in images.reshape(len(images), -1)}
 
 
 def test_bundled_sample_provenance():

@@ -89,8 +89,7 @@ def test_unknown_name():
 def test_has_separate_splits():
   assert data.has_separate_splits("npz:/data/{split}10k.npz")
   assert not data.has_separate_splits("npz:/data/train10k.npz")
-  assert not data.has_separate_splits("cifar10_sample")
-  for name in ("cifar10", "cifar100", "tinyimagenet", "dvs128_gesture", "folder:/x"):
+  for name in ("cifar10_sample", "cifar10", "cifar100", "tinyimagenet", "dvs128_gesture", "folder:/x"):
     assert data.has_separate_splits(name), name
 
 

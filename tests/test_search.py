@@ -33,6 +33,7 @@ from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.budget import Budget
 from snnax_nas.jobs import search as search_job
+from snnax_nas.search import pick as pick_lib
 
 TINY = dict(width=4, hidden=32, timesteps=2, vote_group=2, input_shape=(16, 16, 3))
 CFG = network.network_config(None, ops="snasnet", **TINY)  # the one real-scorer config
@@ -201,7 +202,8 @@ def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
     for cid, g in zip(call["ids"], fake.genotypes(call)):
       by_step.setdefault(int(cid) // search.ID_STRIDE, []).append(g)
       by_id[int(cid)] = g
-  chosen = None
+  score_of = {r.candidate_id: r.score for r in res.records}
+  chosen, chosen_id = None, None
   for step, gs in sorted(by_step.items()):
     gs = np.stack(gs)
     keys = genotype_lib.genotype_key(genotype_lib.canonical(gs[:, step]))
@@ -211,12 +213,23 @@ def test_spikenas_consecutive_per_cell_steps_dedupe_and_incumbent(fake):
     else:
       assert (gs[:, :step] == chosen[:step]).all()  # earlier cells fixed
       assert (gs[:, step:] == gs[:, step:step + 1]).all()  # later cells take the candidate
-      assert (gs[:, step] == chosen[step]).all(axis=(1, 2)).any()  # incumbent competes
+      # The incumbent's network is the previous choice: never scored again.
+      assert not (gs == chosen).all(axis=(1, 2, 3)).any()
     rows = [r for r in res.records if r.step == step]
     best = rows[int(np.argmax([r.score for r in rows]))]
-    chosen = by_id[best.candidate_id]
+    if chosen_id is None or best.score > score_of[chosen_id]:  # it competes with its score
+      chosen, chosen_id = by_id[best.candidate_id], best.candidate_id
+    assert res.steps[step]["best_id"] == chosen_id
+    assert res.steps[step]["incumbent_kept"] == (step > 0 and chosen_id < step * search.ID_STRIDE)
   assert res.genotype == search.arch_strings(chosen[None])[0]
-  assert res.candidates_scored == sum(len(v) for v in by_step.values())
+  assert res.candidates_scored == sum(len(v) for v in by_step.values()) == len(res.records)
+  # The pick is the best of every evaluation, and the step choices never fall.
+  assert res.score == score_of[chosen_id] == max(score_of.values())
+  step_scores = [s["score"] for s in res.steps]
+  assert step_scores == sorted(step_scores)
+  pick = search.describe_pick(res)
+  assert pick["rank"] == 1 and pick["evaluations"] == len(res.records)
+  assert "highest score of all evaluations" in pick["rule"]
 
 
 # ----------------------------------------------------------------------------
@@ -342,7 +355,7 @@ LAUNCH_TINY = ["--config.network.width=4", "--config.network.hidden=32",
 
 def _launch(args, env):
   return subprocess.run([sys.executable, "-m", "launch.search", *args], capture_output=True,
-                        text=True, timeout=300, env=env)
+                        text=True, timeout=600, env=env)
 
 
 def _stored(workdir) -> list[tuple]:
@@ -356,16 +369,17 @@ def _stored(workdir) -> list[tuple]:
     return []
 
 
-# The killed run: launch.search itself, with a pause after every committed
-# chunk so that the kill lands mid-search on any machine.
+# The killed run: launch.search itself, stopped for good after its first
+# committed chunk, so that the kill lands mid-search on any machine.
 _SLOW = textwrap.dedent("""
     import runpy, sys, time
     from snnax_nas import score_store
     add = score_store.ScoreStore.add
-    def slow_add(self, rows):
+    def add_then_wait(self, rows):
       add(self, rows)
-      time.sleep(2.0)
-    score_store.ScoreStore.add = slow_add
+      while True:
+        time.sleep(0.05)
+    score_store.ScoreStore.add = add_then_wait
     sys.argv = ["launch.search"] + sys.argv[1:]
     runpy.run_module("launch.search", run_name="__main__")
 """)
@@ -381,7 +395,7 @@ def test_launch_resumes_after_kill_9_with_the_same_result(tmp_path, random_npz, 
   work = str(tmp_path / "resumed")
   proc = subprocess.Popen([sys.executable, "-c", _SLOW, *args, f"--workdir={work}"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 120
+  deadline = time.time() + 900  # a hang guard: the first chunk commits in seconds
   while len(_stored(work)) < 2 and time.time() < deadline and proc.poll() is None:
     time.sleep(0.05)
   os.kill(proc.pid, signal.SIGKILL)
@@ -461,7 +475,7 @@ def _launch_two_processes(args, env, port):
        f"--coordinator_address=127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
       stderr=subprocess.PIPE, text=True) for p in (0, 1)]
   for p in procs:
-    _, err = p.communicate(timeout=300)
+    _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
 
 
@@ -501,7 +515,13 @@ def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
     summary = json.load(f)
   assert summary["budget_bytes"] is None and summary["candidates_skipped"] == 0
   assert summary["genotype"] == result.genotype
-  assert "spikenas found" in search_job.report(result, str(tmp_path / "w"))
+  text = search_job.report(result, str(tmp_path / "w"))
+  assert "spikenas found" in text
+  # The pick's rule, rank and margins: in summary.json and on the last lines.
+  assert summary["pick"] == json.loads(json.dumps(search.describe_pick(result)))
+  assert summary["pick"]["rank"] == 1
+  assert text.splitlines()[-2].startswith("rule: the highest score of all evaluations")
+  assert text.splitlines()[-1].startswith("what the score adds: ")
   # The run read back gives its config to derive the next one from.
   run = workdir_lib.load_run(str(tmp_path / "w"))
   derived = run.job_config()
@@ -545,3 +565,61 @@ def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):
     with score_store.open_store(str(tmp_path / "whole")) as store:
       store.rows()
   assert "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------
+# The pick against every evaluation.
+
+def _result(method, pick, rows):
+  """A SearchResult whose records are ``rows`` of (genotype, score, params)
+  and whose pick is ``rows[pick]``."""
+  records = [score_store.Row(0, k, g, s, False, p, 4 * p) for k, (g, s, p) in enumerate(rows)]
+  g, s, p = rows[pick]
+  return search.SearchResult(method=method, genotype=g, score=s, singular=False, params=p,
+                             weight_bytes=4 * p, weight_bits=32, budget_params=None,
+                             budget_bytes=None, candidates_scored=len(rows),
+                             candidates_skipped=0, evaluations=len(rows), records=records)
+
+
+def test_pick_margins_over_its_size_and_over_the_largest():
+  rows = [("a", -10.0, 100), ("b", -12.5, 100), ("c", -11.0, 100), ("d", -14.0, 300),
+          ("e", -13.0, 300), ("a", -10.5, 100)]  # "a" drawn twice: not another network
+  pick = search.describe_pick(_result("random", 0, rows))
+  assert pick["rank"] == 1 and pick["evaluations"] == 6
+  assert pick["same_size"] == dict(networks=2, best_genotype="c", best_score=-11.0, margin=1.0)
+  assert pick["size_only"] == dict(params=300, networks=2, pick_is_largest=False,
+                                   best_genotype="e", best_score=-13.0, margin=3.0)
+  json.dumps(pick, allow_nan=False)
+  lines = pick_lib.pick_lines(pick, _result("random", 0, rows))
+  assert "ranks 1 of 6 evaluations" in lines[0]
+  assert "score margin +1.000 over the best other network of its size (2 others" in lines[1]
+  assert "score margin +3.000 over size alone (the largest within the budget: 300" in lines[1]
+  assert pick_lib.pick_caption(pick) == ("pick ranks 1 of 6; score margin +1.000 over the best "
+                                         "other of its size (2 others)\nscore margin +3.000 "
+                                         "over size alone (300 params)")
+  # A pick below others ranks below them (the rank is counted, not assumed).
+  assert search.describe_pick(_result("random", 2, rows))["rank"] == 3
+
+
+def test_pick_that_is_the_largest_says_size_alone_picks_its_size():
+  rows = [("a", -10.0, 300), ("b", -10.25, 300), ("c", -9.0, 100)]
+  res = _result("spikenas", 0, rows)
+  pick = search.describe_pick(res)
+  assert pick["rank"] == 2  # "c" scored higher but is smaller
+  assert pick["size_only"]["pick_is_largest"] and pick["size_only"]["margin"] == 0.25
+  assert pick["same_size"]["margin"] == 0.25
+  assert "picks its size too, one of 2 networks: the score chose among them" in \
+      pick_lib.pick_lines(pick, res)[1]
+  alone = _result("spikenas", 0, [("a", -10.0, 300), ("c", -9.0, 100)])
+  pick = search.describe_pick(alone)
+  assert pick["same_size"] is None and pick["size_only"]["margin"] is None
+  assert "no other evaluated network has its size" in pick_lib.pick_lines(pick, alone)[1]
+
+
+def test_lightsnn_pick_has_no_rank_among_its_evaluations(fake):
+  cfg = network.network_config(None, ops="lightsnn", backward=False, **TINY)
+  res = search.lightsnn_prune(IMAGES, KEY, cfg, scorer=SCORER)
+  pick = search.describe_pick(res)
+  assert pick["rank"] is None and pick["same_size"] is None and "pruning" in pick["rule"]
+  assert pick_lib.pick_lines(pick, res) == [f"rule: {pick['rule']}"]
+  assert pick_lib.pick_caption(pick) == ""

@@ -96,17 +96,21 @@ def tiny_npz(tmp_path_factory):
   return f"npz:{d}/{{split}}.npz"
 
 
-# The killed run: launch.train with a pause after every checkpoint save, so
-# that the kill lands after the first checkpoint and before the end.
+# The killed run: launch.train stopped for good once its first checkpoint is
+# on disk (it says so on stdout), so that the kill lands after the first
+# checkpoint and before the end on any machine.
 _SLOW = textwrap.dedent("""
     import runpy, sys, time
     from snnax_nas import train
     save = train.Checkpointer.save
-    def slow_save(self, *a, **k):
+    def save_then_wait(self, *a, **k):
       save(self, *a, **k)
       self.manager.wait_until_finished()
-      time.sleep(3.0)
-    train.Checkpointer.save = slow_save
+      sys.stdout.write("checkpoint saved\\n")
+      sys.stdout.flush()
+      while True:
+        time.sleep(0.05)
+    train.Checkpointer.save = save_then_wait
     sys.argv = ["launch.train"] + sys.argv[1:]
     runpy.run_module("launch.train", run_name="__main__")
 """)
@@ -140,13 +144,15 @@ def test_launch_train_resumes_after_kill_9(tmp_path, tiny_npz, env):
   args = [f"--config.dataset={tiny_npz}", f"--config.genotype={GENOTYPE}",
           "--config.training.epochs=4", "--config.training.lr=0.5", *TINY_FLAGS]
   work = str(tmp_path / "run")
-  proc = subprocess.Popen([sys.executable, "-c", _SLOW, *args, f"--workdir={work}"], env=env,
-                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  log = tmp_path / "killed.log"
+  with open(log, "w") as out:
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW, *args, f"--workdir={work}"],
+                            env=env, cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL)
   ckpt = os.path.join(work, "checkpoints", "1")
-  deadline = time.time() + 200
-  while not os.path.isdir(ckpt) and time.time() < deadline and proc.poll() is None:
+  deadline = time.time() + 900  # a hang guard: the first epoch takes seconds
+  while "checkpoint saved" not in log.read_text() and time.time() < deadline:
+    assert proc.poll() is None, "launch.train ended before its first checkpoint"
     time.sleep(0.05)
-  time.sleep(0.5)  # inside the 3 s pause after the first save
   os.kill(proc.pid, signal.SIGKILL)
   proc.wait()
   assert os.path.isdir(ckpt), "the first checkpoint was never written"

@@ -153,12 +153,12 @@ def test_the_lock_of_a_killed_job_is_gone(tmp_path):
   import textwrap
   work = str(tmp_path / "w")
   holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-      import sys, time
+      import sys
       from snnax_nas import workdir
       with workdir.lock({work!r}):
         print("held", flush=True)
-        time.sleep(60)
-  """)], stdout=subprocess.PIPE, text=True)
+        sys.stdin.read()  # holds the lock until the test kills it
+  """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(ValueError, match="in use"):

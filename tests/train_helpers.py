@@ -51,7 +51,7 @@ def run_script(script: str, env: dict, devices: int, *args, timeout: int = 300):
                         text=True, timeout=timeout, env=e, cwd=ROOT)
 
 
-def launch(module, args, env, timeout=300):
+def launch(module, args, env, timeout=600):
   """Runs ``python -m module args`` from the repository root."""
   return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                         timeout=timeout, env=env, cwd=ROOT)

@@ -2,8 +2,8 @@
 
 Give ``genotype`` ('0303/0030/2002/0200', or per-cell genotypes joined with
 '|') or ``from_search`` (a ``launch.search`` workdir: its genotype, its
-network section and its dataset — ``cifar10_sample`` becomes ``cifar10`` —
-for every field not overridden on the command line).
+network section and its dataset for every field not overridden on the command
+line; a search on the bundled ``cifar10_sample`` trains on it, a smoke test).
 
 Presets: ``small`` (default; width 16) and ``reference`` (CIFAR-10 network of
 the paper: width 256, ``second_pool`` 4, the cosine stepped per epoch).

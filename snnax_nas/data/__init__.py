@@ -23,6 +23,7 @@ from snnax_nas.data.dvs import bin_frames
 from snnax_nas.data.dvs import events_to_frames
 from snnax_nas.data.dvs import load_dvs128_gesture
 from snnax_nas.data.npz import SAMPLE_PATH
+from snnax_nas.data.npz import SAMPLE_TEST_PATH
 from snnax_nas.data.registry import CIFAR10_CLASSES
 from snnax_nas.data.registry import CIFAR10_MEAN
 from snnax_nas.data.registry import CIFAR10_STD
@@ -53,6 +54,7 @@ __all__ = [
   "IMAGENET_MEAN",
   "IMAGENET_STD",
   "SAMPLE_PATH",
+  "SAMPLE_TEST_PATH",
   "Batches",
   "DatasetInfo",
   "MissingTonicError",

@@ -21,11 +21,16 @@ import numpy as np
 from snnax_nas.data.source import Source
 from snnax_nas.data.source import array_source
 
-__all__ = ["SAMPLE_PATH", "SPLIT_PLACEHOLDER", "has_split_placeholder", "npz_source",
+__all__ = ["SAMPLE_PATH", "SAMPLE_TEST_PATH", "SPLIT_PLACEHOLDER", "has_split_placeholder", "npz_source",
            "sample_source"]
 
 SAMPLE_PATH = pathlib.Path(__file__).resolve().parent / "cifar10_sample.npz"
 """The bundled 1,024 CIFAR-10 training images (see ``README.md`` beside it)."""
+
+SAMPLE_TEST_PATH = pathlib.Path(__file__).resolve().parent / "cifar10_sample_test.npz"
+"""The bundled 500 CIFAR-10 test images, 50 per class (``README.md`` beside it)."""
+
+SAMPLE_SPLITS = {"train": SAMPLE_PATH, "test": SAMPLE_TEST_PATH}
 
 SPLIT_PLACEHOLDER = "{split}"
 
@@ -35,9 +40,9 @@ def has_split_placeholder(path: str) -> bool:
   return SPLIT_PLACEHOLDER in path
 
 
-@functools.lru_cache(maxsize=1)
-def _bundled_sample() -> Tuple[np.ndarray, np.ndarray]:
-  with np.load(SAMPLE_PATH) as f:
+@functools.lru_cache(maxsize=2)
+def _bundled_sample(split: str) -> Tuple[np.ndarray, np.ndarray]:
+  with np.load(SAMPLE_SPLITS[split]) as f:
     images, labels = f["image"], f["label"].astype(np.int32)
   images.setflags(write=False)
   labels.setflags(write=False)
@@ -45,16 +50,18 @@ def _bundled_sample() -> Tuple[np.ndarray, np.ndarray]:
 
 
 def sample_source(split: str) -> Source:
-  """The bundled sample (``cifar10_sample``): uint8 ``[1024, 32, 32, 3]``.
+  """The bundled sample (``cifar10_sample``): uint8 ``[1024, 32, 32, 3]``
+  CIFAR-10 training images (``"train"``) or ``[500, 32, 32, 3]`` test images
+  (``"test"``), labels int32.
 
   Raises:
-    ValueError: ``split`` is not ``"train"`` (the sample has no test images).
+    ValueError: ``split`` is neither ``"train"`` nor ``"test"``.
   """
-  if split != "train":
+  if split not in SAMPLE_SPLITS:
     raise ValueError(
-        f"cifar10_sample has only the split 'train' (1,024 CIFAR-10 training "
-        f"images), not {split!r}; use 'cifar10' or 'npz:PATH' for test data")
-  return array_source(*_bundled_sample(), origin=str(SAMPLE_PATH))
+        f"cifar10_sample has the splits 'train' (1,024 CIFAR-10 training images) and 'test' "
+        f"(500 CIFAR-10 test images), not {split!r}")
+  return array_source(*_bundled_sample(split), origin=str(SAMPLE_SPLITS[split]))
 
 
 _warned_single_file: set = set()

@@ -19,8 +19,10 @@ Dataset names (see :data:`DATASETS` and :func:`get_info`)
 ``dvs128_gesture``
     tonic's preprocessed DVS128 Gesture, framed on read (:mod:`snnax_nas.data.dvs`).
 ``cifar10_sample``
-    1,024 real CIFAR-10 *training* images bundled with the package (see
-    ``README.md`` beside this file); split ``train`` only.
+    Real CIFAR-10 images bundled with the package (see ``README.md`` beside
+    this file): split ``train``, 1,024 training images (what searches score),
+    and split ``test``, 500 test images (50 per class): offline training and
+    evaluation at smoke-test scale.
 ``npz:PATH``
     A NumPy archive with keys ``image`` and ``label``. If ``PATH`` contains the
     text ``{split}`` it is formatted with the split name
@@ -181,7 +183,7 @@ def has_separate_splits(name: str) -> bool:
   would be measured on training samples.
 
   That is an ``npz:FILE`` spec without ``{split}`` in ``FILE`` (one file for all
-  splits) and ``cifar10_sample`` (a train split only). Launchers check this
+  splits). Launchers check this
   before evaluating and warn or refuse.
 
   Raises:
@@ -189,8 +191,6 @@ def has_separate_splits(name: str) -> bool:
   """
   if name.startswith("npz:"):
     return npz.has_split_placeholder(name[len("npz:"):])
-  if name == "cifar10_sample":
-    return False
   if name in DATASETS or name.startswith("folder:"):
     return True
   raise _unknown(name)

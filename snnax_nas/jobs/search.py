@@ -26,9 +26,12 @@ From Python::
 Writes to ``workdir``: ``config.json`` (job, resolved config, network,
 input file hashes: :mod:`snnax_nas.workdir`), ``results.sqlite`` (every
 scored candidate, committed per chunk), ``summary.json`` (the result, the
-resolved config and the network), ``scores.csv`` (launch.score's columns
+resolved config, the network, and ``pick``: the rule that chose it, its rank
+among the evaluations and its score margins over the best other network of
+its size and over the largest network within the budget,
+:func:`snnax_nas.search.describe_pick`), ``scores.csv`` (launch.score's columns
 plus step, candidate_id) and ``search.png`` (score vs weight memory, budget
-line, chosen one marked). All but the store are written atomically.
+line, chosen one marked, the margins written on it). All but the store are written atomically.
 ``snnax_nas.workdir.load_run(WORKDIR)`` reads the found network back; the
 file names are this module's constants.
 
@@ -68,6 +71,7 @@ from snnax_nas import workdir as workdir_lib
 from snnax_nas.budget import Budget
 from snnax_nas.configs import search as search_config
 from snnax_nas.jobs import common
+from snnax_nas.search import pick as pick_lib
 
 # launch.score's columns first, so tools reading its CSV read this one too.
 COLUMNS = ["genotype", "score", "singular", "params", "memory_bytes", "neuron_state_bytes",
@@ -107,7 +111,7 @@ def _write_csv(path: str, result: search.SearchResult, cfg):
   files.write_csv(path, COLUMNS, rows)
 
 
-def _plot(path: str, result: search.SearchResult):
+def _plot(path: str, result: search.SearchResult, pick: dict):
   plt = files.pyplot()
   recs = [r for r in result.records if np.isfinite(r.score)]
   fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -129,7 +133,9 @@ def _plot(path: str, result: search.SearchResult):
                edgecolors="black", zorder=5, label=f"chosen {result.genotype}")
   ax.set_xlabel(f"weight memory (MB at {bits}-bit)")
   ax.set_ylabel("SAHD score (log|det K|)")
-  ax.set_title(f"{result.method}: {len(result.records)} evaluations")
+  caption = pick_lib.pick_caption(pick)  # what the score decided beyond size
+  ax.set_title(f"{result.method}: {len(result.records)} evaluations"
+               + (f"\n{caption}" if caption else ""), fontsize=9)
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
@@ -165,6 +171,7 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
       f"{extra} ({result.loaded_from_store} loaded from the store); compile "
       f"{result.compile_seconds:.1f}s, run {result.run_seconds:.1f}s; wrote "
       f"{os.path.join(workdir, SUMMARY)}")
+  lines += pick_lib.pick_lines(pick_lib.describe_pick(result), result)
   return "\n".join(lines)
 
 
@@ -311,9 +318,10 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   summary["config"] = config.to_dict()
   summary["network"] = configs.network_to_json(cfg)
   summary["space"] = space
+  summary["pick"] = pick = pick_lib.describe_pick(result)
   summary = workdir_lib.json_ready(summary)
   _write_csv(os.path.join(workdir, SCORES_CSV), result, cfg)
-  _plot(os.path.join(workdir, PLOT), result)
+  _plot(os.path.join(workdir, PLOT), result, pick)
   # summary.json last: its presence means the run finished.
   files.write_json(os.path.join(workdir, SUMMARY), summary)
   for s in result.steps:

@@ -14,7 +14,9 @@ candidate (:mod:`.result`); the spaces, candidate pools and the budget
 checked against a space (:mod:`.space`). All score candidates with the
 batched SAHD scorer through a score store (:mod:`.scoring`), so a killed
 search resumes where it stopped with exactly the result of an uninterrupted
-run. Memory budgets follow the analytic model's
+run. :func:`describe_pick` (:mod:`.pick`) says by which rule a result was
+chosen, its rank among the evaluations and what the score decided beyond
+size. Memory budgets follow the analytic model's
 one rule (:func:`snnax_nas.memory.within_budget`; None or inf = no limit) and
 are applied before scoring.
 """
@@ -25,6 +27,7 @@ from snnax_nas.search.lightsnn import lightsnn_prune
 from snnax_nas.search.lightsnn import mask_arch
 from snnax_nas.search.lightsnn import mask_string
 from snnax_nas.search.lightsnn import supernet_param_count
+from snnax_nas.search.pick import describe_pick
 from snnax_nas.search.result import METHODS
 from snnax_nas.search.result import SearchResult
 from snnax_nas.search.scoring import ProgressFn
@@ -47,6 +50,7 @@ __all__ = [
     "arch_strings",
     "candidate_pool",
     "check_budget",
+    "describe_pick",
     "lightsnn_prune",
     "mask_arch",
     "mask_string",

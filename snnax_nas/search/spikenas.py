@@ -18,9 +18,15 @@ description:
       fixed to their chosen genotypes and cells ``>= l`` take the candidate
       ("starting from the second cell, applying the same architecture to the
       previous cells"). Each step keeps its best in-budget candidate. The
-      incumbent (the genotype cell ``l`` already holds) is always in the step's
-      candidates and is rescored with that step's ids, so each choice compares
-      candidates scored within one step;
+      incumbent (the genotype cell ``l`` already holds) always competes in the
+      step: with it, the step's network is exactly the previous step's choice,
+      so it is not scored again but carries the score it was chosen with.
+      Every network is scored once, on its own weight draw, and a step changes
+      the choice only for a higher score: the scores of the steps' choices never
+      fall, and the search returns the best-scoring network of all its
+      evaluations (rescoring the incumbent on a fresh draw, as an earlier
+      version did, could end the search on a network scored below others it
+      had seen);
   (e) weights at 32/16/8/4 bits enter the budget as ``params * bits / 8``
       bytes.
 
@@ -81,7 +87,8 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
 
   Returns:
     A :class:`SearchResult`; ``steps[l]`` holds step ``l``'s pool size,
-    scored/skipped counts and choice.
+    scored/skipped counts and choice (``best_id``: the id of the evaluation
+    that scored it; ``incumbent_kept``: the previous choice still wins).
 
   Raises:
     ValueError: bad arguments, a budget below the smallest network (the
@@ -138,32 +145,45 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
   for step in range(num_cells):
     pool, enumerated = pool_of(step)
     pool = pool.astype(np.int32)
-    incumbent_added = False
+    incumbent_added, incumbent = False, None
     if step > 0:
-      # The incumbent (cell `step`'s current genotype) competes in this step,
-      # so the choice compares candidates scored under the same step.
-      keys = genotype_lib.genotype_key(pool)
-      if not (keys == genotype_lib.genotype_key(chosen[step])).any():
+      # The incumbent (cell `step`'s current genotype) competes in this step:
+      # pool cells are canonical, so a key match is the same matrix.
+      match = np.flatnonzero(genotype_lib.genotype_key(pool)
+                             == genotype_lib.genotype_key(chosen[step]))
+      if match.size:
+        incumbent = int(match[0])
+      else:
         pool = np.concatenate([pool, chosen[step][None]])
-        incumbent_added = True
+        incumbent, incumbent_added = len(pool) - 1, True
     cells = step_cells(pool, chosen, step)
     params = memory.param_count(cells, cfg)
-    idx = np.flatnonzero(budget.fits(cells, cfg))
+    ok = budget.fits(cells, cfg)
+    if incumbent is not None:
+      ok[incumbent] = False  # the previous step's choice: scored there, its score carried
+    idx = np.flatnonzero(ok)
     texts = space_lib.arch_strings(cells[idx])
     scores, singular = store_scorer.run(step, step * ID_STRIDE + idx, texts,
                                         genotype_lib.arch_of(cells[idx], cfg), params[idx],
                                         f"spikenas step {step + 1}/{num_cells}")
+    scored += len(idx)
+    skipped += int(len(pool) - len(idx) - (incumbent is not None))
+    if incumbent is not None:  # first, so a tie keeps the choice
+      idx = np.concatenate([[incumbent], idx])
+      texts = [best["genotype"], *texts]
+      scores = np.concatenate([[best["score"]], scores])
+      singular = np.concatenate([[best["singular"]], singular])
     b = result_lib.best_finite_index(scores)
     win = int(idx[b])
     chosen[step:] = pool[win]
-    scored += len(idx)
-    skipped += int(len(pool) - len(idx))
+    kept = incumbent is not None and win == incumbent
     best = dict(genotype=texts[b], score=float(scores[b]), singular=bool(singular[b]),
-                params=int(params[win]))
+                params=int(params[win]),
+                id=best["id"] if kept else int(step * ID_STRIDE + win))
     steps.append(dict(step=step, cell=step if step else "all", pool=len(pool),
                       enumerated=enumerated, incumbent_added=incumbent_added,
-                      scored=len(idx), skipped=int(len(pool) - len(idx)),
-                      best_id=int(step * ID_STRIDE + win),
+                      incumbent_kept=kept, scored=len(idx) - (incumbent is not None),
+                      skipped=int(len(pool) - len(idx)), best_id=best["id"],
                       cell_genotype=genotype_lib.format_genotype(pool[win]),
                       genotype=texts[b], score=result_lib.json_float(scores[b]),
                       params=int(params[win])))
