@@ -83,6 +83,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnax_nas import data as data_lib
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import models
 from snnax_nas.configs import NetworkConfig
@@ -113,6 +114,20 @@ class OperationEnergies:
       if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
           or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}={value!r} must be a finite number of picojoules >= 0")
+
+
+def energies_from_config(section, where: str = "--config.energy") -> OperationEnergies:
+  """The :class:`OperationEnergies` of a job config's ``energy`` section
+  (``accumulate_pj``, ``mac_pj``).
+
+  Raises:
+    ValueError: a value that is not a finite number >= 0, named as
+      ``{where}.{field}``.
+  """
+  try:
+    return OperationEnergies(accumulate_pj=section.accumulate_pj, mac_pj=section.mac_pj)
+  except ValueError as e:
+    raise ValueError(f"{where}.{e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,19 +398,25 @@ def _maps_of(inter: Mapping, mask: jax.Array) -> dict[str, jax.Array]:
 
 
 def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
-               batch_size: int = 256, batch_statistics: bool = False) -> dict[str, np.ndarray]:
+               batch_size: int = 256, batch_statistics: bool = False,
+               info=None) -> dict[str, np.ndarray]:
   """Where every LIF layer spiked, summed over time, samples and channels.
 
   Args:
     model: the network.
     variables: its ``{"params", "batch_stats"}``.
-    images: normalised float images [N, H, W, C] or frames [N, T', H, W, C].
+    images: normalised float images [N, H, W, C] or frames [N, T', H, W, C];
+      raw ones (uint8, as a dataset's loader gives them) when ``info`` is
+      given.
     batch_size: samples per jitted forward (the last batch is padded, and
       the padding masked, in evaluation mode).
     batch_statistics: BN with each batch's statistics (as the training-free
       scorer and a training step run it; nothing is kept) instead of the
       running statistics. Batches are then not padded: the last one runs
       at its own size. Dropout is off either way.
+    info: the dataset (:func:`snnax_nas.data.get_info`): each batch is
+      normalised with it (:func:`snnax_nas.data.normalize`); None: ``images``
+      are normalised already.
 
   Returns:
     ``{layer: float64 [H, W]}`` (``head/fc_lif``: a scalar), exact integer
@@ -406,7 +427,6 @@ def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
   """
   if batch_size < 1:
     raise ValueError(f"batch_size={batch_size} must be >= 1")
-  images = np.asarray(images, np.float32)
   if not len(images):
     raise ValueError("no images to measure spikes on")
   if batch_statistics and model.config.dropout:
@@ -424,7 +444,8 @@ def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
 
   total = {}
   for start in range(0, len(images), batch_size):
-    x = images[start:start + batch_size]
+    x = np.asarray(images[start:start + batch_size])
+    x = np.asarray(x if info is None else data_lib.normalize(x, info), np.float32)
     mask = np.ones(len(x), np.int32)
     if len(x) < batch_size and not batch_statistics and start > 0:
       pad = batch_size - len(x)
@@ -436,20 +457,22 @@ def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
 
 
 def measure_operations(model: models.SpikingNetwork, variables: Mapping, images, *,
-                       batch_size: int = 256, batch_statistics: bool = False) -> Operations:
+                       batch_size: int = 256, batch_statistics: bool = False,
+                       info=None) -> Operations:
   """Operations per inference of ``model`` on ``images``, from its spikes.
 
   Args:
     model, variables: the network and its ``{"params", "batch_stats"}`` (as
       evaluated: quantise them first for a quantised network).
-    images: normalised float images [N, H, W, C] or frames [N, T', H, W, C].
-    batch_size, batch_statistics: as :func:`spike_maps`.
+    images: normalised float images [N, H, W, C] or frames [N, T', H, W, C]
+      (raw ones with ``info``).
+    batch_size, batch_statistics, info: as :func:`spike_maps`.
 
   Returns:
     :class:`Operations`, averaged over the N samples.
   """
   maps = spike_maps(model, variables, images, batch_size=batch_size,
-                    batch_statistics=batch_statistics)
+                    batch_statistics=batch_statistics, info=info)
   return operations_from_spike_maps(model.config, model.genotype, maps, len(images),
                                     event_input=np.ndim(images) == 5)
 
