@@ -29,6 +29,13 @@ scored candidate, committed per chunk), ``summary.json`` (the result, the
 resolved config and the network), ``scores.csv`` (launch.score's columns
 plus step, candidate_id) and ``search.png`` (score vs weight memory, budget
 line, chosen one marked). All but the store are written atomically.
+``summary.json``'s ``operations_at_init`` and the last printed line give the
+chosen network's synaptic operations, MACs, additions and energy per
+inference (at ``config.energy``'s picojoules per operation) as an
+initialisation estimate: a fresh network of the chosen genotype (weights
+from ``seed``) on the first scoring batch, BN with batch statistics as the
+scorer runs it (:func:`snnax_nas.energy.initialisation_estimate`), not the
+figures of a trained network (``launch.evaluate`` measures those).
 ``snnax_nas.workdir.load_run(WORKDIR)`` reads the found network back; the
 file names are this module's constants.
 
@@ -49,6 +56,7 @@ refused with one line naming the fields that differ.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -59,6 +67,7 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import energy
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import io
 from snnax_nas import memory
@@ -164,7 +173,22 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
       f"{extra} ({result.loaded_from_store} loaded from the store); compile "
       f"{result.compile_seconds:.1f}s, run {result.run_seconds:.1f}s; wrote "
       f"{os.path.join(workdir, SUMMARY)}")
+  lines += _operations_lines(workdir)
   return "\n".join(lines)
+
+
+def _operations_lines(workdir: str) -> list[str]:
+  """The chosen network's initialisation estimate, as summary.json holds it."""
+  try:
+    with open(os.path.join(workdir, SUMMARY)) as f:
+      ops = json.load(f).get("operations_at_init")
+  except (OSError, ValueError):
+    return []
+  if not ops:
+    return []
+  return [f"initialisation estimate of the chosen network (untrained, weights from the seed, "
+          f"{ops['num_samples']} scoring images; launch.evaluate measures a trained one):"
+          ] + energy.summary_lines(ops, per_layer=False)
 
 
 def _budget_from_space(cfg, section, budget: dict) -> str:
@@ -221,6 +245,7 @@ def check_config(config) -> None:
   except ValueError as e:
     raise ValueError(f"--config.{e}") from None
   common.check_positive(config, "scoring.batch_size", "scoring.repeats")
+  energy.energies_from_config(config.energy)
   if method == "spikenas" and config.num_candidates >= search.ID_STRIDE - 1:
     raise ValueError(f"--config.num_candidates={config.num_candidates} must be < "
                      f"{search.ID_STRIDE - 1} for spikenas")
@@ -307,6 +332,8 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   summary["config"] = config.to_dict()
   summary["network"] = configs.network_to_json(cfg)
   summary["space"] = space
+  summary["operations_at_init"] = energy.initialisation_estimate(
+      cfg, result.genotype, images[0], key, energy.energies_from_config(config.energy))
   summary = workdir_lib.json_ready(summary)
   _write_csv(os.path.join(workdir, SCORES_CSV), result, cfg)
   _plot(os.path.join(workdir, PLOT), result)
