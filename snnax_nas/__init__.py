@@ -52,6 +52,8 @@ _EXPORTS = {
     "within_budget": "memory",
     "quantized_weight_bytes": "memory",
     "candidate_flops": "flops",
+    "measure_operations": "energy",
+    "OperationEnergies": "energy",
     # quantisation
     "quantize_params": "quant",
     "dequantize": "quant",

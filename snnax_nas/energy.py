@@ -75,6 +75,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Mapping
 from typing import Optional
@@ -397,6 +398,26 @@ def _maps_of(inter: Mapping, mask: jax.Array) -> dict[str, jax.Array]:
   return out
 
 
+# One jitted function per (network, BN mode), kept so that
+# repeated measurements (weight draws, bit widths) reuse its compilation.
+@functools.lru_cache(maxsize=32)
+def _batch_maps(cfg: NetworkConfig, genotype, batch_statistics: bool):
+  """``f(variables, x [B, ...], mask int32 [B]) -> {layer: map}`` jitted."""
+  model = models.SpikingNetwork(cfg, genotype)
+
+  @jax.jit
+  def batch_maps(variables, x, mask):
+    if batch_statistics:
+      _, state = model.apply(dict(variables), x, train=True, capture_intermediates=_spiking,
+                             mutable=["intermediates", "batch_stats"])
+    else:
+      _, state = model.apply(dict(variables), x, train=False, capture_intermediates=_spiking,
+                             mutable=["intermediates"])
+    return _maps_of(state["intermediates"], mask)
+
+  return batch_maps
+
+
 def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
                batch_size: int = 256, batch_statistics: bool = False,
                info=None) -> dict[str, np.ndarray]:
@@ -432,16 +453,7 @@ def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
   if batch_statistics and model.config.dropout:
     model = models.SpikingNetwork(model.config.replace(dropout=0.0), model.genotype)
 
-  @jax.jit
-  def batch_maps(variables, x, mask):
-    if batch_statistics:
-      _, state = model.apply(dict(variables), x, train=True, capture_intermediates=_spiking,
-                             mutable=["intermediates", "batch_stats"])
-    else:
-      _, state = model.apply(dict(variables), x, train=False, capture_intermediates=_spiking,
-                             mutable=["intermediates"])
-    return _maps_of(state["intermediates"], mask)
-
+  batch_maps = _batch_maps(model.config, model.genotype, batch_statistics)
   total = {}
   for start in range(0, len(images), batch_size):
     x = np.asarray(images[start:start + batch_size])
