@@ -29,8 +29,8 @@ scored candidate, committed per chunk), ``summary.json`` (the result, the
 resolved config and the network), ``scores.csv`` (launch.score's columns
 plus step, candidate_id) and ``search.png`` (score vs weight memory, budget
 line, chosen one marked). All but the store are written atomically.
-``summary.json``'s ``operations_at_init`` and the last printed line give the
-chosen network's synaptic operations, MACs, additions and energy per
+``summary.json``'s ``operations_at_init`` and the printed lines before the
+last give the chosen network's synaptic operations, MACs, additions and energy per
 inference (at ``config.energy``'s picojoules per operation) as an
 initialisation estimate: a fresh network of the chosen genotype (weights
 from ``seed``) on the first scoring batch, BN with batch statistics as the
@@ -165,6 +165,7 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
   within = f" within budget {' and '.join(budget)}" if budget else ""
   extra = (f" + {result.extra_evaluations} to score the final network"
            if result.extra_evaluations else "")
+  lines += _operations_lines(workdir)
   lines.append(
       f"{result.method} found {result.genotype}: score {result.score:.3f}, "
       f"{result.params:,} params = {result.weight_bytes / 1e6:.4f} MB at "
@@ -173,7 +174,6 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
       f"{extra} ({result.loaded_from_store} loaded from the store); compile "
       f"{result.compile_seconds:.1f}s, run {result.run_seconds:.1f}s; wrote "
       f"{os.path.join(workdir, SUMMARY)}")
-  lines += _operations_lines(workdir)
   return "\n".join(lines)
 
 
