@@ -37,6 +37,10 @@ timesteps, averaged over the samples):
   of its window; the reduction's 2x2 average pool 3 per output element (its
   1/4 folds into the BN before it).
 
+Every count is of what :class:`snnax_nas.models.SpikingNetwork` computes:
+backward edges run at every timestep, the last step's included (whose
+feedback no later step reads), and are counted so.
+
 Not counted: neuron updates (leak, threshold, reset, one per neuron and
 timestep), bias additions of folded BNs and fc2, the vote and time average
 of the logits (fewer than ``num_outputs * T`` additions), and all memory
@@ -87,6 +91,7 @@ import numpy as np
 from snnax_nas import data as data_lib
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import models
+from snnax_nas import network as network_lib
 from snnax_nas.configs import NetworkConfig
 from snnax_nas.network import standalone
 
@@ -494,7 +499,9 @@ def initialisation_estimate(cfg: NetworkConfig, genotype, images, key: jax.Array
   """Operations per inference of a freshly initialised network: an estimate
   at initialisation, not a trained network's figure.
 
-  The network is initialised from ``key`` and run with batch statistics in
+  The network is initialised from ``key`` as the training code initialises
+  it (:func:`snnax_nas.network.init_standalone_params`, in the Module's
+  layout) and run with batch statistics in
   BN (as the training-free scorer runs it; a fresh network's running
   statistics are 0 and 1), dropout off.
 
@@ -507,10 +514,14 @@ def initialisation_estimate(cfg: NetworkConfig, genotype, images, key: jax.Array
   Returns:
     :meth:`Operations.to_json` with ``"estimate": "initialisation"``.
   """
-  model = models.SpikingNetwork.for_genotypes(cfg.replace(dropout=0.0),
-                                              standalone.network_genotypes(genotype, cfg))
+  cfg = cfg.replace(dropout=0.0)
+  genotypes = standalone.network_genotypes(genotype, cfg)
+  model = models.SpikingNetwork.for_genotypes(cfg, genotypes)
   images = np.asarray(images, np.float32)
-  variables = model.init(key, images[:1], train=False)
+  # The training code's initialisation (one draw over the weight inventory),
+  # without tracing a forward pass as Module.init does.
+  variables = network_lib.variables_from_standalone(
+      network_lib.init_standalone_params(key, cfg, genotypes))
   ops = measure_operations(model, variables, images, batch_size=len(images),
                            batch_statistics=True)
   return dict(ops.to_json(energies or OperationEnergies()), estimate="initialisation")
