@@ -55,6 +55,8 @@ _EXPORTS = {
     "Budget": "budget",
     "quantized_weight_bytes": "memory",
     "candidate_flops": "flops",
+    "measure_operations": "energy",
+    "OperationEnergies": "energy",
     # quantisation
     "quantize_params": "quant",
     "dequantize": "quant",
@@ -95,9 +97,9 @@ _EXPORTS = {
 
 _SUBMODULES = (
     "allocator", "budget", "callbacks", "configs", "correlation", "data", "distributed",
-    "evaluate", "export", "files", "flops", "genotype", "genotype_space", "jobs", "kernels",
-    "layers", "memory", "models", "network", "neurons", "nir_graph", "ops", "quant", "raster",
-    "score", "score_store", "search", "stats", "studies", "train", "workdir",
+    "energy", "evaluate", "export", "files", "flops", "genotype", "genotype_space", "jobs",
+    "kernels", "layers", "memory", "models", "network", "neurons", "nir_graph", "ops", "proxies",
+    "quant", "raster", "score", "score_store", "search", "stats", "studies", "train", "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

@@ -25,7 +25,10 @@ evaluation.
 The metrics are computed by the training code's evaluation step
 (:func:`snnax_nas.train.evaluate`): BN with running statistics, no dropout,
 the run's loss, SAR and per-layer firing rates as ``launch.train`` reports
-them.
+them. ``operations`` are the synaptic operations, MACs, additions and
+energy per inference of the same (quantised) network on the same examples,
+per layer and in total, from a second forward pass that records where every
+LIF layer spiked (:mod:`snnax_nas.energy`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import optax
 
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import energy
 from snnax_nas import memory
 from snnax_nas import models
 from snnax_nas import network
@@ -74,6 +78,8 @@ class Evaluation:
       :func:`snnax_nas.train.metrics.silent_in_evaluation_message`.
     max_examples: the limit asked for (None: the whole split).
     checkpoint_dir: the checkpoint directory read (None: variables in memory).
+    operations: operations and energy per inference, per layer and in total
+      (:meth:`snnax_nas.energy.Operations.to_json` at the energies asked for).
   """
 
   accuracy: float
@@ -89,6 +95,7 @@ class Evaluation:
   silent_layers: list = dataclasses.field(default_factory=list)
   max_examples: Optional[int] = None
   checkpoint_dir: Optional[str] = None
+  operations: dict = dataclasses.field(default_factory=dict)
 
   def to_json(self) -> dict:
     """The fields as a JSON-ready dict (a non-finite float becomes None)."""
@@ -252,7 +259,8 @@ def evaluate_variables(variables: dict, cfg: configs.NetworkConfig, genotypes, i
 
 def evaluate_model(model, variables: dict, images, labels, info, *, weight_bits: int = 32,
                    batch_size: int = 256, loss: str = "ce", split: str = "given",
-                   epoch: int = 0) -> Evaluation:
+                   epoch: int = 0,
+                   energies: Optional[energy.OperationEnergies] = None) -> Evaluation:
   """Evaluates a network held in memory (e.g. trained in one's own loop, as the
   README's 15-line optax step) at ``weight_bits``, as :func:`evaluate_run`
   evaluates a run's checkpoint::
@@ -271,6 +279,9 @@ def evaluate_model(model, variables: dict, images, labels, info, *, weight_bits:
     batch_size: evaluation batch, split over the most devices that divide it.
     loss: ``"ce"`` or ``"mse"``, the loss reported.
     split, epoch: labels recorded in the :class:`Evaluation`.
+    energies: picojoules per operation of ``operations`` (default
+      :class:`snnax_nas.energy.OperationEnergies`: 0.9 pJ per accumulate,
+      4.6 pJ per MAC).
 
   Returns:
     :class:`Evaluation` (``weight_bytes`` at ``weight_bits``).
@@ -281,9 +292,11 @@ def evaluate_model(model, variables: dict, images, labels, info, *, weight_bits:
   quant.check_weight_bits(weight_bits)
   cfg = model.config
   genotypes = network.network_genotypes(model.genotype, cfg)
-  metrics = evaluate_variables(quantized_variables(variables, weight_bits), cfg, genotypes,
-                               info, images, np.asarray(labels, np.int32),
-                               batch_size=batch_size, loss=loss)
+  deployed = quantized_variables(variables, weight_bits)
+  metrics = evaluate_variables(deployed, cfg, genotypes, info, images,
+                               np.asarray(labels, np.int32), batch_size=batch_size, loss=loss)
+  ops = energy.measure_operations(model, deployed, images,
+                                  batch_size=batch_size, info=info)
   rates = dict(metrics["rates"])
   return Evaluation(
       accuracy=float(metrics["accuracy"]), loss=float(metrics["loss"]),
@@ -291,11 +304,13 @@ def evaluate_model(model, variables: dict, images, labels, info, *, weight_bits:
       weight_bits=weight_bits,
       weight_bytes=int(memory.quantized_weight_bytes(genotypes[None], cfg, weight_bits)[0]),
       params=memory.tree_param_count(variables["params"]),
-      num_examples=int(metrics["count"]), split=split, epoch=epoch)
+      num_examples=int(metrics["count"]), split=split, epoch=epoch,
+      operations=ops.to_json(energies or energy.OperationEnergies()))
 
 
 def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
-                 batch_size: int = 256, max_examples: Optional[int] = None) -> Evaluation:
+                 batch_size: int = 256, max_examples: Optional[int] = None,
+                 energies: Optional[energy.OperationEnergies] = None) -> Evaluation:
   """Evaluates a ``launch.train`` run's latest checkpoint at ``weight_bits``.
 
   Args:
@@ -306,6 +321,7 @@ def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
       ``test``), ``"train"`` or ``"val"``.
     batch_size: evaluation batch (a multiple of the device count).
     max_examples: evaluate the first N examples of the split (None: all).
+    energies: picojoules per operation (see :func:`evaluate_model`).
 
   Returns:
     :class:`Evaluation`.
@@ -324,7 +340,7 @@ def evaluate_run(workdir: str, *, weight_bits: int = 32, split: str = "test",
   model = models.SpikingNetwork.for_genotypes(trained.config, trained.genotypes)
   ev = evaluate_model(model, trained.variables, images, labels, info,
                       weight_bits=weight_bits, batch_size=batch_size, loss=loss, split=split,
-                      epoch=trained.epoch)
+                      epoch=trained.epoch, energies=energies)
   return dataclasses.replace(ev, max_examples=max_examples,
                              checkpoint_dir=trained.checkpoint_dir)
 

@@ -54,9 +54,10 @@ class FakeRunner:
       limit = f.get("max_examples")
       path = stages.eval_path(where, bits, None if limit is None else int(limit))
       os.makedirs(os.path.dirname(path), exist_ok=True)
+      ops = dict(sops=1e6 * bits, macs=2e5, adds=3e5, ann_macs=5e6, ann_adds=1e5)
       files.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
                          firing_rates={}, weight_bits=bits, weight_bytes=params * bits // 8,
-                         params=params, num_examples=10000, split="test"))
+                         params=params, num_examples=10000, split="test", operations=ops))
     return 0
 
   def _search(self, where, f):
@@ -121,6 +122,9 @@ def test_fake_study_writes_the_table_csv_markdown_and_plot(tmp_path):
   assert r["sar"] == r["sar_w32"] and r["train_epochs"] == 2
   assert by["lightsnn", None]["fits_budgets"] == ""  # 2.26 M params fit neither budget
   assert by["spikenas", 8.94]["fits_budgets"] == "8.94"
+  # Energy per image from the evaluation's counts at 0.9 pJ/AC and 4.6 pJ/MAC.
+  assert r["energy_uj_w8"] == pytest.approx(((8e6 + 3e5) * 0.9 + 2e5 * 4.6) * 1e-6)
+  assert r["ann_energy_uj"] == pytest.approx((5e6 * 4.6 + 1e5 * 0.9) * 1e-6)
   out = tmp_path / "cmp"
   with open(out / tables.TABLE_CSV) as f:
     table = list(csv.DictReader(f))
@@ -132,9 +136,21 @@ def test_fake_study_writes_the_table_csv_markdown_and_plot(tmp_path):
   assert (out / tables.TABLE_MD).read_text() == text
   lines = text.splitlines()
   assert len(lines) == 2 + 5 and lines[0].startswith("| method | budget (MB)")
+  assert "µJ/image w32 | µJ/image w8 | µJ/image w4 | ANN µJ |" in lines[0]
+  assert lines[2].endswith(f"| {((32e6 + 3e5) * 0.9 + 2e5 * 4.6) * 1e-6:.3f} | "
+                           f"{((8e6 + 3e5) * 0.9 + 2e5 * 4.6) * 1e-6:.3f} | "
+                           f"{((4e6 + 3e5) * 0.9 + 2e5 * 4.6) * 1e-6:.3f} | 23.090 |")
   assert "30.0×" in lines[2] and "0222/0012/0002/0000\\|0222/0011/0002/0000" in lines[2]
   assert "| none (LightSNN takes no budget) |" in lines[-1]
   assert os.path.getsize(out / tables.PLOT_PNG) > 1000
+
+
+def test_the_energy_config_prices_the_tables_operations(tmp_path):
+  config = _config()
+  config.energy.update(accumulate_pj=1.0, mac_pj=0.0)  # accumulates alone, MACs free
+  rows, _ = _run(tmp_path, FakeRunner(), config)
+  assert rows[0]["energy_uj_w4"] == pytest.approx((4e6 + 3e5) * 1e-6)
+  assert rows[0]["ann_energy_uj"] == pytest.approx(1e5 * 1e-6)
 
 
 def test_rerun_skips_finished_stages_and_keeps_their_times(tmp_path):
@@ -183,6 +199,7 @@ def test_output_without_record_is_run_again(tmp_path):
     ("training.max_test_examples", 0, "max_test_examples=0"),
     ("scoring.kernel", "foo", "scoring.kernel='foo'"),
     ("eval_max_examples", 0, "eval_max_examples=0"),
+    ("energy.mac_pj", -1.0, "--config.energy.mac_pj=-1.0"),
 ])
 def test_every_stage_field_is_checked_before_the_first_stage(tmp_path, field, value, match):
   config, runner = _config(), FakeRunner()
@@ -329,7 +346,8 @@ def test_several_seeds_give_intervals_paired_differences_and_error_bars(tmp_path
   assert len(paired) == 2 * 3  # budgets x bit widths
   assert float(paired[0]["mean"]) == pytest.approx(0.0) and paired[0]["n"] == "3"
   assert "Mean [95 % t interval] over 3 seeds" in text and "spikenas − random" in text
-  assert os.path.getsize(out / tables.PLOT_PNG) > 1000
+  assert "µJ/image w32" in text and "energy_uj_w32_lo" in summary[0]
+  assert os.path.getsize(out / study.PLOT_PNG) > 1000
   # Resumes: a rerun runs no stage again.
   again = FakeRunner()
   assert _run(tmp_path, again, config)[1] == text and again.calls == []

@@ -157,17 +157,24 @@ def test_train_job_qat_then_evaluate_job(tmp_path):
   assert config.genotype == GENOTYPE and config.from_search is None  # the caller's, unchanged
   ev_config = configs.get_config("evaluate")
   ev_config.update(weight_bits=8, batch_size=16)
+  ev_config.energy.update(accumulate_pj=1.0, mac_pj=0.0)  # energy = accumulates alone
   ev = evaluate_job.run(ev_config, work)
   text = evaluate_job.report(ev, work)
   assert "accuracy" in text and "SAR" in text and "head/fc_lif" in text
+  assert "operations per inference" in text and "reduction/conv" in text
+  ops = ev.operations
+  assert ops["sops"] > 0 and ops["macs"] > 0 and ops["accumulate_pj"] == 1.0
+  assert ops["energy_pj"] == pytest.approx(ops["sops"] + ops["adds"])
+  assert ops["ann_energy_pj"] == pytest.approx(ops["ann_adds"])
   got = evaluate_job.read_result(work, "test", 8)
   assert got == json.loads(json.dumps(ev.to_json()))
   assert got["weight_bits"] == 8 and got["num_examples"] == 16
   assert got["accuracy"] == pytest.approx(summary["final_test_accuracy"], abs=1e-9)
   for field, value, needle in (("weight_bits", 5, "--config.weight_bits=5"),
-                               ("split", "dev", "--config.split='dev'")):
+                               ("split", "dev", "--config.split='dev'"),
+                               ("energy.mac_pj", -1.0, "--config.energy.mac_pj=-1.0")):
     bad = configs.get_config("evaluate")
-    bad[field] = value
+    configs.sections.set_fields(bad, {field: value})
     with pytest.raises(ValueError, match=re.escape(needle)):
       evaluate_job.run(bad, work)
   with pytest.raises(ValueError, match="holds no run"):

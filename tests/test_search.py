@@ -453,6 +453,7 @@ def test_scorer_options_check_their_fields_and_name_what_changes_scores():
     ({"method": "random", "genotypes": "GFILE"}, "0303/003/2002/0200"),
     ({"budget.params": 100}, "minimum"),
     ({"budget.mb": float("nan")}, "budget_mb is NaN"),
+    ({"energy.accumulate_pj": -1.0}, "--config.energy.accumulate_pj=-1.0"),
     ({"workdir": "FILE/sub"}, "sub"),
 ])
 def test_search_job_refuses_bad_input_before_writing(tmp_path, random_npz, fields, word):
@@ -508,7 +509,10 @@ def test_two_processes_search_like_one(tmp_path, random_npz, env, free_port, met
 
 def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
   # inf MB once ended in an OverflowError; it means no limit, as None does.
-  config = _job_config(f"npz:{random_npz}", **{"budget.mb": float("inf")})
+  # energy: 1 pJ per accumulate, MACs free: the estimate's energy is its accumulates.
+  config = _job_config(f"npz:{random_npz}", **{"budget.mb": float("inf"),
+                                                "energy.accumulate_pj": 1.0,
+                                                "energy.mac_pj": 0.0})
   result = search_job.run(config, str(tmp_path / "w"))
   assert config.network.backward is None  # the caller's config: not resolved in place
   with open(tmp_path / "w" / "summary.json") as f:
@@ -522,6 +526,9 @@ def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
   assert summary["pick"]["rank"] == 1
   assert text.splitlines()[-2].startswith("rule: the highest score of all evaluations")
   assert text.splitlines()[-1].startswith("what the score adds: ")
+  ops = summary["operations_at_init"]
+  assert ops["estimate"] == "initialisation" and ops["macs"] > 0
+  assert ops["energy_pj"] == pytest.approx(ops["sops"] + ops["adds"])
   # The run read back gives its config to derive the next one from.
   run = workdir_lib.load_run(str(tmp_path / "w"))
   derived = run.job_config()

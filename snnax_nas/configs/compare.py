@@ -50,6 +50,7 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.random_draws = 5000  # SNASNet: draws of the one random search
   c.spikenas_candidates = 64  # SpikeNAS: distinct cells scored per cell step
   c.eval_max_examples = config_dict.placeholder(int)  # evaluate the first N test examples
+  c.energy = sections.energy()  # pJ per operation of the tables' energy per image
   # Every method searches its own op set (spikenas / snasnet / lightsnn,
   # backward cells for lightsnn): leave network.ops and network.backward None.
   c.network = sections.network(ops=config_dict.placeholder(str),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ml_collections import config_dict
 
+from snnax_nas.configs import sections
+
 
 def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   """The evaluation config (one preset, ``small``; ``preset`` is accepted for
@@ -29,4 +31,5 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   c.raster = 0          # N > 0: spike raster of the split's first N inputs, next to firing_rates.png
   c.nir = False         # also export the network at weight_bits as a NIR graph (needs nir)
   c.nir_dt = 1e-4       # seconds per timestep recorded in the NIR graph (LIF tau = 4/3 dt)
+  c.energy = sections.energy()  # pJ per accumulate and per MAC of the energy per inference
   return c

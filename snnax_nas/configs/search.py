@@ -44,6 +44,8 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
       fraction=config_dict.placeholder(float), weight_bits=32))
   # random only: a file of genotype strings to score instead of sampling.
   c.genotypes = config_dict.placeholder(str)
+  # pJ per operation of the chosen network's energy at initialisation (summary.json)
+  c.energy = sections.energy()
   return sections.apply_preset(c, preset, PRESETS)
 
 

@@ -91,6 +91,15 @@ def network(**values: Any) -> config_dict.ConfigDict:
   return section
 
 
+def energy() -> config_dict.ConfigDict:
+  """The ``energy`` section: picojoules per operation of the energy per
+  inference (:mod:`snnax_nas.energy`). Defaults: 45 nm, 32-bit float
+  (Horowitz, ISSCC 2014), the figures SNN papers use."""
+  return config_dict.ConfigDict(dict(
+      accumulate_pj=0.9,   # one accumulate: a synaptic operation or an addition
+      mac_pj=4.6))         # one multiply-accumulate (3.7 pJ multiply + 0.9 pJ add)
+
+
 def scoring() -> config_dict.ConfigDict:
   """The ``scoring`` section: batches and compiled-call layout of the SAHD
   scorer (the reference scores 2 batches of 256 images)."""

@@ -11,6 +11,11 @@ on this process's devices whatever the device count it trained on. At
 ``config.weight_bits`` 16, 8 or 4 every conv and dense kernel is quantised
 per output channel (symmetric codes, float32 scales; BN and biases float32).
 
+The synaptic operations, MACs, additions and energy per inference (per
+layer and total, and the ANN equivalent beside them) are reported too, at
+``config.energy.accumulate_pj`` / ``config.energy.mac_pj`` picojoules per
+operation (:mod:`snnax_nas.energy`; default the 45 nm 32-bit float figures).
+
 Writes the numbers to ``WORKDIR/eval/{split}_w{bits}.json``
 (:func:`result_path`, atomically; :func:`read_result` reads it back).
 ``config.raster=N`` also draws the spike raster of the split's first N
@@ -31,6 +36,7 @@ from typing import Optional
 from absl import logging
 
 from snnax_nas import data as data_lib
+from snnax_nas import energy
 from snnax_nas import evaluate
 from snnax_nas import files
 from snnax_nas import nir_graph
@@ -68,6 +74,8 @@ def report(ev: evaluate.Evaluation, workdir: str) -> str:
            "  firing rates (spikes per neuron and timestep):"]
   width = max((len(k) for k in ev.firing_rates), default=0)
   lines += [f"    {name:<{width}}  {rate:.4f}" for name, rate in ev.firing_rates.items()]
+  if ev.operations:
+    lines += energy.summary_lines(ev.operations)
   if ev.silent_layers:
     lines.append("warning: " + train.silent_in_evaluation_message(ev.silent_layers))
   if ev.checkpoint_dir and (os.path.abspath(ev.checkpoint_dir)
@@ -105,6 +113,7 @@ def run(config, workdir: str) -> evaluate.Evaluation:
   common.check_positive(config, "batch_size")
   if config.max_examples is not None:
     common.check_positive(config, "max_examples")
+  energies = energy.energies_from_config(config.energy)
   if config.raster < 0:
     raise ValueError(f"--config.raster={config.raster} must be >= 0 (inputs to draw)")
   if config.nir:
@@ -122,7 +131,8 @@ def run(config, workdir: str) -> evaluate.Evaluation:
                config.weight_bits, "--config.max_examples=N evaluates the first N"
                if config.max_examples is None else "the whole split without max_examples")
   ev = evaluate.evaluate_run(workdir, weight_bits=config.weight_bits, split=config.split,
-                             batch_size=config.batch_size, max_examples=config.max_examples)
+                             batch_size=config.batch_size, max_examples=config.max_examples,
+                             energies=energies)
   path = result_path(workdir, config.split, config.weight_bits, config.max_examples)
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -32,6 +32,13 @@ its size and over the largest network within the budget,
 :func:`snnax_nas.search.describe_pick`), ``scores.csv`` (launch.score's columns
 plus step, candidate_id) and ``search.png`` (score vs weight memory, budget
 line, chosen one marked, the margins written on it). All but the store are written atomically.
+``summary.json``'s ``operations_at_init`` and the printed lines before the
+last give the chosen network's synaptic operations, MACs, additions and energy per
+inference (at ``config.energy``'s picojoules per operation) as an
+initialisation estimate: a fresh network of the chosen genotype (weights
+from ``seed``) on the first scoring batch, BN with batch statistics as the
+scorer runs it (:func:`snnax_nas.energy.initialisation_estimate`), not the
+figures of a trained network (``launch.evaluate`` measures those).
 ``snnax_nas.workdir.load_run(WORKDIR)`` reads the found network back; the
 file names are this module's constants.
 
@@ -52,6 +59,7 @@ refused with one line naming the fields that differ.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -62,6 +70,7 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import energy
 from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
@@ -163,6 +172,7 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
   within = f" within budget {' and '.join(budget)}" if budget else ""
   extra = (f" + {result.extra_evaluations} to score the final network"
            if result.extra_evaluations else "")
+  lines += _operations_lines(workdir)
   lines.append(
       f"{result.method} found {result.genotype}: score {result.score:.3f}, "
       f"{result.params:,} params = {result.weight_bytes / 1e6:.4f} MB at "
@@ -173,6 +183,20 @@ def report(result: Optional[search.SearchResult], workdir: str) -> str:
       f"{os.path.join(workdir, SUMMARY)}")
   lines += pick_lib.pick_lines(pick_lib.describe_pick(result), result)
   return "\n".join(lines)
+
+
+def _operations_lines(workdir: str) -> list[str]:
+  """The chosen network's initialisation estimate, as summary.json holds it."""
+  try:
+    with open(os.path.join(workdir, SUMMARY)) as f:
+      ops = json.load(f).get("operations_at_init")
+  except (OSError, ValueError):
+    return []
+  if not ops:
+    return []
+  return [f"initialisation estimate of the chosen network (untrained, weights from the seed, "
+          f"{ops['num_samples']} scoring images; launch.evaluate measures a trained one):"
+          ] + energy.summary_lines(ops, per_layer=False)
 
 
 def _budget_from_space(cfg, section, budget: Budget) -> tuple[Budget, str]:
@@ -231,6 +255,7 @@ def check_config(config) -> None:
   except ValueError as e:
     raise ValueError(f"--config.{e}") from None
   common.check_positive(config, "scoring.batch_size", "scoring.repeats")
+  energy.energies_from_config(config.energy)
   if method == "spikenas" and config.num_candidates >= search.ID_STRIDE - 1:
     raise ValueError(f"--config.num_candidates={config.num_candidates} must be < "
                      f"{search.ID_STRIDE - 1} for spikenas")
@@ -319,6 +344,8 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   summary["network"] = configs.network_to_json(cfg)
   summary["space"] = space
   summary["pick"] = pick = pick_lib.describe_pick(result)
+  summary["operations_at_init"] = energy.initialisation_estimate(
+      cfg, result.genotype, images[0], key, energy.energies_from_config(config.energy))
   summary = workdir_lib.json_ready(summary)
   _write_csv(os.path.join(workdir, SCORES_CSV), result, cfg)
   _plot(os.path.join(workdir, PLOT), result, pick)

@@ -52,6 +52,7 @@ from typing import Callable
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import energy as energy_lib
 from snnax_nas import files
 from snnax_nas import memory
 from snnax_nas import search
@@ -119,6 +120,7 @@ def _check_stage_fields(config) -> None:
     autotune.scoring_options(config.scoring)
   except ValueError as e:
     raise ValueError(f"--config.{e}") from None
+  energy_lib.energies_from_config(config.get("energy") or configs.sections.energy())
   train_config = configs.get_config("train")
   for key, value in config.training.items():
     if value is not None:

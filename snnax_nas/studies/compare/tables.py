@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 import os
 from typing import Any
+from typing import Optional
 from typing import Sequence
 
+from snnax_nas import configs
+from snnax_nas import energy as energy_lib
 from snnax_nas import files
 from snnax_nas import stats
 from snnax_nas.budget import Budget
@@ -42,8 +45,13 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
   evaluation), evaluations, draws_within_budget, search_s, search_process_s,
   search_resumed, time_ratio_vs_random (random search time / this search
   time), ``test_acc_w<B>`` (fraction), ``sar_w<B>``, sar (at the widest
-  precision evaluated), fits_budgets, train_epochs, test_examples.
+  precision evaluated), ``energy_uj_w<B>`` (energy per image in µJ at
+  ``config.energy``'s pJ per operation, from the evaluation's operation
+  counts, :mod:`snnax_nas.energy`; None for an evaluation without them),
+  ann_energy_uj (the ANN equivalent's), fits_budgets, train_epochs,
+  test_examples.
   """
+  energies = energy_lib.energies_from_config(config.get("energy") or configs.sections.energy())
   random_s = None
   random_dirs = [e.search_dir for e in rows if e.method == "random"]
   if random_dirs:
@@ -71,6 +79,9 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
     for b in eval_bits:
       row[f"sar_w{b}"] = float(evals[b]["sar"])
     row["sar"] = row[f"sar_w{max(eval_bits)}"]
+    for b in eval_bits:
+      row[f"energy_uj_w{b}"] = _energy_uj(evals[b].get("operations"), energies)
+    row["ann_energy_uj"] = _energy_uj(evals[max(eval_bits)].get("operations"), energies, ann=True)
     row["fits_budgets"] = ",".join(
         f"{mb:g}" for mb in budgets
         if Budget.from_mb(mb, config.budget_bits).fits_params(e.params))
@@ -78,6 +89,17 @@ def table_rows(config, workdir: str, rows: Sequence[Entry],
                test_examples=evals[max(eval_bits)].get("num_examples"))
     out.append(row)
   return out
+
+
+def _energy_uj(ops: Optional[dict], energies, ann: bool = False) -> Optional[float]:
+  """µJ per image of an evaluation's operation counts at ``energies``."""
+  if not ops:
+    return None
+  if ann:
+    pj = ops["ann_macs"] * energies.mac_pj + ops["ann_adds"] * energies.accumulate_pj
+  else:
+    pj = (ops["sops"] + ops["adds"]) * energies.accumulate_pj + ops["macs"] * energies.mac_pj
+  return pj * 1e-6
 
 
 def _fmt(value: Any, digits: int) -> str:
@@ -91,7 +113,8 @@ def markdown(rows: Sequence[dict], eval_bits: Sequence[int]) -> str:
   head = (["method", "budget (MB)", "genotype", "params"]
           + [f"MB w{b}" for b in eval_bits]
           + ["evaluations", "search (s)", "random / this"]
-          + [f"acc w{b} (%)" for b in eval_bits] + ["SAR"])
+          + [f"acc w{b} (%)" for b in eval_bits] + ["SAR"]
+          + [f"µJ/image w{b}" for b in eval_bits] + ["ANN µJ"])
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in rows:
     budget = ("none (LightSNN takes no budget)" if r["budget_mb"] is None
@@ -105,7 +128,9 @@ def markdown(rows: Sequence[dict], eval_bits: Sequence[int]) -> str:
              + [_fmt(r[f"weight_mb_w{b}"], 3) for b in eval_bits]
              + [evals, seconds, ratio]
              + [_fmt(100 * r[f"test_acc_w{b}"], 2) for b in eval_bits]
-             + [_fmt(r["sar"], 4)])
+             + [_fmt(r["sar"], 4)]
+             + [_fmt(r.get(f"energy_uj_w{b}"), 3) for b in eval_bits]
+             + [_fmt(r.get("ann_energy_uj"), 3)])
     lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -121,7 +146,9 @@ def plot(path: str, rows: Sequence[dict], eval_bits: Sequence[int],
   markers = {"spikenas": "o", "random": "s", "lightsnn": "^"}
   colors = dict(zip(sorted(eval_bits, reverse=True), ["C0", "C1", "C2", "C3", "C4"]))
   zoom = budget_bits in eval_bits
-  fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(12 if zoom else 7, 4.8), squeeze=False)
+  with_energy = any(r.get(f"energy_uj_w{b}") is not None for r in rows for b in eval_bits)
+  ncols = (2 if zoom else 1) + with_energy
+  fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols + 1, 4.8), squeeze=False)
   panels = [(axes[0, 0], eval_bits, "log")] + ([(axes[0, 1], [budget_bits], "linear")]
                                               if zoom else [])
   for ax, bits, scale in panels:
@@ -148,9 +175,39 @@ def plot(path: str, rows: Sequence[dict], eval_bits: Sequence[int],
   if zoom:
     axes[0, 1].set_xlabel(f"weight memory at {budget_bits}-bit (MB)")
     axes[0, 1].set_title(f"at the budgets' precision ({budget_bits}-bit)", fontsize=9)
+  if with_energy:
+    _energy_panel(axes[0, -1], rows, eval_bits, markers, colors)
   fig.tight_layout()
   files.save_figure(fig, path, dpi=110)
   plt.close(fig)
+
+
+def _energy_panel(ax, rows, eval_bits, markers, colors, summary=None) -> None:
+  """Accuracy vs energy per image (µJ, :mod:`snnax_nas.energy`) of every
+  network at every bit width; with ``summary``, the seeds' means with 95 %
+  interval error bars at the widest precision."""
+  for r in rows:
+    for b in eval_bits:
+      if r.get(f"energy_uj_w{b}") is not None:
+        ax.scatter(r[f"energy_uj_w{b}"], 100 * r[f"test_acc_w{b}"], marker=markers[r["method"]],
+                   color=colors[b] if summary is None else colors[r["method"]],
+                   alpha=1.0 if summary is None else 0.25, s=60 if summary is None else 18,
+                   edgecolors="black" if summary is None else None, linewidths=0.5, zorder=3)
+  bits = max(eval_bits)
+  for r in summary or ():
+    e, acc = f"energy_uj_w{bits}", f"test_acc_w{bits}"
+    if r[e] is None or math.isnan(r[e]):
+      continue
+    xerr = None if math.isnan(r[f"{e}_lo"]) else [[r[e] - r[f"{e}_lo"]], [r[f"{e}_hi"] - r[e]]]
+    yerr = (None if math.isnan(r[f"{acc}_lo"])
+            else [[100 * (r[acc] - r[f"{acc}_lo"])], [100 * (r[f"{acc}_hi"] - r[acc])]])
+    ax.errorbar(r[e], 100 * r[acc], xerr=xerr, yerr=yerr, marker=markers[r["method"]],
+                color=colors[r["method"]], ms=7, mec="black", mew=0.5, capsize=3, lw=1, zorder=4)
+  ax.set_xlabel("energy per image (µJ; SOPs and adds x E_AC + MACs x E_MAC)")
+  ax.set_ylabel("test accuracy (%)")
+  ax.set_title("accuracy vs energy" + ("" if summary is None else f" ({bits}-bit means)"),
+               fontsize=9)
+  ax.grid(True, alpha=0.3)
 
 
 def write_table(workdir: str, rows: Sequence[dict], eval_bits: Sequence[int],
@@ -170,7 +227,8 @@ def write_table(workdir: str, rows: Sequence[dict], eval_bits: Sequence[int],
 
 def _metrics(eval_bits: Sequence[int]) -> list[str]:
   return ([f"test_acc_w{b}" for b in eval_bits] + [f"weight_mb_w{b}" for b in eval_bits]
-          + ["sar", "search_s", "evaluations", "time_ratio_vs_random"])
+          + ["sar", "search_s", "evaluations", "time_ratio_vs_random"]
+          + [f"energy_uj_w{b}" for b in eval_bits])
 
 
 def seed_summary(rows: Sequence[dict], eval_bits: Sequence[int]) -> list[dict]:
@@ -235,7 +293,8 @@ def summary_markdown(summary: Sequence[dict], eval_bits: Sequence[int], num_seed
   (accuracy in %, memory in MB, search time in s)."""
   head = (["method", "budget (MB)", "seeds", "genotypes", "MB w" + str(max(eval_bits))]
           + [f"acc w{b} (%)" for b in eval_bits]
-          + ["SAR", "evaluations", "search (s)", "random / this"])
+          + ["SAR", "evaluations", "search (s)", "random / this"]
+          + [f"µJ/image w{b}" for b in eval_bits])
   lines = [f"Mean [95 % t interval] over {num_seeds} seeds (search and training seeds both "
            "vary).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in summary:
@@ -245,7 +304,8 @@ def summary_markdown(summary: Sequence[dict], eval_bits: Sequence[int], num_seed
               _ci(r, f"weight_mb_w{max(eval_bits)}", 3)]
              + [_ci(r, f"test_acc_w{b}", 2, 100) for b in eval_bits]
              + [_ci(r, "sar", 4), _ci(r, "evaluations", 0), _ci(r, "search_s", 1),
-                _ci(r, "time_ratio_vs_random", 1)])
+                _ci(r, "time_ratio_vs_random", 1)]
+             + [_ci(r, f"energy_uj_w{b}", 3) for b in eval_bits])
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
@@ -266,8 +326,11 @@ def plot_seeds(path: str, rows: Sequence[dict], summary: Sequence[dict],
   plt = files.pyplot()
   markers = {"spikenas": "o", "random": "s", "lightsnn": "^"}
   colors = {"spikenas": "C0", "random": "C1", "lightsnn": "C2"}
-  fig, axes = plt.subplots(1, len(eval_bits), figsize=(5.2 * len(eval_bits), 4.6),
-                           squeeze=False)
+  with_energy = any(r.get(f"energy_uj_w{b}") is not None for r in rows for b in eval_bits)
+  ncols = len(eval_bits) + with_energy
+  fig, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 4.6), squeeze=False)
+  if with_energy:
+    _energy_panel(axes[0, -1], rows, eval_bits, markers, colors, summary)
   for ax, bits in zip(axes[0], eval_bits):
     acc, mb = f"test_acc_w{bits}", f"weight_mb_w{bits}"
     for r in rows:
