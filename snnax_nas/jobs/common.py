@@ -142,11 +142,18 @@ def dataset_options(config, timesteps: int) -> dict:
 
   A network of T timesteps is fed exactly T frames: frames loaded at another
   count are summed into T groups (:func:`snnax_nas.data.bin_frames`), never
-  cut.
+  cut. A ``dvs`` field changed from its default with another dataset is
+  refused (``ValueError``).
   """
-  if config.dataset != "dvs128_gesture":
-    return {}
   dvs = config.get("dvs")
+  if config.dataset != "dvs128_gesture":
+    from snnax_nas.configs import train as train_config  # noqa: PLC0415
+    changed = {k: v for k, v in (dvs or {}).items() if train_config.DVS_DEFAULTS.get(k) != v}
+    if changed:  # the binning of event data: on images it would be ignored
+      field, value = next(iter(changed.items()))
+      raise ValueError(f"--config.dvs.{field}={value} bins event data (dvs128_gesture); "
+                       f"--config.dataset={config.dataset} is not event data")
+    return {}
   if dvs is None:
     return {"n_time_bins": int(timesteps)}
   return {"n_time_bins": dvs.frames, "size": dvs.size}
