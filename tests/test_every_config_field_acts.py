@@ -60,6 +60,10 @@ REFUSED = {
     ("train", "dvs.size"): "event-data binning: refused on static images",
     ("compare", "network.ops"): "each method searches its own space",
     ("compare", "network.backward"): "each method searches its own space",
+    # A score at initialisation runs without dropout (it changes no score:
+    # measured, and tests/test_every_config_field_acts.py checks the scorer).
+    ("score", "network.dropout"): "scoring runs without dropout; the job trains nothing",
+    ("groundtruth", "network.dropout"): "scoring runs without dropout; the job trains nothing",
     # Genotypes are matched by canonical form, the same under every op set:
     # the op set bounds the digits, so a smaller one refuses the tables.
     ("correlate", "ops"): "bounds the genotype digits; matching does not depend on it",
@@ -181,7 +185,7 @@ def other_value(job, field, value, inputs):
       "scoring.chunk_size": "3",
       "scoring.map_batch_size": "3",
       "budget.fraction": "0.25" if job == "search" else "0.5",
-      "budget.mb": "3.0" if job == "groundtruth" else (0.5, {"budget.fraction": None}),
+      "budget.mb": "75.0" if job == "groundtruth" else (0.5, {"budget.fraction": None}),
       "budget.params": (200_000, {"budget.fraction": None}),
       "num_candidates": 3,
       "method": "random",
@@ -469,3 +473,31 @@ def test_every_field_acts_or_is_refused(job, inputs, tmp_path, monkeypatch):
 def test_the_allow_and_refusal_lists_name_real_fields():
   for job, field in list(NO_EFFECT_BY_DESIGN) + list(REFUSED):
     assert field in dict(walk(configs.get_config(job))), (job, field)
+
+
+@pytest.mark.slow  # one compile per field: about 2 min on 2 cores
+def test_the_scorer_reads_every_network_field_but_dropout():
+  """What the walk's scorer stand-in cannot show: the real score changes with
+  each field of the network section, except ``dropout`` (scoring runs the
+  network at initialisation without dropout; the scoring-only jobs refuse
+  it)."""
+  from snnax_nas import score
+  from snnax_nas.configs import sections
+  base = dict(width=4, hidden=16, timesteps=2, input_shape=(16, 16, 3), second_pool=4,
+              cells_per_stage=1)
+  images = np.random.default_rng(0).random((1, 8, 16, 16, 3)).astype(np.float32)
+  genotypes = [FORWARD, OTHER, "0002/0000/0000/0000"]
+
+  def scores(**fields):
+    cfg = network.network_config(None, **{**base, **fields})
+    return np.asarray(score.score_candidates(genotypes, images, jax.random.key(0), cfg,
+                                             chunk_size=3).scores)
+
+  reference = scores()
+  changed = {"dropout": 0.1, "linear_init": "fan_in", "hidden": 32, "cells_per_stage": 2,
+             "width": 6, "timesteps": 3, "second_pool": 2, "backward": True,
+             "ops": "spikenas3"}
+  assert set(changed) == set(sections.network())  # every field of the section
+  for field, value in changed.items():
+    same = np.array_equal(scores(**{field: value}), reference)
+    assert same == (field == "dropout"), field

@@ -159,6 +159,22 @@ def dataset_options(config, timesteps: int) -> dict:
   return {"n_time_bins": dvs.frames, "size": dvs.size}
 
 
+def refuse_unread_network_fields(config, job: str) -> None:
+  """Refuses ``network.dropout`` changed from its default in a job that
+  only scores (``score``, ``groundtruth``): a score at initialisation runs
+  the network without dropout, and nothing there trains (the searches keep
+  it: ``launch.train --config.from_search`` trains with their network
+  section).
+
+  Raises:
+    ValueError: one line naming the field and value.
+  """
+  default = configs.NetworkConfig().dropout
+  if config.network.get("dropout", default) != default:
+    raise ValueError(f"--config.network.dropout={config.network.dropout}: the {job} job scores "
+                     "at initialisation, without dropout, and trains nothing; leave it unset")
+
+
 def scorer_options(section, cfg: configs.NetworkConfig, *, arch=None):
   """The :class:`snnax_nas.search.ScorerOptions` of a config's ``scoring``
   section, with the chunk layout resolved (:func:`snnax_nas.autotune.resolve_layout`:

@@ -140,10 +140,18 @@ def read_table(path: str, ops) -> Table:
       cell with a backward edge, or fewer than 2 distinct cells.
   """
   ops = ops_lib.op_set(ops)
-  with open(path, newline="") as f:
-    rows = list(csv.DictReader(f))
-  if not rows or not {"genotype", "accuracy"} <= set(rows[0]):
+  try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the header
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      reader = csv.DictReader(f)
+      header, rows = reader.fieldnames or (), list(reader)
+  except UnicodeDecodeError:
+    raise ValueError(f"{path!r} is not UTF-8 text; save the table as UTF-8 CSV") from None
+  except IsADirectoryError:
+    raise ValueError(f"{path!r} is a directory, not a CSV file") from None
+  if not {"genotype", "accuracy"} <= set(header):
     raise ValueError(f"{path!r} needs a header with columns genotype and accuracy")
+  if not rows:
+    raise ValueError(f"{path!r} has a header and no rows: a table needs at least 2 cells")
   has_params = "params" in rows[0]
   groups: dict = {}
   raw, cell_names, logged = [], [], []
@@ -248,6 +256,17 @@ def check_params(table: Table, trained: configs.NetworkConfig) -> None:
       f"{int((~ok).sum())} of {int((table.row_params >= 0).sum())} rows: row {i + 2} logs "
       f"{int(table.row_params[i]):,}, the trained network counts {int(pruned[i]):,} "
       f"({int(unpruned[i]):,} with the cell's dead-path convs); {hint}")
+
+
+def _parse_mb(text: str) -> float:
+  """One ``budget.mb`` item: a positive, finite number of MB."""
+  try:
+    mb = float(text)
+  except ValueError:
+    mb = math.nan
+  if not (math.isfinite(mb) and mb > 0):
+    raise ValueError(f"--config.budget.mb: {text.strip()!r} is not a positive number of MB")
+  return mb
 
 
 def budgets_bytes(params: np.ndarray, weight_bits: int, fractions: Sequence[float] = (),
@@ -559,6 +578,7 @@ def run(config, workdir: str) -> dict:
   from snnax_nas import io
   from snnax_nas import score
   from snnax_nas import workdir as workdir_lib
+  from snnax_nas.jobs import common
 
   if not config.table:
     raise ValueError("config.table is required: a CSV genotype,accuracy[,params]")
@@ -571,6 +591,13 @@ def run(config, workdir: str) -> dict:
   bad = [m for m in methods if m not in METHODS]
   if bad or not methods:
     raise ValueError(f"methods={config.methods!r}: choose from {', '.join(METHODS)}")
+  if len(set(methods)) < len(methods):
+    raise ValueError(f"methods={config.methods!r} names a method more than once")
+  common.refuse_unread_network_fields(config, "groundtruth")
+  try:  # every field of the scoring section reaches the scorer; checked before the workdir
+    layout = autotune.scoring_options(config.scoring)
+  except ValueError as e:
+    raise ValueError(f"--config.{e}") from None
   ops = ops_lib.op_set(config.network.ops)
   table = read_table(config.table, ops)
   trained = configs.network_config(config.trained.preset, ops=ops,
@@ -581,12 +608,17 @@ def run(config, workdir: str) -> dict:
   check_params(table, trained)
   params = memory.param_count(table.genotypes, trained)
   fractions = memory.parse_fractions(config.budget.fraction) if config.budget.fraction else []
-  mbs = [float(x) for x in str(config.budget.mb).split(",")] if config.budget.mb else []
+  mbs = [_parse_mb(x) for x in str(config.budget.mb).split(",")] if config.budget.mb else []
   budgets = budgets_bytes(params, bits, fractions, mbs)
   if not budgets:
     raise ValueError("give budget.fraction and/or budget.mb")
   fits = [(label, memory.params_within_budget(params, budget_bytes=b, weight_bits=bits))
           for label, b in budgets]
+  for (label, _), (_, ok) in zip(budgets, fits):
+    if not ok.any():
+      raise ValueError(f"--config.budget.mb: {label}: no cell of the table fits (the smallest "
+                       f"is {memory.weight_bytes(int(params.min()), bits) / 1e6:.4f} MB at "
+                       f"{bits}-bit)")
   info = data_lib.get_info(config.dataset)
   cfg = configs.network_from_job_config(config.network, info)
   record = workdir_lib.make_record("groundtruth", config, cfg, {"table": config.table})
@@ -608,10 +640,6 @@ def run(config, workdir: str) -> dict:
                         for d in table.duplicates))
 
   distributed.use_cpu_cores()
-  try:  # every field of the scoring section reaches the scorer
-    layout = autotune.scoring_options(config.scoring)
-  except ValueError as e:
-    raise ValueError(f"--config.{e}") from None
   compile_seconds = None
   per_seed, taus, within, residual = [], [], [], []
   t_start = time.perf_counter()

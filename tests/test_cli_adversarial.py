@@ -1,0 +1,185 @@
+"""Adversarial input to the newer launchers and paths (the ground-truth job,
+budget fractions of search and compare, compare's seeds, odd paths), in the
+table-driven form of ``tests/test_cli_bad_inputs.py``: each row is the
+arguments, the exit status and words the last stderr line must hold; a row
+that is refused leaves no run record behind."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from snnax_nas import memory
+from snnax_nas import network
+from snnax_nas.configs import groundtruth as gt_config
+from test_cli_bad_inputs import _check_row
+from test_cli_bad_inputs import _last_line
+from test_cli_bad_inputs import run_launcher
+
+CELLS = ["0002/0000/0000/0000", "0003/0000/0000/0000", "0004/0000/0000/0000",
+         "0302/0003/0000/0000"]
+GT_TINY = ["--config.network.width=4", "--config.network.hidden=16",
+           "--config.network.timesteps=2", "--config.scoring.batch_size=4",
+           "--config.scoring.repeats=1", "--config.num_seeds=1",
+           "--config.spikenas_candidates=2", "--config.random_draws=2"]
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+  """Ground-truth tables, good and bad, some under odd names."""
+  root = tmp_path_factory.mktemp("gt tables é")  # a space and a non-ASCII letter
+  good = "genotype,accuracy\n" + "".join(f"{g},{50 + i}\n" for i, g in enumerate(CELLS))
+  files = {
+      "good": good,
+      "header_only": "genotype,accuracy\n",
+      "empty": "",
+      "one_cell": f"genotype,accuracy\n{CELLS[0]},50\n0202/0000/0000/0000,51\n",
+      "over_100": good + f"0102/0003/0000/0000,150\n",
+      "negative": good.replace(",51\n", ",-5\n"),
+      "bom": "\ufeff" + good,
+  }
+  paths = {}
+  for name, text in files.items():
+    (root / f"{name}.csv").write_text(text, encoding="utf-8")
+    paths[name] = str(root / f"{name}.csv")
+  (root / "latin1.csv").write_bytes("genotype,accuracy # café\n".encode("latin-1"))
+  paths["latin1"] = str(root / "latin1.csv")
+  cifar10 = network.network_config("cifar10", ops=gt_config.TABLE_OPS)
+  from snnax_nas import genotype as genotype_lib
+  params = memory.param_count(
+      np.stack([genotype_lib.parse_genotype(g, cifar10.ops) for g in CELLS]), cifar10)
+  (root / "cifar10.csv").write_text("genotype,accuracy,params\n" + "".join(
+      f"{g},{50 + i},{p}\n" for i, (g, p) in enumerate(zip(CELLS, params))))
+  paths["cifar10"] = str(root / "cifar10.csv")
+  paths["dir"] = str(root)
+  (root / "a file").write_text("not a directory\n")
+  paths["file"] = str(root / "a file")
+  return paths
+
+
+GROUNDTRUTH_ROWS = [
+    ([], 2, ["config.table is required"]),
+    (["--config.table={header_only}"], 2, ["header_only.csv", "no rows"]),
+    (["--config.table={empty}"], 2, ["empty.csv", "genotype and accuracy"]),
+    (["--config.table={one_cell}"], 2, ["1 distinct cell", "at least 2"]),
+    (["--config.table={over_100}"], 2, ["row 6", "accuracy 150", "[0, 100]"]),
+    (["--config.table={negative}"], 2, ["row 3", "accuracy -5"]),
+    (["--config.table={latin1}"], 2, ["latin1.csv", "not UTF-8"]),
+    (["--config.table={dir}/none.csv"], 2, ["none.csv"]),
+    (["--config.table={dir}"], 2, ["is a directory"]),
+    (["--config.table={good}", "--config.network.dropout=0.1"], 2,
+     ["network.dropout=0.1", "without dropout"]),
+    (["--config.table={cifar10}"], 2, ["params column", "--config.trained.preset=cifar10"]),
+    (["--config.table={good}", "--config.num_seeds=0"], 2, ["num_seeds=0", ">= 1"]),
+    (["--config.table={good}", "--config.num_seeds=-1"], 2, ["num_seeds=-1"]),
+    (["--config.table={good}", "--config.spikenas_candidates=0"], 2, ["spikenas_candidates=0"]),
+    (["--config.table={good}", "--config.methods=spikenas,evolution"], 2, ["evolution"]),
+    (["--config.table={good}", "--config.methods=spikenas,spikenas"], 2,
+     ["spikenas", "more than once"]),
+    (["--config.table={good}", "--config.budget.fraction=1.5"], 2, ["1.5", "[0, 1]"]),
+    (["--config.table={good}", "--config.budget.fraction=-0.1"], 2, ["-0.1"]),
+    (["--config.table={good}", "--config.budget.fraction=abc"], 2, ["'abc'", "not a number"]),
+    (["--config.table={good}", "--config.budget.fraction=", "--config.budget.mb=abc"], 2,
+     ["budget.mb", "'abc'"]),
+    (["--config.table={good}", "--config.budget.fraction=", "--config.budget.mb=-1"], 2,
+     ["budget.mb", "-1"]),
+    (["--config.table={good}", "--config.budget.fraction=", "--config.budget.mb=nan"], 2,
+     ["budget.mb", "nan"]),
+    (["--config.table={good}", "--config.budget.fraction=", "--config.budget.mb=0.001"], 2,
+     ["0.001 MB", "no cell of the table fits"]),
+    (["--config.table={good}", "--config.budget.fraction="], 2,
+     ["budget.fraction", "budget.mb"]),
+    (["--config.table={good}", "--config.budget.weight_bits=3"], 2, ["weight_bits=3"]),
+    (["--config.table={good}", "--config.trained.preset=nope"], 2, ["nope", "cifar100"]),
+    (["--config.table={good}", "--config.scoring.weights=shared"], 2, ["shared"]),
+    # The table is read under network.ops: a smaller op set refuses its digits.
+    (["--config.table={good}", "--config.network.ops=skip,conv3x3"], 2, ["row 3", "digit 3"]),
+    (["--config.table={good}", "--workdir={file}"], 2, ["a file", "cannot be used"]),
+]
+
+
+@pytest.mark.parametrize("row_args, status, words", GROUNDTRUTH_ROWS)
+def test_groundtruth_bad_inputs(row_args, status, words, tables, tmp_path, monkeypatch,
+                                capsys):
+  workdir = str(tmp_path / "w")
+  args = [a.format(**tables) for a in row_args]
+  if not any(a.startswith("--workdir") for a in args):
+    args.append(f"--workdir={workdir}")
+  got, _, err = run_launcher("groundtruth", [*GT_TINY, *args], monkeypatch, capsys)
+  _check_row(got, err, status, words)
+  assert not os.path.exists(os.path.join(workdir, "config.json"))
+
+
+def _fake_scores(genotypes, images, key, cfg, arch=None, **kwargs):
+  class Scored:
+    scores = np.arange(len(genotypes) if genotypes is not None else len(arch), dtype=float)
+  return Scored()
+
+
+def test_groundtruth_on_odd_paths_runs_and_a_second_config_is_refused(tables, tmp_path,
+                                                                       monkeypatch, capsys):
+  """A table and a workdir whose paths hold a space and a non-ASCII letter,
+  and a UTF-8 byte-order mark in the table: the run finishes; the same
+  command resumes; another config into the same workdir is refused naming
+  the field. The scorer is a stand-in (the paths are under test)."""
+  from snnax_nas import score
+  monkeypatch.setattr(score, "score_candidates", _fake_scores)
+  work = tmp_path / "runs é" / "gt 1"
+  args = [*GT_TINY, f"--config.table={tables['bom']}", f"--workdir={work}"]
+  got, out, err = run_launcher("groundtruth", args, monkeypatch, capsys)
+  assert got == 0, err
+  assert "4 distinct cells" in out and (work / "summary.json").exists()
+  got, out2, err = run_launcher("groundtruth", args, monkeypatch, capsys)
+  assert got == 0, err
+  got, _, err = run_launcher("groundtruth", [*args, f"--config.table={tables['good']}"],
+                             monkeypatch, capsys)
+  _check_row(got, err, 2, ["config.table", "--workdir"])
+
+
+SEARCH_FRACTION_ROWS = [
+    (["--config.budget.fraction=-0.5"], 2, ["budget fraction", "-0.5"]),
+    (["--config.budget.fraction=nan"], 2, ["budget fraction", "nan"]),
+    # budget.fraction is a float field: the flag parser names a non-number.
+    (["--config.budget.fraction=0.2,0.4"], 2, ["--config.budget.fraction=0.2,0.4"]),
+    (["--config.budget.fraction=half"], 2, ["--config.budget.fraction=half"]),
+]
+
+
+@pytest.mark.parametrize("row_args, status, words", SEARCH_FRACTION_ROWS)
+def test_search_budget_fraction_edges(row_args, status, words, random_npz, tmp_path,
+                                      monkeypatch, capsys):
+  workdir = str(tmp_path / "w")
+  got, _, err = run_launcher("search", [
+      f"--config.dataset=npz:{random_npz}", "--config.network.width=4",
+      "--config.network.hidden=16", "--config.network.timesteps=2",
+      "--config.scoring.batch_size=4", "--config.scoring.repeats=1", f"--workdir={workdir}",
+      *row_args], monkeypatch, capsys)
+  _check_row(got, err, status, words)
+  assert not os.path.exists(os.path.join(workdir, "config.json"))
+
+
+COMPARE_ROWS = [
+    (["--config.num_seeds=0"], 2, ["num_seeds=0", ">= 1"]),
+    (["--config.num_seeds=-1"], 2, ["num_seeds=-1"]),
+    (["--config.budget.fraction=0"], 2, ["0 admits only the smallest"]),
+    (["--config.budget.fraction=1.5"], 2, ["1.5", "[0, 1]"]),
+    (["--config.budget.fraction=0.5,nan"], 2, ["nan"]),
+    (["--config.budget.fraction=", "--config.budgets_mb="], 2, ["no budget"]),
+    (["--config.methods=lightsnn", "--config.budget.fraction=0.5"], 2,
+     ["none of lightsnn takes a budget"]),
+]
+
+
+@pytest.mark.parametrize("row_args, status, words", COMPARE_ROWS)
+def test_compare_seed_and_fraction_edges(row_args, status, words, random_npz, tmp_path,
+                                         monkeypatch, capsys):
+  workdir = str(tmp_path / "w")
+  got, _, err = run_launcher("compare", [
+      f"--config.dataset=npz:{random_npz}", "--config.network.width=4",
+      "--config.network.hidden=16", "--config.network.timesteps=2", f"--workdir={workdir}",
+      *row_args], monkeypatch, capsys)
+  _check_row(got, err, status, words)
+  assert not os.path.exists(os.path.join(workdir, "config.json"))
+  assert _last_line(err).startswith("error:")
