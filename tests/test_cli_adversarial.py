@@ -10,13 +10,13 @@ import os
 
 import numpy as np
 import pytest
+from test_cli_bad_inputs import _check_row
+from test_cli_bad_inputs import _last_line
+from test_cli_bad_inputs import run_launcher
 
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas.configs import groundtruth as gt_config
-from test_cli_bad_inputs import _check_row
-from test_cli_bad_inputs import _last_line
-from test_cli_bad_inputs import run_launcher
 
 CELLS = ["0002/0000/0000/0000", "0003/0000/0000/0000", "0004/0000/0000/0000",
          "0302/0003/0000/0000"]
@@ -36,7 +36,7 @@ def tables(tmp_path_factory):
       "header_only": "genotype,accuracy\n",
       "empty": "",
       "one_cell": f"genotype,accuracy\n{CELLS[0]},50\n0202/0000/0000/0000,51\n",
-      "over_100": good + f"0102/0003/0000/0000,150\n",
+      "over_100": good + "0102/0003/0000/0000,150\n",
       "negative": good.replace(",51\n", ",-5\n"),
       "bom": "\ufeff" + good,
   }
