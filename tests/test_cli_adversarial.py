@@ -183,3 +183,54 @@ def test_compare_seed_and_fraction_edges(row_args, status, words, random_npz, tm
   _check_row(got, err, status, words)
   assert not os.path.exists(os.path.join(workdir, "config.json"))
   assert _last_line(err).startswith("error:")
+
+
+EVALUATE_ROWS = [
+    (["--config.raster=-1"], 2, ["--config.raster=-1", ">= 0"]),
+    ([f"--config.raster={10**6}"], 2, [f"--config.raster={10**6}", "<= 16"]),
+    (["--config.raster=17"], 2, ["--config.raster=17", "<= 16"]),
+]
+
+
+@pytest.mark.parametrize("row_args, status, words", EVALUATE_ROWS)
+def test_evaluate_raster_edges(row_args, status, words, tmp_path, monkeypatch, capsys):
+  """Refused before the run is read (the workdir holds no run here)."""
+  got, _, err = run_launcher("evaluate", [f"--workdir={tmp_path}", *row_args], monkeypatch,
+                             capsys)
+  _check_row(got, err, status, words)
+
+
+def test_a_run_raster_draws_every_input_asked_for(tmp_path, monkeypatch):
+  """``--config.raster=N`` draws N inputs, not the plot's default 4; more
+  than the split holds is refused naming both."""
+  import types
+
+  import jax
+  import jax.numpy as jnp
+
+  from snnax_nas import data as data_lib
+  from snnax_nas import evaluate
+  from snnax_nas import models
+  from snnax_nas import raster
+  cfg = network.network_config(None, input_shape=(8, 8, 3), num_classes=2, width=4, hidden=8,
+                               timesteps=2, vote_group=2, ops="spikenas")
+  genotype = "0002/0000/0000/0000"
+  model = models.SpikingNetwork.for_genotypes(cfg, genotype)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), train=False)
+
+  trained = types.SimpleNamespace(config=cfg, genotype=genotype, variables=variables, run=None)
+  images = np.random.default_rng(0).integers(0, 255, (6, 8, 8, 3)).astype(np.uint8)
+  info = data_lib.DatasetInfo(name="tiny", image_shape=(8, 8, 3), num_classes=2,
+                              mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+  monkeypatch.setattr(evaluate, "load_trained_run", lambda w: trained)
+  monkeypatch.setattr(evaluate, "load_split",
+                      lambda run, c, split, n: (info, images[:n], np.zeros(len(images[:n]))))
+  drawn = {}
+  monkeypatch.setattr(raster, "plot_spike_raster",
+                      lambda spikes, path, inputs=None, **k: drawn.update(inputs=list(inputs)))
+  raster.plot_run_raster(str(tmp_path), str(tmp_path / "r.png"), num_inputs=6)
+  assert drawn["inputs"] == list(range(6))
+  monkeypatch.setattr(evaluate, "load_split",
+                      lambda run, c, split, n: (info, images[:3], np.zeros(3)))
+  with pytest.raises(ValueError, match="num_inputs=6: the test split holds 3 inputs"):
+    raster.plot_run_raster(str(tmp_path), str(tmp_path / "r.png"), num_inputs=6)
