@@ -234,3 +234,70 @@ def test_a_run_raster_draws_every_input_asked_for(tmp_path, monkeypatch):
                       lambda run, c, split, n: (info, images[:3], np.zeros(3)))
   with pytest.raises(ValueError, match="num_inputs=6: the test split holds 3 inputs"):
     raster.plot_run_raster(str(tmp_path), str(tmp_path / "r.png"), num_inputs=6)
+
+
+# Paths that are not what a field needs: a directory for a file, a file for a
+# folder. {dir} and {file} sit under a name with a space and a non-ASCII letter.
+PATH_ROWS = [
+    ("score", ["--config.genotypes={dir}"], ["--config.genotypes", "Is a directory"]),
+    ("search", ["--config.method=random", "--config.genotypes={dir}"], ["Is a directory"]),
+    ("correlate", ["--scores={dir}", "--truth={dir}"], ["Is a directory"]),
+    ("train", ["--config.from_search={file}"], ["--config.from_search", "a file"]),
+    ("score", ["--workdir={file}/sub"], ["a file/sub", "Not a directory"]),
+    ("groundtruth", ["--config.table={file}"], ["a file", "genotype and accuracy"]),
+]
+
+
+@pytest.mark.parametrize("module, row_args, words", PATH_ROWS)
+def test_paths_of_the_wrong_kind(module, row_args, words, tables, random_npz, tmp_path,
+                                 monkeypatch, capsys):
+  args = [a.format(**tables) for a in row_args]
+  if not any(a.startswith("--workdir") for a in args):
+    args.append(f"--workdir={tmp_path / 'w'}")
+  if module in ("score", "search"):
+    args.append(f"--config.dataset=npz:{random_npz}")
+  got, _, err = run_launcher(module, args, monkeypatch, capsys)
+  _check_row(got, err, 2, words)
+  assert not (tmp_path / "w" / "config.json").exists()
+
+
+def _tables_without_times(work):
+  import csv
+  out = {}
+  for name in ("per_seed.csv", "results.csv", "ops.csv"):
+    with open(work / name) as f:
+      out[name] = [{k: v for k, v in r.items() if "seconds" not in k} for r in csv.DictReader(f)]
+  return out
+
+
+def test_groundtruth_interrupted_mid_run_resumes_to_the_same_tables(tables, tmp_path,
+                                                                    monkeypatch, capsys):
+  """Ctrl-C while seed 2 of 3 is scored, then the same command: the final
+  tables equal those of a run never interrupted (finished seeds are loaded;
+  the scorer is a deterministic stand-in)."""
+  from snnax_nas import score
+  calls = []
+
+  def scorer(*args, **kwargs):
+    calls.append(1)
+    if interrupt_at and len(calls) == interrupt_at:
+      raise KeyboardInterrupt
+    return _fake_scores(*args, **kwargs)
+
+  monkeypatch.setattr(score, "score_candidates", scorer)
+  base = [a for a in GT_TINY if "num_seeds" not in a] + [
+      "--config.num_seeds=3", f"--config.table={tables['good']}"]
+  interrupt_at = 0
+  got, _, err = run_launcher("groundtruth", [*base, f"--workdir={tmp_path / 'once'}"],
+                             monkeypatch, capsys)
+  assert got == 0, err
+  calls.clear()
+  interrupt_at = 4  # compile + seeds 0 and 1, then seed 2
+  work = tmp_path / "twice"
+  got, _, err = run_launcher("groundtruth", [*base, f"--workdir={work}"], monkeypatch, capsys)
+  assert got == 130 and _last_line(err) == "interrupted; rerun the same command to resume"
+  assert sorted(os.listdir(work / "scores"))[-2:] == ["seed_0000.npz", "seed_0001.npz"]
+  interrupt_at = 0
+  got, _, err = run_launcher("groundtruth", [*base, f"--workdir={work}"], monkeypatch, capsys)
+  assert got == 0, err
+  assert _tables_without_times(work) == _tables_without_times(tmp_path / "once")
