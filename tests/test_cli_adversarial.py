@@ -301,3 +301,35 @@ def test_groundtruth_interrupted_mid_run_resumes_to_the_same_tables(tables, tmp_
   got, _, err = run_launcher("groundtruth", [*base, f"--workdir={work}"], monkeypatch, capsys)
   assert got == 0, err
   assert _tables_without_times(work) == _tables_without_times(tmp_path / "once")
+
+
+def test_groundtruth_refuses_a_workdir_in_use_by_another_run(tables, tmp_path, monkeypatch,
+                                                            capsys):
+  from snnax_nas import workdir as workdir_lib
+  work = tmp_path / "busy"
+  with workdir_lib.lock(str(work)):  # another job holds it
+    got, _, err = run_launcher("groundtruth", [*GT_TINY, f"--config.table={tables['good']}",
+                                               f"--workdir={work}"], monkeypatch, capsys)
+  _check_row(got, err, 2, ["in use by another running job"])
+  assert not (work / "config.json").exists()
+
+
+def test_compare_stopped_between_seeds_resumes_to_the_same_rows(tmp_path):
+  """A study of 3 seeds whose second seed's first stage fails (as a kill
+  there leaves it), then rerun: every seed's rows equal an unbroken study's
+  (the fake stages of tests/test_compare.py; measured stage times left out)."""
+  from test_compare import FakeRunner
+  from test_compare import _config
+
+  from snnax_nas import study
+
+  def rows(where, runner):
+    got, _ = study.run_study(_config(num_seeds=3, seed=5), str(where), runner=runner,
+                             log=lambda s: None)
+    return [{k: v for k, v in r.items() if k != "search_process_s"} for r in got]
+
+  once = rows(tmp_path / "once", FakeRunner())
+  with pytest.raises(study.StageError, match="seed6"):
+    rows(tmp_path / "twice", FakeRunner(fail_on="seed6"))
+  assert (tmp_path / "twice" / "seed5" / "results.csv").exists()
+  assert rows(tmp_path / "twice", FakeRunner()) == once
