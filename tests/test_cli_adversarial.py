@@ -333,3 +333,27 @@ def test_compare_stopped_between_seeds_resumes_to_the_same_rows(tmp_path):
     rows(tmp_path / "twice", FakeRunner(fail_on="seed6"))
   assert (tmp_path / "twice" / "seed5" / "results.csv").exists()
   assert rows(tmp_path / "twice", FakeRunner()) == once
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_finishes(tables, tmp_path, monkeypatch,
+                                                        capsys):
+  """The disk fills while a seed's scores are written (simulated: the write
+  raises ENOSPC, as on a full tmpfs): one line with the system's reason,
+  status 2, and the same command afterwards finishes the run."""
+  import errno
+
+  from snnax_nas import score
+  monkeypatch.setattr(score, "score_candidates", _fake_scores)
+  real = np.savez
+
+  def full(file, **arrays):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), getattr(file, "name", str(file)))
+
+  monkeypatch.setattr(np, "savez", full)
+  args = [*GT_TINY, f"--config.table={tables['good']}", f"--workdir={tmp_path / 'w'}"]
+  got, _, err = run_launcher("groundtruth", args, monkeypatch, capsys)
+  _check_row(got, err, 2, ["No space left on device", "seed_0000", "rerun"])
+  monkeypatch.setattr(np, "savez", real)
+  got, _, err = run_launcher("groundtruth", args, monkeypatch, capsys)
+  assert got == 0, err
+  assert (tmp_path / "w" / "summary.json").exists()

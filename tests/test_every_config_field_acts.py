@@ -221,6 +221,8 @@ def other_value(job, field, value, inputs):
   }
   if field.endswith("weight_bits") or field == "budget_bits":
     return (8 if value != 8 else 4), {}
+  if field.endswith("batch_size") and isinstance(value, int):
+    return 2 * value, {}  # a multiple of any device count the process has
   if field == "network.second_pool":
     return (2 if value != 2 else 4), {}
   if field == "network.backward" and value is None:
