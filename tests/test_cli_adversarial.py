@@ -357,3 +357,29 @@ def test_a_full_disk_is_one_line_and_the_rerun_finishes(tables, tmp_path, monkey
   got, _, err = run_launcher("groundtruth", args, monkeypatch, capsys)
   assert got == 0, err
   assert (tmp_path / "w" / "summary.json").exists()
+
+
+def test_score_with_odd_paths_runs(tables, random_npz, tmp_path, monkeypatch, capsys):
+  """A genotype file and a workdir under names with a space and a non-ASCII
+  letter: the score job runs and writes its table (the scorer is a stand-in)."""
+  from snnax_nas import score
+
+  def scorer(genotypes, images, key, cfg, arch=None, candidate_ids=None, **kwargs):
+    class Scored:
+      scores = np.arange(len(arch), dtype=float)
+      singular = np.zeros(len(arch), bool)
+      compile_seconds = run_seconds = 0.0
+    return Scored()
+
+  monkeypatch.setattr(score, "score_candidates", scorer)
+  gfile = os.path.join(tables["dir"], "cells é.txt")
+  with open(gfile, "w", encoding="utf-8") as f:
+    f.write("0302/0030/0003/0000\n0303/0030/0003/0000\n")
+  work = tmp_path / "scores é" / "run 1"
+  got, _, err = run_launcher("score", [
+      f"--config.dataset=npz:{random_npz}", f"--config.genotypes={gfile}",
+      "--config.network.width=4", "--config.network.hidden=16", "--config.network.timesteps=2",
+      "--config.scoring.batch_size=4", "--config.scoring.repeats=1", f"--workdir={work}"],
+      monkeypatch, capsys)
+  assert got == 0, err
+  assert (work / "scores.csv").read_text().count("\n") == 3  # header and both cells
