@@ -1,10 +1,10 @@
-"""Accelerator benchmark of the batch scorer (issue 13): one command, both configs.
+"""Accelerator benchmark of the batch scorer: one command, both configs.
 
 For each config it prints, measured in this one process on this one device:
 
 * JAX ``snnax_nas.score.score_candidates`` cand/s (median over ``--reps``
   runs of the candidate set) at the automatic layout (:mod:`snnax_nas.autotune`)
-  and, with ``--sweep``, at the layouts of issue 13's table;
+  and, with ``--sweep``, at the layouts of the H200 table in ``benchmarks/RESULTS.md``;
 * torch + SpikingJelly cand/s (``benchmarks/torch_reference.py`` on the
   same device, one network at a time) and the JAX/torch ratio;
 * useful TFLOP/s (:mod:`snnax_nas.flops`) and its % of the dense conv peak,
@@ -28,8 +28,7 @@ Usage::
 
 ``--fidelity N`` scores N sampled candidates of the 5-op forward space with
 float32 and with bfloat16 cell convs (same weights and images) and reports
-Kendall tau between the two score vectors (issue 13 requires >= 0.99 to
-offer bf16).
+Kendall tau between the two score vectors (bf16 is offered only at >= 0.99).
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ def _parse(argv=None):
   p.add_argument("--map_batch_size", default="auto")
   p.add_argument("--conv_dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--sweep", action="store_true",
-                 help="also time issue 13's layouts (chunk/map_batch 16/1, 64/16, 64/64; 8/1, 8/8)")
+                 help="also time the H200 table's layouts (chunk/map_batch 16/1, 64/16, 64/64; 8/1, 8/8)")
   p.add_argument("--fidelity", type=int, default=0,
                  help="only measure bf16-vs-f32 Kendall tau on this many candidates")
   p.add_argument("--fidelity_width", type=int, default=4)
@@ -77,6 +76,7 @@ from snnax_nas import data  # noqa: E402
 from snnax_nas import distributed
 from snnax_nas import flops as flops_lib  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
+from snnax_nas import genotype_space
 from snnax_nas import network  # noqa: E402
 from snnax_nas import score  # noqa: E402
 
@@ -196,7 +196,7 @@ def bench_torch(cfg, gs, images, n, seed):
 def canonical_forward_space(ops: str = "snasnet") -> np.ndarray:
   """The canonical forward space of an op set: every valid forward genotype,
   pruned to canonical form and deduplicated, int8 [M, 4, 4]."""
-  raw = genotype_lib.enumerate_forward(ops)
+  raw = genotype_space.enumerate_forward(ops)
   return genotype_lib.unique_canonical(raw[genotype_lib.is_valid(raw)])
 
 
@@ -205,7 +205,7 @@ def fidelity(args):
   cfg, _, repeats = make_config("small", False, width=args.fidelity_width)
   batch = args.fidelity_batch
   images = data.score_batches("cifar10_sample", repeats, batch, args.seed)
-  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+  gs = genotype_lib.as_genotypes(genotype_space.sample_genotypes(
       np.random.default_rng(args.seed), args.fidelity, cfg.ops), cfg)
   key = jax.random.key(args.seed)
   out = {}
@@ -246,7 +246,7 @@ def main(args):
       raise ValueError(f"unknown config {name!r}; choose from {', '.join(CONFIGS)}")
     cfg, batch, repeats = make_config(name, args.smoke)
     images = data.score_batches("cifar10_sample", repeats, batch, args.seed)
-    gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+    gs = genotype_lib.as_genotypes(genotype_space.sample_genotypes(
         np.random.default_rng(args.seed), n_jax[min(i, len(n_jax) - 1)], cfg.ops), cfg)
     key = jax.random.key(args.seed)
     useful = flops_lib.candidate_flops(genotype_lib.arch_of(gs, cfg), cfg, batch, repeats).useful

@@ -52,7 +52,8 @@ from snnax_nas import correlation  # noqa: E402
 from snnax_nas import data as data_lib  # noqa: E402
 from snnax_nas import memory  # noqa: E402
 from snnax_nas import score  # noqa: E402
-from snnax_nas.jobs import groundtruth  # noqa: E402
+from snnax_nas import stats  # noqa: E402
+from snnax_nas.studies import groundtruth  # noqa: E402
 
 FORWARD_KERNELS = ("sahd", "sahd_time", "expressivity")
 GRADIENT_KERNELS = ("grad_norm", "snip", "jacob_cov")
@@ -105,6 +106,9 @@ def score_phase(args, path, preset, name, group, seeds):
   config, cfg = _setting(args, preset)
   table = groundtruth.read_table(path, cfg.ops)
   kernels, options, suffix = GROUPS[group]
+  rows = np.arange(len(table.names))
+  if group == "gradient" and args.gradient_rows:  # evenly spread cells: the costly group
+    rows = np.unique(np.linspace(0, len(rows) - 1, args.gradient_rows).round().astype(int))
   out = os.path.join(args.out, name)
   os.makedirs(out, exist_ok=True)
   for seed in range(seeds):
@@ -113,16 +117,16 @@ def score_phase(args, path, preset, name, group, seeds):
       continue
     images = data_lib.score_batches(config.dataset, args.repeats, args.batch, seed, None)
     t0 = time.perf_counter()
-    res = score.score_candidates(table.genotypes, images, jax.random.key(seed), cfg,
+    res = score.score_candidates(table.genotypes[rows], images, jax.random.key(seed), cfg,
                                  kernel=kernels, chunk_size="auto", map_batch_size="auto",
-                                 **options)
+                                 candidate_ids=rows, **options)
     wall = time.perf_counter() - t0
     names = [k + suffix for k in kernels]
-    np.savez(f + ".tmp.npz", scores=np.asarray(res.scores).reshape(len(table.names), -1),
+    np.savez(f + ".tmp.npz", scores=np.asarray(res.scores).reshape(len(rows), -1), rows=rows,
              kernels=np.array(names), wall=wall, compile=res.compile_seconds,
              load=os.getloadavg()[0])
     os.replace(f + ".tmp.npz", f)
-    print(f"{name} {group} seed {seed}: {len(table.names)} cells x {len(kernels)} proxies in "
+    print(f"{name} {group} seed {seed}: {len(rows)} cells x {len(kernels)} proxies in "
           f"{wall:.1f} s (compile {res.compile_seconds:.1f} s, load {os.getloadavg()[0]:.1f})",
           flush=True)
 
@@ -148,8 +152,8 @@ def cost_phase(args, path, preset):
 
 
 def _interval(values, digits=3):
-  s = groundtruth.summarize(np.asarray(values, np.float64))
-  return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
+  s = stats.bootstrap_interval(np.asarray(values, np.float64))
+  return stats.interval_cell(s["mean"], s["lo"], s["hi"], digits)
 
 
 def report_phase(args, path, preset, name):
@@ -165,10 +169,16 @@ def report_phase(args, path, preset, name):
   files = sorted(f for f in os.listdir(os.path.join(args.out, name)) if f.startswith("seed_")
                  and f.endswith(".npz") and ".tmp" not in f)
   per_seed = {}  # seed -> ({proxy: scores [N]}, {proxy: wall share})
+  subsets = []  # (seed, rows, {proxy: scores [n]}, wall)
   for f in files:
     seed = int(f[5:9])
     with np.load(os.path.join(args.out, name, f)) as z:
       names = [str(k) for k in z["kernels"]]
+      idx = z["rows"] if "rows" in z.files else np.arange(len(acc))
+      if len(idx) < len(acc):  # a subset of the cells: compared on its rows only
+        subsets.append((seed, idx, {k: z["scores"][:, i] for i, k in enumerate(names)},
+                        float(z["wall"])))
+        continue
       got, walls = per_seed.setdefault(seed, ({}, {}))
       for i, k in enumerate(names):
         got[k] = z["scores"][:, i]
@@ -186,15 +196,33 @@ def report_phase(args, path, preset, name):
   for k, seeded in scores_of.items():
     seeds = [v for _, v in seeded]
     taus = [correlation.kendall_tau(_ranked(v), acc) for v in seeds]
+    broken = [correlation.tie_broken_tau(_ranked(v), acc) for v in seeds]
     within = [correlation.within_group_tau(_ranked(v), acc, params) for v in seeds]
+    within_broken = [correlation.within_group_tau(_ranked(v), acc, params,
+                                                  tau=correlation.tie_broken_tau) for v in seeds]
     resid = [correlation.residual_tau(v, acc, params) for v in seeds]
-    rows.append(dict(proxy=k, tau=taus, within=within, resid=resid, seeds=len(seeds)))
+    rows.append(dict(proxy=k, tau=taus, broken=broken, within=within,
+                     within_broken=within_broken, resid=resid,
+                     seeds=len(seeds)))
     for (seed, v), wall in zip(seeded, wall_of[k]):
       secs = np.full(len(v), wall / len(v))
       picks += [dict(r, proxy=k) for r in groundtruth.evaluate_seed(
           v, secs, acc, params, fits, ("spikenas", "random_cell", "largest"), seed,
           spikenas_candidates=64, random_draws=64)]
+  subset_rows = []
+  for seed, idx, got, wall in subsets:
+    full = per_seed.get(seed, ({}, {}))[0]
+    pool = dict({k: v[idx] for k, v in full.items()}, **got)
+    for k, v in pool.items():
+      subset_rows.append(dict(proxy=k, seed=seed, cells=len(idx),
+                              tau=correlation.kendall_tau(_ranked(v), acc[idx]),
+                              broken=correlation.tie_broken_tau(_ranked(v), acc[idx]),
+                              within=correlation.within_group_tau(_ranked(v), acc[idx],
+                                                                  params[idx]),
+                              resid=correlation.residual_tau(v, acc[idx], params[idx]),
+                              per_cell=wall / len(idx) if k in got else None))
   return dict(table=name, cells=len(acc), seeds=len(per_seed), rows=rows, picks=picks,
+              subset=subset_rows,
               walls=[w for w in wall_of.get("sahd", [0.0])],
               size_tau=correlation.kendall_tau(params, acc))
 
@@ -210,14 +238,26 @@ def markdown(res, cost) -> str:
            "", f"Exact parameter count: Kendall τ {res['size_tau']:.3f} (no seed dependence). "
            f"Whole-table SAHD-group scoring per seed (the forward proxies in one call): median "
            f"{np.median(res['walls']):.0f} s.", "",
-           "| proxy | seeds | τ per seed [95 % CI] | within-size τ [95 % CI] | τ residualised "
-           "on size [95 % CI] | cost × SAHD |", "|---|---|---|---|---|---|"]
+           "| proxy | seeds | τ-b per seed [95 % CI] | τ, ties broken at random | within-size τ-b "
+           "[95 % CI] | within-size τ, ties broken | τ residualised on size [95 % CI] | "
+           "cost × SAHD |", "|---|---|---|---|---|---|---|---|"]
   for r in res["rows"]:
     c = cost.get(r["proxy"], {}).get("over_sahd") if cost else None
     c = "~0 (host)" if r["proxy"] in ANALYTIC_KERNELS else (f"{c:.2f}" if c else "sum of members")
     lines.append(f"| {r['proxy']} | {r['seeds']} | {_interval(r['tau'])} | "
-                 f"{_interval(r['within'])} | "
+                 f"{_interval(r['broken'])} | {_interval(r['within'])} | "
+                 f"{_interval(r['within_broken'])} | "
                  f"{_interval(r['resid'])} | {c} |")
+  if res["subset"]:
+    lines += ["", "Gradient proxies (their cost keeps them to a subset of evenly spread cells): "
+              "every proxy on the same cells and seed; Kendall τ, within-size τ, τ residualised "
+              "on size:", "", "| proxy | seed | cells | τ-b | τ, ties broken | within-size τ | "
+              "τ resid. | s per cell |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["subset"]:
+      per = f"{r['per_cell']:.2f}" if r["per_cell"] else ""
+      lines.append(f"| {r['proxy']} | {r['seed']} | {r['cells']} | {r['tau']:.3f} | "
+                   f"{r['broken']:.3f} | "
+                   f"{r['within']:.3f} | {r['resid']:.3f} | {per} |")
   lines += ["", "SpikeNAS's shared-cell pick with each proxy (mean over seeds [95 % CI]); "
             "differences paired by seed:", "",
             "| proxy | budget | accuracy (%) | percentile | regret | − largest (points) | "
@@ -244,6 +284,8 @@ def main():
   p.add_argument("--out", required=True, help="folder of per-seed score files (resumable)")
   p.add_argument("--groups", default="forward:20,common:20,gradient:3,draws2:10",
                  help="score groups (GROUPS) with their seed counts, run in this order")
+  p.add_argument("--gradient_rows", type=int, default=48,
+                 help="cells (evenly spread) the gradient group scores; 0 = all")
   p.add_argument("--width", type=int, default=8)
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--repeats", type=int, default=1)

@@ -115,6 +115,7 @@ from snnax_nas import data  # noqa: E402
 from snnax_nas import distributed
 from snnax_nas import flops as flops_lib  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
+from snnax_nas import genotype_space
 from snnax_nas import kernels
 from snnax_nas import network  # noqa: E402
 from snnax_nas import score  # noqa: E402
@@ -374,7 +375,7 @@ def _space(args, ops):
   in every process for the same flags)."""
   cfg, batch = make_config(args, ops)
   images = load_images(args, batch)
-  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+  gs = genotype_lib.as_genotypes(genotype_space.sample_genotypes(
       np.random.default_rng(args.seed), args.num_candidates, cfg.ops,
       backward=args.backward), cfg)
   return cfg, batch, images, gs

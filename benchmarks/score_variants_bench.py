@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from snnax_nas import configs  # noqa: E402
 from snnax_nas import correlation  # noqa: E402
 from snnax_nas import data as data_lib  # noqa: E402
-from snnax_nas import io  # noqa: E402
+from snnax_nas import files  # noqa: E402
 from snnax_nas import memory  # noqa: E402
 
 
@@ -157,7 +157,7 @@ def main():
 
   if a.scores_out:
     names = list(scores)
-    io.write_csv(a.scores_out, ["genotype", "accuracy", "params"] + names,
+    files.write_csv(a.scores_out, ["genotype", "accuracy", "params"] + names,
                  [[t, acc[i], params[i]] + [repr(float(scores[v][i])) for v in names]
                   for i, t in enumerate(texts)])
     print(f"wrote {a.scores_out}", flush=True)

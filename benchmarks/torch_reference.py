@@ -418,7 +418,7 @@ def load_weights(model: nn.Module, params: dict) -> None:
 # ----------------------------------------------------------------------------
 
 def _sahd_kernel(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-  """K = N - 0.5 * H / (E + 1e-3) for one LIF output (spec section 4)."""
+  """K = N - 0.5 * H / (E + 1e-3) for one LIF output (SNASNet's SAHD kernel)."""
   x = (out.reshape(out.shape[0], -1) > 0).to(dtype)
   b, n = x.shape
   rate = (x.sum(1) / n).unsqueeze(1)                     # [B, 1]

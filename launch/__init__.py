@@ -6,7 +6,7 @@ import sys
 # Launchers whose time is mostly training steps. For them glibc's allocator is
 # told to keep freed memory (training steps 1.3x faster on XLA:CPU); the
 # scoring jobs ran 8 % slower with it, at up to 1.7x the peak memory
-# (benchmarks/RESULTS.md, issue 20), so they are left alone.
+# (benchmarks/RESULTS.md), so they are left alone.
 _TRAINING_LAUNCHERS = ("launch.train", "launch.compare", "launch.analyze_ops")
 
 

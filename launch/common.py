@@ -3,7 +3,7 @@
 Each launcher takes ``--config`` (its job's ``snnax_nas/configs/<job>.py``, a
 preset after a colon, any field overridden by its dotted name:
 ``--config.network.width=32``) and ``--workdir``, a plain flag; it parses
-them, calls the job's ``run(config, workdir)`` (:mod:`snnax_nas.jobs`) through
+them, calls the job's ``run(config, workdir)`` (:mod:`snnax_nas.jobs`, :mod:`snnax_nas.studies`) through
 :func:`run_job` and prints the job's report. ``--help`` lists the config's
 fields with their defaults.
 """

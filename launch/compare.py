@@ -6,8 +6,8 @@ r"""The accuracy-vs-memory table: SpikeNAS vs SNASNet random search vs LightSNN.
       --workdir=runs/compare
   python -m launch.compare --config=snnax_nas/configs/compare.py:reference --workdir=runs/compare_ref
 
-The job is :func:`snnax_nas.jobs.compare.run` and the stages
-:mod:`snnax_nas.study` (its docstring: the methods, the files written,
+The study is :func:`snnax_nas.studies.compare.run` and its stages
+:mod:`snnax_nas.studies.compare.study` (its docstring: the methods, the files written,
 resuming); the config is ``snnax_nas/configs/compare.py``. Kill it at any
 point (even ``kill -9``) and rerun the same command: finished stages are not
 rerun and keep their measured times.
@@ -19,8 +19,8 @@ from absl import app
 from absl import flags
 
 from launch import common
-from snnax_nas import study
-from snnax_nas.jobs import compare as job
+from snnax_nas.studies import compare as job
+from snnax_nas.studies.compare import stages
 
 FLAGS = flags.FLAGS
 common.define_config_flags("compare", workdir_default="runs/compare")
@@ -30,7 +30,7 @@ common.define_config_flags("compare", workdir_default="runs/compare")
 def main(argv):
   common.check_no_args(argv, "--config.budget.fraction=0.25,0.5")
   common.use_cpu_cores()
-  common.run_job(job, FLAGS.config, FLAGS.workdir, errors=(study.StageError,))
+  common.run_job(job, FLAGS.config, FLAGS.workdir, errors=(stages.StageError,))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ r"""Rank correlation of a zero-cost score with trained accuracy.
 genotype, accuracy (genotype in the same string form). Genotypes are matched
 by canonical form under ``--ops``.
 
-The job is :func:`snnax_nas.jobs.correlate.run` (its docstring: the
+The study is :func:`snnax_nas.studies.correlate.run` (its docstring: the
 statistics, the input rules and the files written; config:
 ``snnax_nas/configs/correlate.py``, its fields set from these flags).
 """
@@ -21,7 +21,7 @@ from absl import flags
 from launch import common
 from snnax_nas import configs
 from snnax_nas import correlation
-from snnax_nas.jobs import correlate as job
+from snnax_nas.studies import correlate as job
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("scores", None, "Scores CSV (genotype,score[,params]).")

@@ -5,7 +5,7 @@ r"""The searches judged on a table of trained architectures, without training.
       --config.trained.preset=tinyimagenet --config.network.width=8 \
       --config.scoring.batch_size=32 --config.scoring.repeats=1 --workdir=runs/gt_tin
 
-The job is :func:`snnax_nas.jobs.groundtruth.run` (its module docstring says
+The study is :func:`snnax_nas.studies.groundtruth.run` (its module docstring says
 what each method does and how the search time is measured); the config is
 ``snnax_nas/configs/groundtruth.py``. Prints the table's weight range and
 the results table (mean [95 % interval] over seeds per budget and method),
@@ -21,7 +21,7 @@ from absl import app
 from absl import flags
 
 from launch import common
-from snnax_nas.jobs import groundtruth as job
+from snnax_nas.studies import groundtruth as job
 
 FLAGS = flags.FLAGS
 common.define_config_flags("groundtruth", workdir_default="runs/groundtruth")

@@ -36,7 +36,7 @@ _EXPORTS = {
     "format_genotype": "genotype",
     "canonical": "genotype",
     "cell_genotypes": "genotype",
-    "sample_genotypes": "genotype",
+    "sample_genotypes": "genotype_space",
     # networks
     "SpikingNetwork": "models",
     "variables_from_standalone": "network",
@@ -92,9 +92,9 @@ _EXPORTS = {
 
 _SUBMODULES = (
     "allocator", "callbacks", "configs", "correlation", "data", "distributed", "evaluate",
-    "export", "flops", "genotype", "io", "jobs", "kernels", "layers", "memory", "models",
-    "network", "neurons", "nir_graph", "ops", "quant", "raster", "results", "score", "search",
-    "study", "train", "workdir",
+    "export", "files", "flops", "genotype", "genotype_space", "jobs", "kernels", "layers", "memory", "models",
+    "network", "neurons", "nir_graph", "ops", "quant", "raster", "score", "score_store",
+    "search", "studies", "train", "workdir",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

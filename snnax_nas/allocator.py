@@ -5,7 +5,7 @@ training step) afresh on every call. With glibc's defaults a block that size
 is mapped for the call and unmapped after it, so each of its pages is faulted
 in and zeroed by the kernel on every step: at width 16, T 3, batch 64 about
 61,000 faults and a quarter to a third of the step's time
-(``benchmarks/RESULTS.md``, issue 20). :func:`keep_freed_memory` makes the process allocate from one
+(``benchmarks/RESULTS.md``). :func:`keep_freed_memory` makes the process allocate from one
 heap that is never given back, so a step reuses the previous step's pages.
 
 It must run before any thread allocates: the arena limit is read when the

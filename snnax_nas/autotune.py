@@ -12,8 +12,7 @@ on each device. The best layout depends on the backend:
   :data:`TARGET_STEP_FLOPS` of work, and a chunk holds a few such steps.
   Small candidates (width 16, B 64) therefore run vmapped 16-64 wide, while
   reference-scale candidates (~13 TFLOP each) run one at a time, the best
-  layouts of the H200 measurements quoted in issue 13 (figures in
-  benchmarks/RESULTS.md).
+  layouts measured on an H200 (benchmarks/RESULTS.md).
 
 Device memory bounds the vmapped width: :func:`candidate_bytes` estimates
 the live memory of one candidate and ``map_batch_size`` candidates must fit
@@ -203,7 +202,8 @@ def space_sample(cfg: configs.NetworkConfig, n: int = 256) -> np.ndarray:
   ``cfg`` with a fixed seed: the typical candidate's FLOPs when the
   candidates are not known in advance (a search)."""
   from snnax_nas import genotype as genotype_lib  # pylint: disable=g-import-not-at-top
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), n, cfg.ops, backward=cfg.backward)
+  from snnax_nas import genotype_space
+  gs = genotype_space.sample_genotypes(np.random.default_rng(0), n, cfg.ops, backward=cfg.backward)
   gs = genotype_lib.cell_genotypes(gs, cfg.ops, cfg.num_cells, allow_backward=cfg.backward)
   return genotype_lib.arch_weights(gs, cfg.ops)[..., :cfg.num_edges, :]
 

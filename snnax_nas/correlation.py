@@ -46,30 +46,58 @@ def spearman_rho(x, y) -> float:
   return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
 
 
-def kendall_tau(x, y, block: int = 256) -> float:
-  """Kendall's tau-b (tie-corrected) by pairwise sign counts.
+def _pair_counts(x, y, block: int = 256) -> tuple[int, int, int, int, int]:
+  """Pair counts ``(concordant, discordant, tied in x only, tied in y only,
+  tied in both)`` over the ``n (n - 1) / 2`` pairs, by pairwise signs.
 
   Rows are compared ``block`` at a time against all others (memory
   ``block * n``), each pair counted once (``j > i``).
   """
   x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
   n = len(x)
-  concordant = discordant = ties_x = ties_y = 0
+  counts = np.zeros(5, np.int64)
   for s in range(0, n, block):
     i = np.arange(s, min(s + block, n))
     upper = np.arange(n)[None, :] > i[:, None]
     dx = np.sign(x[None, :] - x[i, None])
     dy = np.sign(y[None, :] - y[i, None])
     prod = dx * dy
-    concordant += int(((prod > 0) & upper).sum())
-    discordant += int(((prod < 0) & upper).sum())
-    ties_x += int(((dx == 0) & (dy != 0) & upper).sum())
-    ties_y += int(((dy == 0) & (dx != 0) & upper).sum())
-  denom = np.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-  return float((concordant - discordant) / denom) if denom > 0 else float("nan")
+    counts += [((prod > 0) & upper).sum(), ((prod < 0) & upper).sum(),
+               ((dx == 0) & (dy != 0) & upper).sum(), ((dy == 0) & (dx != 0) & upper).sum(),
+               ((dx == 0) & (dy == 0) & upper).sum()]
+  return tuple(int(c) for c in counts)
 
 
-def within_group_tau(score, truth, groups) -> float:
+def kendall_tau(x, y, block: int = 256) -> float:
+  """Kendall's tau-b (tie-corrected) by pairwise sign counts.
+
+  Pairs tied in ``x`` leave both the numerator and the denominator, so a
+  coarse score (a parameter count with a few distinct values) is credited
+  only for the pairs it orders: see :func:`tie_broken_tau`.
+  """
+  c, d, tx, ty, _ = _pair_counts(x, y, block)
+  denom = np.sqrt((c + d + tx) * (c + d + ty))
+  return float((c - d) / denom) if denom > 0 else float("nan")
+
+
+def tie_broken_tau(x, y, block: int = 256) -> float:
+  """Expected Kendall tau-b of ``y`` with ``x`` after ``x``'s ties are broken
+  uniformly at random: what a rule that must pick one of equal-scoring rows
+  (the largest cell, when several are the largest) achieves on average.
+
+  Breaking a tie of ``x`` makes the pair concordant or discordant with equal
+  probability, so the expected numerator is tau-b's ``C - D`` while every
+  pair now counts on the ``x`` side: ``(C - D) / sqrt(P (P - T_y))`` with
+  ``P`` all pairs and ``T_y`` the pairs tied in ``y`` (exact, no sampling).
+  Equals :func:`kendall_tau` when ``x`` has no ties.
+  """
+  c, d, tx, ty, both = _pair_counts(x, y, block)
+  pairs = c + d + tx + ty + both
+  denom = np.sqrt(pairs * (pairs - ty - both))
+  return float((c - d) / denom) if denom > 0 else float("nan")
+
+
+def within_group_tau(score, truth, groups, tau=kendall_tau) -> float:
   """Kendall's tau-b inside groups, pair-weighted over the groups.
 
   With groups ``g`` (e.g. cells of equal parameter count), tau-b is computed
@@ -81,13 +109,14 @@ def within_group_tau(score, truth, groups) -> float:
   Args:
     score, truth: float [N].
     groups: [N] group labels (any hashable numbers).
+    tau: the per-group statistic (:func:`kendall_tau` or :func:`tie_broken_tau`).
   """
   score, truth, groups = (np.asarray(a) for a in (score, truth, groups))
   num = den = 0.0
   for g in np.unique(groups):
     m = groups == g
     pairs = m.sum() * (m.sum() - 1) / 2
-    t = kendall_tau(score[m], truth[m]) if pairs else float("nan")
+    t = tau(score[m], truth[m]) if pairs else float("nan")
     if np.isfinite(t):
       num, den = num + pairs * t, den + pairs
   return num / den if den else float("nan")

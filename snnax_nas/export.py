@@ -107,8 +107,8 @@ import jax
 import numpy as np
 
 from snnax_nas import configs
+from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
 from snnax_nas import layers
 from snnax_nas import models
 from snnax_nas import network
@@ -314,9 +314,9 @@ def export_network(variables: dict, config: configs.NetworkConfig, genotype,
   base = _base(path)
   if os.path.dirname(base):
     os.makedirs(os.path.dirname(base), exist_ok=True)
-  with io.atomic_open(base + ".npz", "wb") as f:
+  with files.atomic_open(base + ".npz", "wb") as f:
     np.savez(f, **arrays)
-  io.write_json(base + ".json", workdir_lib.json_ready(doc))
+  files.write_json(base + ".json", workdir_lib.json_ready(doc))
   return {"npz": base + ".npz", "json": base + ".json"}
 
 

@@ -1,7 +1,7 @@
 """The training-free SAHD score: kernels of spike codes and their log-determinant.
 
-Per LIF call (one LIF at one timestep) with binary codes ``x`` [B, N] (the
-SNASNet reference's sparsity-aware Hamming distance)::
+Per LIF call (one LIF at one timestep) with binary codes ``x`` [B, N]
+(SNASNet, Kim et al. ECCV 2022; its ``model_snn.py``)::
 
   H_ij = |x_i xor x_j|                    Hamming distance (one Gram matmul)
   E_ij = N (r_i (1 - r_j) + (1 - r_i) r_j)  expected H of independent codes

@@ -163,7 +163,7 @@ class ConvEdge(nn.Module):
 
 
 class Cell(nn.Module):
-  """One cell of the genotype (spec §2): nodes 1..3 sum their incoming
+  """One cell of the genotype (the reference's ``search_cell_snn.py``): nodes 1..3 sum their incoming
   edges (:func:`snnax_nas.network.skeleton.cell_wiring`).
 
   Attributes:

@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
 from snnax_nas import models
 
 
@@ -104,7 +104,7 @@ def plot_spike_raster(spikes: Mapping[str, np.ndarray], path: str, *,
   bad = [i for i in inputs if not 0 <= i < b]
   if bad or not inputs:
     raise ValueError(f"inputs {inputs} must be batch rows in [0, {b})")
-  plt = io.pyplot()
+  plt = files.pyplot()
   names = list(spikes)
   fig, axes = plt.subplots(len(names), len(inputs), squeeze=False, sharex=True,
                            figsize=(2.2 * len(inputs) + 1.5, 0.9 * len(names) + 1.0))
@@ -132,7 +132,7 @@ def plot_spike_raster(spikes: Mapping[str, np.ndarray], path: str, *,
   if title:
     fig.suptitle(title, fontsize=8)
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=110)
+  files.save_figure(fig, path, dpi=110)
   plt.close(fig)
   return path
 

@@ -37,7 +37,7 @@ from typing import Optional
 from ml_collections import config_dict
 
 from snnax_nas import configs
-from snnax_nas import io
+from snnax_nas import files
 
 RECORD_NAME = "config.json"
 # Files a job writes into its workdir: a workdir holding one of them but no
@@ -52,7 +52,7 @@ class Run:
 
   Attributes:
     workdir: the directory.
-    job: ``"search"``, ``"score"``, ``"train"`` or ``"analyze"``.
+    job: ``"search"``, ``"score"``, ``"train"`` or ``"analyze_ops"``.
     config: the resolved job config (a ``FrozenConfigDict``).
     network: the :class:`NetworkConfig` the job built.
     genotypes: the architecture(s) the run settled on: the chosen genotype
@@ -189,7 +189,7 @@ def claim(workdir: str, record: Mapping[str, Any], *, write: bool = True) -> boo
     raise ValueError(f"workdir {workdir!r} cannot be created: {e.strerror}") from None
   if os.path.exists(path):
     try:
-      old = io.read_json(path)
+      old = files.read_json(path)
     except ValueError as e:
       raise ValueError(f"workdir {workdir!r}: {e}; use another --workdir") from None
     if old.get("job") != record.get("job"):
@@ -208,7 +208,7 @@ def claim(workdir: str, record: Mapping[str, Any], *, write: bool = True) -> boo
                      f"{RECORD_NAME}; use another --workdir")
   if write:
     try:
-      io.write_json(path, dict(record))
+      files.write_json(path, dict(record))
     except OSError as e:
       raise ValueError(f"workdir {workdir!r} is not writable: {e.strerror}") from None
   return True
@@ -280,8 +280,8 @@ def load_run(workdir: str) -> Run:
   Raises:
     ValueError: ``workdir`` holds no run, or its files cannot be read.
   """
-  record = io.read_json(os.path.join(workdir, RECORD_NAME))
-  summary = io.read_json(os.path.join(workdir, "summary.json"))
+  record = files.read_json(os.path.join(workdir, RECORD_NAME))
+  summary = files.read_json(os.path.join(workdir, "summary.json"))
   if record is None:
     raise ValueError(f"{workdir!r} holds no run ({RECORD_NAME} not found); give the "
                      "--workdir of a launcher")

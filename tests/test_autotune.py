@@ -25,7 +25,7 @@ def test_cpu_keeps_the_measured_layout(devices, chunk):
 
 
 def test_accelerator_vmaps_small_candidates_and_not_large_ones():
-  # Issue 13's H200 table: width 16 (~0.02 TFLOP/candidate) ran best at chunk 64 /
+  # The H200 measurements (benchmarks/RESULTS.md): width 16 (~0.02 TFLOP/candidate) ran best at chunk 64 /
   # map_batch 16-64; the reference scale (~13 TFLOP) at chunk 8 / map_batch 1.
   small = autotune.choose_layout("gpu", 140 * GIB, 2e10, 240 * 2 ** 20)
   assert small.map_batch_size == 16 and small.chunk_size == 64

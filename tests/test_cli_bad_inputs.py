@@ -1,5 +1,5 @@
 """Bad input to the launchers: one clear line, a non-zero exit, nothing
-half-written (issue 12). One table per launcher; each row is the arguments,
+half-written. One table per launcher; each row is the arguments,
 the exit status, words the last stderr line must hold, and whether the
 workdir may hold the run's record afterwards.
 

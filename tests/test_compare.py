@@ -1,4 +1,4 @@
-"""launch.compare / snnax_nas.study: table, resume and errors, on fake stage outputs
+"""launch.compare / snnax_nas.studies.compare: table, resume and errors, on fake stage outputs
 (no search, training or evaluation runs here, but for one refused stage run in
 process)."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 import subprocess
@@ -14,9 +13,11 @@ import sys
 
 import pytest
 
-from snnax_nas import io
-from snnax_nas import study
+from snnax_nas import files
 from snnax_nas.configs import compare as compare_config
+from snnax_nas.studies.compare import stages
+from snnax_nas.studies.compare import study
+from snnax_nas.studies.compare import tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Search wall times of the fake searches (s): the ratios follow from them.
@@ -46,14 +47,14 @@ class FakeRunner:
     if module == "search":
       self._search(where, f)
     elif module == "train":
-      io.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["training.epochs"])})
+      files.write_json(os.path.join(where, "summary.json"), {"epochs": int(f["training.epochs"])})
     else:
       bits = int(f["weight_bits"])
       params = 2_220_000
       limit = f.get("max_examples")
-      path = study.eval_path(where, bits, None if limit is None else int(limit))
+      path = stages.eval_path(where, bits, None if limit is None else int(limit))
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      io.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
+      files.write_json(path, dict(accuracy=0.5 - (32 - bits) / 1000, loss=1.0, sar=0.1 + bits / 1000,
                          firing_rates={}, weight_bits=bits, weight_bytes=params * bits // 8,
                          params=params, num_examples=10000, split="test"))
     return 0
@@ -62,7 +63,7 @@ class FakeRunner:
     method = f["method"]
     name = os.path.basename(where)
     ops = {"spikenas": "spikenas", "random": "snasnet", "lightsnn": "lightsnn"}[method]
-    io.write_json(os.path.join(where, "config.json"),
+    files.write_json(os.path.join(where, "config.json"),
                   {"job": "search", "config": {"network": {
                       "ops": ops, "width": int(f["network.width"]),
                       "backward": method == "lightsnn", "linear_init": None}}})
@@ -73,12 +74,12 @@ class FakeRunner:
       genotype, params = "0222/0022/0002/0000|0222/0021/0002/0000", 2_234_000
     evaluations = {"spikenas": 128, "random": len(DRAWS), "lightsnn": 60}[method]
     if method == "random":
-      io.write_csv(os.path.join(where, "scores.csv"),
+      files.write_csv(os.path.join(where, "scores.csv"),
                    ["genotype", "score", "singular", "params", "memory_bytes",
                     "neuron_state_bytes", "step", "candidate_id"],
                    [[g, "" if s is None else repr(s), int(s is None), p, p * 4, "", 0, i]
                     for i, g, s, p in DRAWS])
-    io.write_json(os.path.join(where, "summary.json"), dict(
+    files.write_json(os.path.join(where, "summary.json"), dict(
         genotype=genotype, params=params, evaluations=evaluations,
         timing=dict(wall_seconds=WALL[name], loaded_from_store=0)))
 
@@ -121,19 +122,19 @@ def test_fake_study_writes_the_table_csv_markdown_and_plot(tmp_path):
   assert by["lightsnn", None]["fits_budgets"] == ""  # 2.26 M params fit neither budget
   assert by["spikenas", 8.94]["fits_budgets"] == "8.94"
   out = tmp_path / "cmp"
-  with open(out / study.TABLE_CSV) as f:
+  with open(out / tables.TABLE_CSV) as f:
     table = list(csv.DictReader(f))
   assert len(table) == 5 and table[0]["method"] == "spikenas"
   for col in ("genotype", "params", "weight_mb_w32", "weight_mb_w8", "weight_mb_w4",
               "evaluations", "search_s", "time_ratio_vs_random", "test_acc_w32", "test_acc_w8",
               "test_acc_w4", "sar"):
     assert col in table[0]
-  assert (out / study.TABLE_MD).read_text() == text
+  assert (out / tables.TABLE_MD).read_text() == text
   lines = text.splitlines()
   assert len(lines) == 2 + 5 and lines[0].startswith("| method | budget (MB)")
   assert "30.0×" in lines[2] and "0222/0012/0002/0000\\|0222/0011/0002/0000" in lines[2]
   assert "| none (LightSNN takes no budget) |" in lines[-1]
-  assert os.path.getsize(out / study.PLOT_PNG) > 1000
+  assert os.path.getsize(out / tables.PLOT_PNG) > 1000
 
 
 def test_rerun_skips_finished_stages_and_keeps_their_times(tmp_path):
@@ -141,7 +142,7 @@ def test_rerun_skips_finished_stages_and_keeps_their_times(tmp_path):
   _run(tmp_path, first)
   # 1 random + 2 spikenas + 1 lightsnn searches, 5 trainings, 5 x 3 evaluations.
   assert len(first.calls) == 4 + 5 + 15
-  record = tmp_path / "cmp" / study.STAGES_DIR / "search__random.json"
+  record = tmp_path / "cmp" / stages.STAGES_DIR / "search__random.json"
   before = json.loads(record.read_text())
   again = FakeRunner()
   rows, _ = _run(tmp_path, again)
@@ -151,7 +152,7 @@ def test_rerun_skips_finished_stages_and_keeps_their_times(tmp_path):
 
 
 def test_a_failed_stage_stops_the_study_and_a_rerun_resumes_there(tmp_path):
-  with pytest.raises(study.StageError, match=r"train/random_8.94MB exited with status 2.*"
+  with pytest.raises(stages.StageError, match=r"train/random_8.94MB exited with status 2.*"
                      r"something broke"):
     _run(tmp_path, FakeRunner(fail_on="random_8.94MB"))
   rest = FakeRunner()
@@ -167,12 +168,12 @@ def test_output_without_record_is_run_again(tmp_path):
   # record) is never taken as the study's: the stage runs (its job resumes).
   config, runner = _config(), FakeRunner()
   workdir = str(tmp_path / "cmp")
-  stage = study.search_stage(config, workdir, "random", None)
+  stage = stages.search_stage(config, workdir, "random", None)
   FakeRunner()(stage, os.devnull)
-  record = study.run_stage(stage, workdir, runner=runner, log=lambda s: None)
+  record = stages.run_stage(stage, workdir, runner=runner, log=lambda s: None)
   assert len(runner.calls) == 1 and record["seconds"] is not None
   again = FakeRunner()
-  assert study.run_stage(stage, workdir, runner=again, log=lambda s: None) == record
+  assert stages.run_stage(stage, workdir, runner=again, log=lambda s: None) == record
   assert again.calls == []  # recorded: finished
 
 
@@ -249,17 +250,17 @@ def test_the_small_preset_budgets_bind():
 
 
 def test_budgets_parse_sorted():
-  assert study.parse_budgets("8.94, 8.86") == (8.86, 8.94)
-  assert study.parse_bits("32,8,4") == (32, 8, 4)
-  assert study.parse_methods("lightsnn,spikenas") == ("spikenas", "lightsnn")
+  assert stages.parse_budgets("8.94, 8.86") == (8.86, 8.94)
+  assert stages.parse_bits("32,8,4") == (32, 8, 4)
+  assert stages.parse_methods("lightsnn,spikenas") == ("spikenas", "lightsnn")
 
 
 def test_no_random_draw_within_budget_names_the_cheapest(tmp_path):
   path = str(tmp_path / "scores.csv")
-  io.write_csv(path, ["genotype", "score", "params", "candidate_id"],
+  files.write_csv(path, ["genotype", "score", "params", "candidate_id"],
                [["0001/0000/0000/0000", "-1.0", 3_000_000, 0]])
   with pytest.raises(ValueError, match="cheapest draw has 3,000,000 params"):
-    study.best_within_budget(path, 8.86, 32)
+    stages.best_within_budget(path, 8.86, 32)
 
 
 def test_launcher_refuses_a_bad_budget_with_one_line(tmp_path):
@@ -274,19 +275,19 @@ def test_launcher_refuses_a_bad_budget_with_one_line(tmp_path):
 def test_stage_configs_carry_the_budget_network_and_eval_cap(tmp_path):
   config = _config(eval_max_examples=500)
   workdir = str(tmp_path / "cmp")
-  spikenas = study.search_stage(config, workdir, "spikenas", 8.86)
+  spikenas = stages.search_stage(config, workdir, "spikenas", 8.86)
   assert spikenas.config().budget.mb == 8.86 and spikenas.config().method == "spikenas"
   assert spikenas.config().network.ops is None  # each method's own op set
   assert "--config.budget.mb=8.86" in spikenas.command()
-  random = study.search_stage(config, workdir, "random", None)
+  random = stages.search_stage(config, workdir, "random", None)
   assert random.config().num_candidates == 5000 and random.config().budget.mb is None
-  entry = study.Entry("lightsnn", None, "0222/2020/2202/2220", 1, random.output,
+  entry = stages.Entry("lightsnn", None, "0222/2020/2202/2220", 1, random.output,
                       {"ops": "lightsnn", "backward": True, "width": 16})
-  train = study.train_stage(config, workdir, entry)
+  train = stages.train_stage(config, workdir, entry)
   c = train.config()
   assert (c.network.ops, c.network.backward, c.training.epochs) == ("lightsnn", True, 2)
   assert "--config.network.backward=true" in train.command()
-  evaluate = study.eval_stage(config, workdir, entry, 4)
+  evaluate = stages.eval_stage(config, workdir, entry, 4)
   assert evaluate.config().max_examples == 500 and evaluate.config().weight_bits == 4
   # The name carries the cap: a whole-split evaluation is never taken for it.
   assert evaluate.output.endswith(os.path.join("train", "lightsnn", "eval",
@@ -296,11 +297,11 @@ def test_stage_configs_carry_the_budget_network_and_eval_cap(tmp_path):
 def test_a_stage_runs_its_job_in_process_and_a_refusal_is_status_2(tmp_path):
   # A backward edge without backward cells: the train job refuses before
   # loading any data; the stage's log holds the job's one-line error.
-  entry = study.Entry("random", 8.86, "0303/0030/2002/0200", 1, str(tmp_path / "s"),
+  entry = stages.Entry("random", 8.86, "0303/0030/2002/0200", 1, str(tmp_path / "s"),
                       {"ops": "snasnet", "backward": False, "width": 4})
-  stage = study.train_stage(_config(), str(tmp_path / "cmp"), entry)
+  stage = stages.train_stage(_config(), str(tmp_path / "cmp"), entry)
   log = tmp_path / "train.log"
-  assert study.run_in_process(stage, str(log)) == 2
+  assert stages.run_in_process(stage, str(log)) == 2
   lines = log.read_text().splitlines()
   assert lines[0].startswith("$ python -m launch.train --workdir=")
   assert lines[-1].startswith("error: '0303/0030/2002/0200' has a backward edge")
@@ -317,31 +318,26 @@ def test_several_seeds_give_intervals_paired_differences_and_error_bars(tmp_path
       "seed5", "seed6", "seed7"]
   assert {f["seed"] for _, _, f in runner.calls if "seed" in f} == {5, 6, 7}
   assert len(rows) == 15 and {r["seed"] for r in rows} == {5, 6, 7}
-  with open(out / study.SUMMARY_CSV) as f:
+  with open(out / tables.SUMMARY_CSV) as f:
     summary = list(csv.DictReader(f))
   assert [(r["method"], r["seeds"]) for r in summary][:2] == [("spikenas", "3"), ("random", "3")]
   # The fake's accuracy is the same for every seed: a zero-width interval.
   assert float(summary[0]["test_acc_w32"]) == pytest.approx(0.5)
   assert float(summary[0]["test_acc_w32_lo"]) == pytest.approx(0.5)
-  with open(out / study.PAIRED_CSV) as f:
+  with open(out / tables.PAIRED_CSV) as f:
     paired = list(csv.DictReader(f))
   assert len(paired) == 2 * 3  # budgets x bit widths
   assert float(paired[0]["mean"]) == pytest.approx(0.0) and paired[0]["n"] == "3"
   assert "Mean [95 % t interval] over 3 seeds" in text and "spikenas − random" in text
-  assert os.path.getsize(out / study.PLOT_PNG) > 1000
+  assert os.path.getsize(out / tables.PLOT_PNG) > 1000
   # Resumes: a rerun runs no stage again.
   again = FakeRunner()
   assert _run(tmp_path, again, config)[1] == text and again.calls == []
 
 
-def test_mean_interval_is_the_student_t_interval():
-  ci = study.mean_interval([1.0, 2.0, 3.0, None, float("nan")])
-  # mean 2, sd 1, t(0.975, 2) = 4.3027: half width 4.3027 / sqrt(3).
-  assert ci["n"] == 3 and ci["mean"] == pytest.approx(2.0)
-  assert ci["hi"] - ci["mean"] == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
-  assert math.isnan(study.mean_interval([4.0])["lo"]) and study.mean_interval([])["n"] == 0
+def test_paired_differences_pair_spikenas_and_random_by_seed_per_budget_and_bits():
   rows = [dict(method=m, budget_mb=1.0, seed=s, test_acc_w32=a)
           for m, s, a in [("spikenas", 0, 0.50), ("random", 0, 0.40), ("spikenas", 1, 0.45),
                           ("random", 1, 0.46), ("random", 2, 0.3)]]
-  (diff,) = study.paired_differences(rows, [32])
+  (diff,) = tables.paired_differences(rows, [32])
   assert diff["n"] == 2 and diff["wins"] == 1 and diff["mean"] == pytest.approx((10 - 1) / 2)

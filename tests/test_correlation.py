@@ -1,5 +1,6 @@
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import pytest
 
 from snnax_nas import configs
 from snnax_nas import correlation
-from snnax_nas.jobs import correlate as correlate_job
+from snnax_nas.studies import correlate as correlate_job
 
 
 def _brute_kendall_tau_b(x, y):
@@ -75,6 +76,11 @@ def test_correlate_job_end_to_end(tmp_path):
   assert rep["matched"] == 5
   assert rep["score"]["kendall_tau"] == pytest.approx(1.0)
   assert rep["params_baseline"]["kendall_tau"] == pytest.approx(-1.0)
+  # This score is a linear function of params: nothing beyond size (NaN), and
+  # no two cells share a size (no within-size pairs).
+  assert rep["beyond_size"]["equal_size_groups"] == 5
+  assert math.isnan(rep["beyond_size"]["within_size_tau"])
+  assert math.isnan(rep["beyond_size"]["residual_tau"])
   assert (tmp_path / "out" / "correlation.png").stat().st_size > 1000
   config = configs.get_config("correlate")
   config.update(scores=f"{tmp_path}/nope.csv", truth=f"{tmp_path}/truth.csv")
@@ -179,3 +185,20 @@ def test_residual_tau_removes_a_linear_size_trend():
   # A score carrying the part of the truth that size does not explain.
   assert correlation.residual_tau(size + extra, truth, size) > 0.95
   assert abs(correlation.residual_tau(size + rng.normal(size=200), truth, size)) < 0.15
+
+
+def test_tie_broken_tau_is_the_mean_over_every_tie_breaking():
+  import itertools
+  x = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 0.0])
+  y = np.array([0.5, 0.2, 0.9, 0.9, 0.1, 0.7, 0.3])
+  groups = [np.flatnonzero(x == v) for v in np.unique(x)]
+  taus = []
+  for perms in itertools.product(*[itertools.permutations(range(len(g))) for g in groups]):
+    broken = x.copy()
+    for g, p in zip(groups, perms):
+      broken[g] = x[g] + 0.01 * np.array(p)
+    taus.append(correlation.kendall_tau(broken, y))
+  assert correlation.tie_broken_tau(x, y) == pytest.approx(np.mean(taus), abs=1e-12)
+  assert correlation.tie_broken_tau(x, y) < correlation.kendall_tau(x, y)  # ties credited by b
+  z = np.array([0.3, 0.1, 0.7, 0.2, 0.9, 0.4, 0.8])  # no ties: tau-b itself
+  assert correlation.tie_broken_tau(z, x) == pytest.approx(correlation.kendall_tau(z, x))

@@ -7,6 +7,7 @@ import pytest
 
 from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import kernels
 from snnax_nas import network
 from snnax_nas import score
@@ -102,7 +103,7 @@ def test_balanced_slots_cover_every_candidate_and_even_out_devices():
 def test_search_space_cost_spread_is_what_the_balancing_is_for():
   # At width 16 the 5-op space's candidates differ ~4x in executed FLOPs.
   cfg = network.network_config(None, width=16, hidden=256)
-  gs = genotype_lib.as_genotypes(genotype_lib.sample_genotypes(np.random.default_rng(0), 64, cfg.ops), cfg)
+  gs = genotype_lib.as_genotypes(genotype_space.sample_genotypes(np.random.default_rng(0), 64, cfg.ops), cfg)
   ex = flops.candidate_flops(genotype_lib.arch_of(gs, cfg), cfg, batch=64, repeats=2).executed
   assert 3.0 < ex.max() / ex.min() < 6.0
   order = flops.costliest_first(genotype_lib.arch_of(gs, cfg), cfg, batch=64, repeats=2)

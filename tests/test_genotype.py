@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as G
+from snnax_nas import genotype_space
 from snnax_nas.ops import op_set
 
 CIFAR10 = "0303/0030/2002/0200"
@@ -14,12 +15,12 @@ CIFAR100 = "0302/0030/3003/0000"
 
 @pytest.fixture(scope="module")
 def fwd5():
-  return G.enumerate_forward("snasnet")
+  return genotype_space.enumerate_forward("snasnet")
 
 
 @pytest.fixture(scope="module")
 def bwd5():
-  return G.enumerate_backward("snasnet")
+  return genotype_space.enumerate_backward("snasnet")
 
 
 def _reference_prune(con_mat: np.ndarray) -> np.ndarray:
@@ -54,8 +55,8 @@ def test_backward_space_counts(bwd5):
   assert bwd5.shape == (531441, 4, 4)
   assert len(np.unique(G.genotype_key(bwd5))) == 531441
   # Every pair is forward or backward, never both.
-  upper = bwd5[:, G._PAIR_I, G._PAIR_J]
-  lower = bwd5[:, G._PAIR_J, G._PAIR_I]
+  upper = bwd5[:, genotype_space._PAIR_I, genotype_space._PAIR_J]
+  lower = bwd5[:, genotype_space._PAIR_J, genotype_space._PAIR_I]
   assert not ((upper != 0) & (lower != 0)).any()
   valid = G.is_valid(bwd5)
   assert valid.sum() == 236196
@@ -69,13 +70,13 @@ def test_backward_space_counts(bwd5):
 def test_spikenas_spaces():
   ops = op_set("spikenas")
   assert ops.forward_digits == (1, 2) and not ops.has_zero
-  fwd = G.enumerate_forward(ops)
+  fwd = genotype_space.enumerate_forward(ops)
   assert fwd.shape == (64, 4, 4)
   assert G.is_valid(fwd).all()
   # No absent edge: every node is live, pruning changes nothing.
   np.testing.assert_array_equal(G.canonical(fwd), fwd)
   assert len(G.unique_canonical(fwd)) == 64
-  bwd = G.enumerate_backward("spikenas")
+  bwd = genotype_space.enumerate_backward("spikenas")
   assert bwd.shape == (4 ** 6, 4, 4)  # 2 forward + 2 backward per pair
   assert G.is_valid(bwd).sum() == 2 * 4 ** 5  # (0,3) forward, either op
 
@@ -260,7 +261,7 @@ def test_has_backward():
 @pytest.mark.parametrize("ops", ["snasnet", "spikenas", "lightsnn"])
 @pytest.mark.parametrize("backward", [False, True])
 def test_sampler_valid_canonical_reproducible(ops, backward):
-  s = G.sample_genotypes(np.random.default_rng(7), 3000, ops, backward=backward)
+  s = genotype_space.sample_genotypes(np.random.default_rng(7), 3000, ops, backward=backward)
   assert s.shape == (3000, 4, 4)
   assert G.is_valid(s).all()
   np.testing.assert_array_equal(G.canonical(s), s)
@@ -269,29 +270,29 @@ def test_sampler_valid_canonical_reproducible(ops, backward):
     assert not G.has_backward(s).any()
   else:
     assert G.has_backward(s).any()
-  again = G.sample_genotypes(np.random.default_rng(7), 3000, ops,
+  again = genotype_space.sample_genotypes(np.random.default_rng(7), 3000, ops,
                              backward=backward)
   np.testing.assert_array_equal(s, again)
-  other = G.sample_genotypes(np.random.default_rng(8), 3000, ops,
+  other = genotype_space.sample_genotypes(np.random.default_rng(8), 3000, ops,
                              backward=backward)
   assert not np.array_equal(s, other)
 
 
 def test_sampler_edge_cases():
   rng = np.random.default_rng(0)
-  assert G.sample_genotypes(rng, 0, "snasnet").shape == (0, 4, 4)
-  assert G.sample_genotypes(rng, 1, "snasnet", backward=True).shape == (1, 4, 4)
+  assert genotype_space.sample_genotypes(rng, 0, "snasnet").shape == (0, 4, 4)
+  assert genotype_space.sample_genotypes(rng, 1, "snasnet", backward=True).shape == (1, 4, 4)
   with pytest.raises(ValueError, match="-1"):
-    G.sample_genotypes(rng, -1, "snasnet")
+    genotype_space.sample_genotypes(rng, -1, "snasnet")
 
 
 def test_raw_sampler_pair_marginals():
   # Spec: each pair is empty w.p. 1/5, and takes each of the 4 non-zero
   # forward and 4 non-zero backward ops w.p. 1/10.
   n = 100_000
-  raw = G._sample_raw(np.random.default_rng(3), n, op_set("snasnet"), True)
-  fwd = raw[:, G._PAIR_I, G._PAIR_J]
-  bwd = raw[:, G._PAIR_J, G._PAIR_I]
+  raw = genotype_space._sample_raw(np.random.default_rng(3), n, op_set("snasnet"), True)
+  fwd = raw[:, genotype_space._PAIR_I, genotype_space._PAIR_J]
+  bwd = raw[:, genotype_space._PAIR_J, genotype_space._PAIR_I]
   assert not ((fwd != 0) & (bwd != 0)).any()
   tol = 5 * np.sqrt(0.2 * 0.8 / n)
   np.testing.assert_allclose(((fwd == 0) & (bwd == 0)).mean(0), 0.2, atol=tol)
@@ -299,18 +300,18 @@ def test_raw_sampler_pair_marginals():
     np.testing.assert_allclose((fwd == d).mean(0), 0.1, atol=tol)
     np.testing.assert_allclose((bwd == d).mean(0), 0.1, atol=tol)
   # Forward-only: each edge uniform over the 5 digits.
-  raw = G._sample_raw(np.random.default_rng(4), n, op_set("snasnet"), False)
+  raw = genotype_space._sample_raw(np.random.default_rng(4), n, op_set("snasnet"), False)
   assert not G.has_backward(raw).any()
   for d in range(5):
     np.testing.assert_allclose(
-        (raw[:, G._PAIR_I, G._PAIR_J] == d).mean(0), 0.2, atol=tol)
+        (raw[:, genotype_space._PAIR_I, genotype_space._PAIR_J] == d).mean(0), 0.2, atol=tol)
 
 
 def test_sampler_matches_enumeration_after_rejection(bwd5):
   # Exact law of the accepted canonical cells: weight each raw genotype by its
   # sampling probability (empty pair 1/5, each non-zero choice 1/10).
-  fwd = bwd5[:, G._PAIR_I, G._PAIR_J]
-  bwd = bwd5[:, G._PAIR_J, G._PAIR_I]
+  fwd = bwd5[:, genotype_space._PAIR_I, genotype_space._PAIR_J]
+  bwd = bwd5[:, genotype_space._PAIR_J, genotype_space._PAIR_I]
   w = np.where((fwd == 0) & (bwd == 0), 0.2, 0.1).prod(axis=1)
   valid = G.is_valid(bwd5)
   w = w * valid / (w * valid).sum()
@@ -318,7 +319,7 @@ def test_sampler_matches_enumeration_after_rejection(bwd5):
   p_back = (w * G.has_backward(can)).sum()
   mean_edges = (w * (can != 0).sum(axis=(1, 2))).sum()
   n = 20_000
-  s = G.sample_genotypes(np.random.default_rng(5), n, "snasnet", backward=True)
+  s = genotype_space.sample_genotypes(np.random.default_rng(5), n, "snasnet", backward=True)
   assert abs(G.has_backward(s).mean() - p_back) < 5 * np.sqrt(0.25 / n)
   assert abs((s != 0).sum(axis=(1, 2)).mean() - mean_edges) < 0.05
 

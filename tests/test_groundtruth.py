@@ -1,4 +1,4 @@
-"""Ground truth from a trained-architecture table (snnax_nas.jobs.groundtruth), on a
+"""Ground truth from a trained-architecture table (snnax_nas.studies.groundtruth), on a
 tiny generated table."""
 
 import os
@@ -11,8 +11,8 @@ from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import groundtruth as gt_config
-from snnax_nas.jobs import groundtruth
-from snnax_nas.search import common
+from snnax_nas.search import space as space_lib
+from snnax_nas.studies import groundtruth
 
 OPS = ops_lib.op_set(gt_config.TABLE_OPS)
 
@@ -22,7 +22,7 @@ def _write_table(path, n=12, seed=0, duplicate=True):
   made-up accuracies; with ``duplicate``, one extra raw row whose canonical
   form repeats the first cell (its accuracy is merged by the mean)."""
   rng = np.random.default_rng(seed)
-  space = common.search_space(OPS, False)
+  space = space_lib.search_space(OPS, False)
   cells = space[rng.choice(len(space), n, replace=False)]
   acc = rng.uniform(40, 60, n).round(3)
   params = memory.param_count(cells, network.network_config("cifar100", ops=OPS))
@@ -78,7 +78,7 @@ def test_methods_pick_by_their_rules():
              for s in range(10))
 
 
-def test_pick_quality_and_summary():
+def test_pick_quality():
   acc = np.array([50.0, 60.0, 55.0, 70.0])
   fits = np.array([True, True, True, False])
   q = groundtruth.pick_quality(acc, fits, 2)
@@ -87,10 +87,6 @@ def test_pick_quality_and_summary():
   assert np.isnan(groundtruth.pick_quality(acc, fits, -1)["accuracy"])
   with pytest.raises(ValueError, match="cell 3"):
     groundtruth.pick_quality(acc, fits, 3)
-  s = groundtruth.summarize([1.0, 2.0, 3.0, np.nan])
-  assert s["mean"] == 2.0 and s["missing"] == 1 and s["n"] == 3
-  assert 1.0 <= s["lo"] < 2.0 < s["hi"] <= 3.0
-  assert groundtruth.summarize([4.0] * 5)["lo"] == 4.0
 
 
 def test_op_significance_is_exact_on_a_hand_table():
@@ -166,15 +162,6 @@ def test_run_end_to_end_resumes_without_rescoring(tmp_path):
     groundtruth.run(_config(table, num_seeds=3), work)  # another config: refused
   for name in ("per_seed.csv", "results.csv", "results.md", "ops.csv", "summary.json"):
     assert os.path.exists(os.path.join(work, name))
-
-
-def test_paired_differences_pair_by_seed_and_skip_missing_picks():
-  rows = [dict(budget="b", method=m, seed=s, accuracy=a) for m, s, a in (
-      ("spikenas", 0, 55.0), ("random", 0, 50.0), ("spikenas", 1, 52.0), ("random", 1, 51.0),
-      ("spikenas", 2, float("nan")), ("random", 2, 40.0))]
-  (d,) = groundtruth.paired_differences(rows, "spikenas", "random")
-  assert d["mean"] == 3.0 and d["n"] == 2 and d["missing"] == 1
-  assert d["lo"] >= 1.0 and d["hi"] <= 5.0
 
 
 def test_every_scoring_field_reaches_the_scorer(tmp_path, monkeypatch):

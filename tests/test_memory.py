@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import network
 
@@ -33,7 +34,7 @@ def test_released_cells_match_spec_numbers():
 def test_analytic_count_equals_real_tree_on_many_forward_genotypes(cells_per_stage):
   cfg = network.network_config(None, width=8, hidden=48, cells_per_stage=cells_per_stage,
                                num_classes=7, vote_group=3)
-  gs = genotype_lib.unique_canonical(genotype_lib.enumerate_forward(cfg.ops))
+  gs = genotype_lib.unique_canonical(genotype_space.enumerate_forward(cfg.ops))
   # Every pattern of conv1x1/conv3x3 over the 6 edges appears; take them all
   # plus a random selection of the rest (a few hundred networks in total).
   digits = gs[..., [0, 0, 1, 0, 1, 2], [1, 2, 2, 3, 3, 3]]
@@ -50,7 +51,7 @@ def test_analytic_count_equals_real_tree_on_many_forward_genotypes(cells_per_sta
 def test_analytic_count_equals_real_tree_on_backward_and_per_cell_genotypes():
   cfg = network.network_config(None, width=6, hidden=40, backward=True,
                                ops="zero,skip,conv1x1,conv3x3@0.5,maxpool3x3")
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(1), 40, cfg.ops, backward=True)
+  gs = genotype_space.sample_genotypes(np.random.default_rng(1), 40, cfg.ops, backward=True)
   np.testing.assert_array_equal(memory.param_count(gs, cfg),
                                 [_real_count(cfg, g) for g in gs])
   per_cell = gs[:20].reshape(10, 2, 4, 4)
@@ -60,7 +61,7 @@ def test_analytic_count_equals_real_tree_on_backward_and_per_cell_genotypes():
 
 def test_bytes_neurons_and_budget_filter():
   cfg = network.network_config("cifar100")
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(2), 50, cfg.ops)
+  gs = genotype_space.sample_genotypes(np.random.default_rng(2), 50, cfg.ops)
   params = memory.param_count(gs, cfg)
   report = memory.memory_report(gs, cfg, weight_bits=4)
   np.testing.assert_array_equal(report.weight_bytes, params // 2)
@@ -98,7 +99,7 @@ def test_op_params_is_the_one_per_op_formula():
 @pytest.mark.parametrize("limit", ["budget_params", "budget_bytes"])
 def test_infinite_budget_is_no_budget(limit):
   cfg = network.network_config("cifar100")
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(3), 20, cfg.ops)
+  gs = genotype_space.sample_genotypes(np.random.default_rng(3), 20, cfg.ops)
   assert memory.within_budget(gs, cfg, **{limit: float("inf")}).all()
   assert memory.within_budget(gs, cfg, **{limit: np.inf}, weight_bits=4).all()
   assert memory.normalize_budget(**{limit: float("inf")}) == (None, None)
@@ -136,7 +137,7 @@ def test_budget_in_megabytes():
 
 def test_params_within_budget_is_the_rule_of_within_budget():
   cfg = network.network_config(None, width=8, hidden=64, ops="snasnet")
-  gs = genotype_lib.enumerate_forward(cfg.ops)[:200]
+  gs = genotype_space.enumerate_forward(cfg.ops)[:200]
   params = memory.param_count(gs, cfg)
   for bits in (32, 8):
     limit = float(np.median(memory.weight_bytes(params, bits)))
@@ -152,12 +153,12 @@ def test_params_within_budget_is_the_rule_of_within_budget():
     ("spikenas", False, 1), ("snasnet", False, 2), ("skip,conv3x3@0.5,conv3x3,conv3x3@1.5", False, 1),
     ("conv1x1,conv3x3", False, 1), ("spikenas", True, 1), ("avgpool3x3,conv1x1", True, 1)])
 def test_space_range_equals_brute_force_enumeration(ops, backward, cells_per_stage):
-  from snnax_nas.search import common
+  from snnax_nas.search import space as space_lib
   cfg = network.network_config(None, width=6, hidden=40, ops=ops, backward=backward,
                                cells_per_stage=cells_per_stage)
   # Every distinct valid cell of the space, shared by all cells: per-cell
   # choices reach the same extremes (the cheapest cell is cheapest at any width).
-  params = memory.param_count(common.search_space(cfg.ops, backward), cfg)
+  params = memory.param_count(space_lib.search_space(cfg.ops, backward), cfg)
   for bits in (32, 4):
     r = memory.space_range(cfg, bits)
     assert (r.min_params, r.max_params) == (params.min(), params.max())

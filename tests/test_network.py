@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import score
@@ -45,7 +46,8 @@ def test_presets():
 
 def test_cell_wiring_matches_reference_equations():
   # Edge e multiplies its input by (e + 2): check x3 and the feedback states
-  # against the spec's equations over two timesteps.
+  # against the reference cell's equations (node i sums its incoming edges, plus
+  # feedback computed at t-1) over two timesteps.
   def edge_fn(e, u):
     return u * (e + 2)
 
@@ -288,7 +290,7 @@ def test_time_batched_supernet_equals_per_step(ops):
   from snnax_nas import kernels  # pylint: disable=g-import-not-at-top
   cfg = _forward_cfg(ops)
   rng = np.random.default_rng(0)
-  gs = genotype_lib.sample_genotypes(rng, 3 * cfg.num_cells, cfg.ops, backward=False)
+  gs = genotype_space.sample_genotypes(rng, 3 * cfg.num_cells, cfg.ops, backward=False)
   arch = genotype_lib.arch_of(genotype_lib.as_genotypes(gs.reshape(3, cfg.num_cells, 4, 4), cfg), cfg)
   params = network.init_supernet_params(jax.random.key(1), cfg)
   x, key = _images(), jax.random.key(3)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import models
 from snnax_nas import network
@@ -25,7 +26,7 @@ def _cases(ops):
   backward edges and one per-cell pair."""
   cfg = network.network_config(None, input_shape=(8, 8, 2), width=4, hidden=8, num_classes=3,
                                vote_group=2, timesteps=2, backward=True, ops=ops)
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 4, cfg.ops, backward=True)
+  gs = genotype_space.sample_genotypes(np.random.default_rng(0), 4, cfg.ops, backward=True)
   return cfg, [gs[0], gs[1], gs[2:4]]
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import quant
@@ -154,9 +155,9 @@ def _genotype_cases():
            (fwd, genotype_lib.parse_genotype("0222/0022/0002/0000", fwd.ops)),
            (bwd, genotype_lib.parse_genotype("0303/0030/2002/0200", bwd.ops)),
            (bwd, genotype_lib.parse_genotype("0141/0014/3001/0300", bwd.ops))]
-  per_cell = genotype_lib.sample_genotypes(np.random.default_rng(3), 4, pool.ops)
+  per_cell = genotype_space.sample_genotypes(np.random.default_rng(3), 4, pool.ops)
   cases.append((pool, per_cell))
-  cases += [(bwd, g) for g in genotype_lib.sample_genotypes(np.random.default_rng(4), 3, bwd.ops,
+  cases += [(bwd, g) for g in genotype_space.sample_genotypes(np.random.default_rng(4), 3, bwd.ops,
                                                             backward=True)]
   return cases
 

@@ -1,5 +1,5 @@
-"""The README's training block runs as written and learns (issue 21: the
-documented path used to train a network that never fired)."""
+"""The README's training block runs as written and learns (the documented path
+once trained a network that never fired)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import kernels
 from snnax_nas import network
 from snnax_nas import score
@@ -143,7 +144,7 @@ def test_time_batched_scores_equal_per_step_scores_and_the_reference():
 @pytest.mark.slow
 def test_one_compilation_for_any_number_of_chunks_and_chunking_invariance(monkeypatch):
   key, images = jax.random.key(3), _images(1)
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 7, CFG.ops, backward=True)
+  gs = genotype_space.sample_genotypes(np.random.default_rng(0), 7, CFG.ops, backward=True)
   chex.clear_trace_counter()
   monkeypatch.setattr(score, "_chunk_body", chex.assert_max_traces(score._chunk_body, n=1))
   score.chunk_scorer.cache_clear()
@@ -354,7 +355,7 @@ def test_variant_scores_equal_standalone_numpy_reference():
 @pytest.mark.slow
 def test_new_kernels_and_draws_compile_once(monkeypatch):
   key, images = jax.random.key(3), _images(1)
-  gs = genotype_lib.sample_genotypes(np.random.default_rng(0), 5, CFG.ops, backward=True)
+  gs = genotype_space.sample_genotypes(np.random.default_rng(0), 5, CFG.ops, backward=True)
   kernels = ("sahd_norm", "sahd_time", "swap", "membrane")
   chex.clear_trace_counter()
   monkeypatch.setattr(score, "_chunk_body", chex.assert_max_traces(score._chunk_body, n=1))

@@ -1,4 +1,4 @@
-"""Search methods, the results store and the launch.search job (tiny configs).
+"""Search methods, the score store and the launch.search job (tiny configs).
 
 Compilation dominates: in-process tests share one forward config (real
 scorer) and use a fake scorer where only the search logic is under test;
@@ -23,10 +23,11 @@ import pytest
 
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import network
-from snnax_nas import results
 from snnax_nas import score
+from snnax_nas import score_store
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import search as search_job
@@ -229,10 +230,10 @@ def test_lightsnn_evaluation_count_one_call_per_round(fake, backward, expected):
 
 def test_lightsnn_resumes_from_the_store(fake, tmp_path):
   cfg = network.network_config(None, ops="lightsnn", backward=True, **TINY)
-  with results.open_store(str(tmp_path)) as store:
+  with score_store.open_store(str(tmp_path)) as store:
     a = search.lightsnn_prune(IMAGES, KEY, cfg, store=store)
   n = len(fake.calls)
-  with results.open_store(str(tmp_path)) as store:
+  with score_store.open_store(str(tmp_path)) as store:
     b = search.lightsnn_prune(IMAGES, KEY, cfg, store=store)
   assert len(fake.calls) == n and b.loaded_from_store == 61 and b.scored_this_run == 0
   assert {k: v for k, v in a.summary().items() if k != "timing"} == \
@@ -279,18 +280,18 @@ def test_random_search_argmax_duplicates_and_fields(spy):
   assert res.compile_seconds > 0 and res.scored_this_run == 4
 
   res = search.random_search(IMAGES, KEY, CFG, num_candidates=12, seed=3, scorer=SCORER)
-  sampled = search.arch_strings(genotype_lib.as_genotypes(genotype_lib.sample_genotypes(
+  sampled = search.arch_strings(genotype_lib.as_genotypes(genotype_space.sample_genotypes(
       np.random.default_rng(3), 12, CFG.ops), CFG))
   assert [r.genotype for r in res.records] == sampled
   assert res.score == max(r.score for r in res.records)
 
 
 def test_store_resumes_without_rescoring_and_refuses_other_configs(fake, tmp_path):
-  with results.open_store(str(tmp_path)) as store:
+  with score_store.open_store(str(tmp_path)) as store:
     a = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, store=store,
                                scorer=SCORER)
   n = len(fake.calls)
-  with results.open_store(str(tmp_path)) as store:
+  with score_store.open_store(str(tmp_path)) as store:
     b = search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, store=store,
                                scorer=search.ScorerOptions(chunk_size=3))  # chunking: same scores
     assert store.count() == a.evaluations
@@ -298,12 +299,12 @@ def test_store_resumes_without_rescoring_and_refuses_other_configs(fake, tmp_pat
   assert b.loaded_from_store == a.evaluations
   assert {k: v for k, v in a.summary().items() if k != "timing"} == \
       {k: v for k, v in b.summary().items() if k != "timing"}
-  with results.open_store(str(tmp_path)) as store:
-    with pytest.raises(results.FingerprintMismatch, match=str(tmp_path)):
+  with score_store.open_store(str(tmp_path)) as store:
+    with pytest.raises(score_store.FingerprintMismatch, match=str(tmp_path)):
       search.spikenas_search(IMAGES, KEY, CFG, num_candidates=10, seed=1, store=store)
-    with pytest.raises(results.StoreConflict, match="another search"):
+    with pytest.raises(score_store.StoreConflict, match="another search"):
       store.add(a.records[:1])  # a row is never stored twice
-    with pytest.raises(results.StoreConflict, match="stored as"):
+    with pytest.raises(score_store.StoreConflict, match="stored as"):
       store.lookup(0, [a.records[0].candidate_id], ["0100/0010/0001/0000"])
     assert store.count() == a.evaluations
 
@@ -324,7 +325,7 @@ def _launch(args, env):
 
 
 def _stored(workdir) -> list[tuple]:
-  path = os.path.join(workdir, results.STORE_NAME)
+  path = os.path.join(workdir, score_store.STORE_NAME)
   if not os.path.exists(path):
     return []
   try:
@@ -338,12 +339,12 @@ def _stored(workdir) -> list[tuple]:
 # chunk so that the kill lands mid-search on any machine.
 _SLOW = textwrap.dedent("""
     import runpy, sys, time
-    from snnax_nas import results
-    add = results.ResultsStore.add
+    from snnax_nas import score_store
+    add = score_store.ScoreStore.add
     def slow_add(self, rows):
       add(self, rows)
       time.sleep(2.0)
-    results.ResultsStore.add = slow_add
+    score_store.ScoreStore.add = slow_add
     sys.argv = ["launch.search"] + sys.argv[1:]
     runpy.run_module("launch.search", run_name="__main__")
 """)
@@ -430,7 +431,7 @@ def test_search_job_refuses_bad_input_before_writing(tmp_path, random_npz, field
     search_job.run(config, workdir)
   assert "\n" not in str(info.value)  # one line
   assert not (tmp_path / "w" / "summary.json").exists()
-  assert not (tmp_path / "w" / results.STORE_NAME).exists()
+  assert not (tmp_path / "w" / score_store.STORE_NAME).exists()
 
 
 def _launch_two_processes(args, env, port):
@@ -490,20 +491,20 @@ def test_search_job_budget_mb_inf_is_no_budget(tmp_path, random_npz):
 
 
 def test_best_index_refuses_a_field_of_singular_kernels():
-  from snnax_nas.search import common
-  assert common.best_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
+  from snnax_nas.search import result as result_lib
+  assert result_lib.best_finite_index(np.array([-np.inf, np.nan, -3.0, -2.0, -2.0])) == 3
   with pytest.raises(ValueError, match="all 3 candidates scored have a singular kernel"):
-    common.best_index(np.array([-np.inf, -np.inf, np.nan]))
+    result_lib.best_finite_index(np.array([-np.inf, -np.inf, np.nan]))
 
 
 def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):
   """Fault injection: a store whose WAL was left by a killed process still
   holds every committed row; a truncated store is refused in one line."""
   import shutil
-  rows = [results.Row(0, i, f"g{i}", -float(i), False, 100 + i, 400 + 4 * i) for i in range(50)]
+  rows = [score_store.Row(0, i, f"g{i}", -float(i), False, 100 + i, 400 + 4 * i) for i in range(50)]
   live = tmp_path / "live"
   live.mkdir()
-  store = results.open_store(str(live))
+  store = score_store.open_store(str(live))
   store.add(rows)  # committed, not checkpointed into the main file: the WAL holds it
   killed = tmp_path / "killed"
   killed.mkdir()
@@ -511,15 +512,15 @@ def test_results_store_faults_truncated_file_and_wal_left_behind(tmp_path):
     shutil.copy(live / name, killed / name)
   store.close()
   assert any(name.endswith("-wal") for name in os.listdir(killed))
-  with results.open_store(str(killed)) as again:
+  with score_store.open_store(str(killed)) as again:
     assert again.rows() == rows
   (tmp_path / "whole").mkdir()
-  with results.open_store(str(tmp_path / "whole")) as store:
+  with score_store.open_store(str(tmp_path / "whole")) as store:
     store.add(rows)
-  path = tmp_path / "whole" / results.STORE_NAME
+  path = tmp_path / "whole" / score_store.STORE_NAME
   with open(path, "r+b") as f:
     f.truncate(3000)
-  with pytest.raises(ValueError, match=r"cannot open results store .*move it aside") as e:
-    with results.open_store(str(tmp_path / "whole")) as store:
+  with pytest.raises(ValueError, match=r"cannot open score store .*move it aside") as e:
+    with score_store.open_store(str(tmp_path / "whole")) as store:
       store.rows()
   assert "\n" not in str(e.value)

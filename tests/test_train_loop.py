@@ -1,5 +1,5 @@
 """snnax_nas.train.loop: train_and_evaluate (progress, ETA, silent layers,
-plots), the train and analyze jobs in process, and launch.train killed and
+plots), the train job and the analyze_ops study in process, and launch.train killed and
 resumed (subprocesses, marked slow)."""
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from train_helpers import separable
 
 from snnax_nas import configs
 from snnax_nas import network
-from snnax_nas import study
+from snnax_nas import stats
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
-from snnax_nas.jobs import analyze as analyze_job
 from snnax_nas.jobs import train as train_job
+from snnax_nas.studies import analyze_ops as analyze_job
 
 
 def test_format_duration_and_time_left():
@@ -259,7 +259,7 @@ def test_train_job_refuses_bad_input_with_one_line(tmp_path, tiny_npz, fields, w
 @pytest.mark.slow
 def test_analyze_job_end_to_end(tmp_path, tiny_npz):
   work = str(tmp_path / "ops")
-  config = configs.get_config("analyze")
+  config = configs.get_config("analyze_ops")
   config.update(dataset=tiny_npz, num_candidates=2)
   config.network.update(ops="zero,conv3x3", width=4, hidden=32, timesteps=1)
   config.scoring.update(batch_size=8, chunk_size="2")
@@ -277,7 +277,7 @@ def test_analyze_job_end_to_end(tmp_path, tiny_npz):
     assert r["acc_lo"] <= r["acc_mean"] <= r["acc_hi"]
   # The delta's interval is over the per-seed differences (paired by seed).
   diffs = [float(a) - float(b) for a, b in zip(rows[1]["accs"].split(), rows[0]["accs"].split())]
-  want = study.mean_interval(diffs)
+  want = stats.t_interval(diffs)
   assert rows[1]["delta_lo"] == pytest.approx(want["lo"], abs=1e-3)
   assert rows[1]["delta_hi"] == pytest.approx(want["hi"], abs=1e-3)
   assert rows[0]["delta_lo"] == rows[0]["delta_hi"] == 0.0

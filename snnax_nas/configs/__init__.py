@@ -3,10 +3,11 @@
 * :mod:`snnax_nas.configs.network`: :class:`NetworkConfig`, its presets, the
   one place where dataset facts become network fields, and the conversions
   to and from a job config's ``network`` section and JSON.
-* ``snnax_nas/configs/<job>.py`` (``search``, ``score``, ``train``,
-  ``evaluate``, ``analyze``, ``compare``): ``get_config(preset)``, the
-  ``ml_collections`` config a launcher reads and ``snnax_nas.jobs.<job>.run``
-  takes; :mod:`snnax_nas.configs.sections` holds the sections and the two
+* ``snnax_nas/configs/<job>.py`` (the jobs ``search``, ``score``, ``train``,
+  ``evaluate``; the studies ``analyze_ops``, ``compare``, ``groundtruth``,
+  ``correlate``): ``get_config(preset)``, the ``ml_collections`` config a
+  launcher reads and ``snnax_nas.jobs.<job>.run`` (a study's:
+  ``snnax_nas.studies.<study>.run``) takes; :mod:`snnax_nas.configs.sections` holds the sections and the two
   presets (``small``, the default, and ``reference``) they share.
 
   from snnax_nas import configs, jobs
@@ -42,7 +43,7 @@ from snnax_nas.configs.sections import set_fields
 
 def get_config(job: str, preset: Optional[str] = None) -> config_dict.ConfigDict:
   """The config of ``job`` (``search``, ``score``, ``train``, ``evaluate``,
-  ``analyze``, ``compare``) at ``preset`` (``small`` when None, or
+  ``analyze_ops``, ``compare``, ...) at ``preset`` (``small`` when None, or
   ``reference``).
 
   Raises:

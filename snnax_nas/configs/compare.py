@@ -6,7 +6,7 @@ SNASNet random search's best-scoring draw within the budget (one random
 search of ``random_draws`` draws, timed once, serves every budget) and runs
 LightSNN pruning once (it takes no budget); then trains each found network
 and evaluates it at every ``eval_bits`` weight precision
-(:mod:`snnax_nas.study`).
+(:mod:`snnax_nas.studies.compare`).
 
 Presets: ``small`` (default; the small network of the other jobs, budgets at
 0.25, 0.5 and 0.75 of the space's weight range: 0.335-0.892 MB at 32 bits) and

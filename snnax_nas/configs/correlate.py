@@ -1,4 +1,4 @@
-"""Config of the correlate job (``launch.correlate``, :mod:`snnax_nas.jobs.correlate`):
+"""Config of the correlate study (``launch.correlate``, :mod:`snnax_nas.studies.correlate`):
 rank correlation of a scores CSV with a ``genotype,accuracy`` table.
 
 ``launch.correlate`` sets these fields from its plain flags (``--scores``,

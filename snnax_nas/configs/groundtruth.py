@@ -1,5 +1,5 @@
 """Config of ``launch.groundtruth``: the searches judged on a table of trained
-architectures, without training (:mod:`snnax_nas.jobs.groundtruth`).
+architectures, without training (:mod:`snnax_nas.studies.groundtruth`).
 
 ``table`` is a CSV ``genotype,accuracy[,params]`` (e.g. the development
 tables ``cells_cifar100.csv`` / ``cells_tinyimagenet.csv``); ``trained`` the

@@ -134,7 +134,7 @@ class NetworkConfig:
 
 
 PRESETS = {
-    # Reference constants (spec §1). CIFAR10 uses s2 = 4 as the released model.
+    # Reference constants (SNASNet's ``model_snn.py``). CIFAR10 uses s2 = 4 as the released model.
     "cifar10": dict(input_shape=(32, 32, 3), num_classes=10, width=256,
                     hidden=1024, vote_group=10, second_pool=4),
     "cifar100": dict(input_shape=(32, 32, 3), num_classes=100, width=128,

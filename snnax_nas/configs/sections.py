@@ -1,7 +1,7 @@
 """Sections and presets shared by the job configs (``snnax_nas/configs/<job>.py``).
 
-Each job module (``search``, ``score``, ``train``, ``evaluate``, ``analyze``,
-``compare``) has ``get_config(preset)`` returning an
+Each job or study module (``search``, ``score``, ``train``, ``evaluate``,
+``analyze_ops``, ``compare``, ``groundtruth``, ``correlate``) has ``get_config(preset)`` returning an
 ``ml_collections.ConfigDict``; a launcher loads it with absl ``config_flags``,
 so any field can be overridden on the command line by its dotted name, and a
 preset is chosen after a colon::
@@ -36,7 +36,7 @@ from ml_collections import config_dict
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import network as network_lib
 
-JOBS = ("search", "score", "train", "analyze", "compare", "groundtruth")
+JOBS = ("search", "score", "train", "analyze_ops", "compare", "groundtruth")
 # Configs of commands that read a finished run (no network section, no presets).
 TOOLS = ("evaluate", "correlate")
 

@@ -10,11 +10,11 @@ search     :mod:`snnax_nas.configs.search`   ``python -m launch.search``
 score      :mod:`snnax_nas.configs.score`    ``python -m launch.score``
 train      :mod:`snnax_nas.configs.train`    ``python -m launch.train``
 evaluate   :mod:`snnax_nas.configs.evaluate` ``python -m launch.evaluate``
-analyze    :mod:`snnax_nas.configs.analyze`  ``python -m launch.analyze_ops``
-compare    :mod:`snnax_nas.configs.compare`  ``python -m launch.compare``
-correlate  :mod:`snnax_nas.configs.correlate` ``python -m launch.correlate``
-groundtruth :mod:`snnax_nas.configs.groundtruth` ``python -m launch.groundtruth``
 =========  ================================  ===============================
+
+The studies of the paper that run these jobs (compare, groundtruth,
+analyze_ops, correlate) are :mod:`snnax_nas.studies`, above this package:
+no job imports a study.
 
 From Python::
 
@@ -34,8 +34,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-JOBS = ("search", "score", "train", "evaluate", "analyze", "compare", "correlate",
-        "groundtruth")
+JOBS = ("search", "score", "train", "evaluate")
 
 
 def get(job: str) -> ModuleType:

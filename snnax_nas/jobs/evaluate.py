@@ -32,7 +32,7 @@ from absl import logging
 
 from snnax_nas import data as data_lib
 from snnax_nas import evaluate
-from snnax_nas import io
+from snnax_nas import files
 from snnax_nas import nir_graph
 from snnax_nas import quant
 from snnax_nas import raster
@@ -127,7 +127,7 @@ def run(config, workdir: str) -> evaluate.Evaluation:
   path = result_path(workdir, config.split, config.weight_bits, config.max_examples)
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    io.write_json(path, ev.to_json())
+    files.write_json(path, ev.to_json())
   except OSError as e:
     raise ValueError(f"cannot write {path}: {e.strerror}") from None
   if config.raster:

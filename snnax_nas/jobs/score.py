@@ -44,9 +44,10 @@ from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import distributed
+from snnax_nas import files
 from snnax_nas import flops
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
+from snnax_nas import genotype_space
 from snnax_nas import memory
 from snnax_nas import score
 from snnax_nas.jobs import common
@@ -96,7 +97,7 @@ def _load_part(path: str) -> dict[int, list]:
   with open(path, "rb") as f:
     raw = f.read()
   if raw and not raw.endswith(b"\n"):  # torn last line: cut it before appending
-    with io.atomic_open(path, "wb") as f:
+    with files.atomic_open(path, "wb") as f:
       f.write(raw[:raw.rfind(b"\n") + 1])
   dropped = 0
   with open(path, newline="") as f:
@@ -167,7 +168,7 @@ def run(config, workdir: str) -> Optional[Scored]:
     texts = common.read_genotype_file(config.genotypes, cfg.ops, cfg.backward)
     genotypes = genotype_lib.as_genotypes(texts, cfg)
   else:
-    g = genotype_lib.sample_genotypes(np.random.default_rng(config.seed),
+    g = genotype_space.sample_genotypes(np.random.default_rng(config.seed),
                                       config.num_candidates, cfg.ops, backward=cfg.backward)
     genotypes = genotype_lib.as_genotypes(g, cfg)
     texts = [genotype_lib.format_genotype(x[0]) for x in genotypes]
@@ -224,7 +225,7 @@ def run(config, workdir: str) -> Optional[Scored]:
     raise ValueError(f"{len(missing)} candidates have no score (first id {missing[0]}); rerun")
   rows = {i: [texts[i], *rows[int(first[i])][1:]] for i in range(len(texts))}
   path = os.path.join(workdir, SCORES_CSV)
-  io.write_csv(path, COLUMNS, (rows[i] for i in range(len(texts))))
+  files.write_csv(path, COLUMNS, (rows[i] for i in range(len(texts))))
   scores = np.array([float(rows[i][1]) for i in range(len(texts))])
   return Scored(genotypes=texts, scores=scores, params=np.asarray(mem.params),
                 scored_now=len(mine), compile_seconds=compile_s, run_seconds=run_s, path=path,

@@ -59,10 +59,10 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
 from snnax_nas import memory
-from snnax_nas import results
+from snnax_nas import score_store
 from snnax_nas import search
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.configs import search as search_config
@@ -103,11 +103,11 @@ def _write_csv(path: str, result: search.SearchResult, cfg):
   rows = [[r.genotype, repr(float(r.score)), int(r.singular), r.params, r.weight_bytes,
            neuron.get(r.genotype, "") if g else "", r.step, r.candidate_id]
           for r, g in zip(records, is_geno)]
-  io.write_csv(path, COLUMNS, rows)
+  files.write_csv(path, COLUMNS, rows)
 
 
 def _plot(path: str, result: search.SearchResult):
-  plt = io.pyplot()
+  plt = files.pyplot()
   recs = [r for r in result.records if np.isfinite(r.score)]
   fig, ax = plt.subplots(figsize=(7, 4.5))
   word = "round" if result.method == "lightsnn" else "step"
@@ -132,7 +132,7 @@ def _plot(path: str, result: search.SearchResult):
   if ax.get_legend_handles_labels()[0]:
     ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=100)
+  files.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -271,11 +271,11 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   # Candidates are not known in advance: the layout is chosen for a sample
   # of the space (snnax_nas.autotune.space_sample) unless given.
   args = dict(scorer=common.scorer_options(scoring, cfg), progress=_StepProgress())
-  store_path = os.path.join(workdir, results.STORE_NAME)
+  store_path = os.path.join(workdir, score_store.STORE_NAME)
   fresh_store = not os.path.exists(store_path)
   # Several processes: process 0's store is the record; the search
-  # broadcasts what it holds (snnax_nas.search.common.StoreScorer).
-  store = results.open_store(workdir) if lead else results.ResultsStore()
+  # broadcasts what it holds (snnax_nas.search.scoring.StoreScorer).
+  store = score_store.open_store(workdir) if lead else score_store.ScoreStore()
   try:
     if method == "random":
       result = search.random_search(images, key, cfg, num_candidates=config.num_candidates,
@@ -311,7 +311,7 @@ def run(config, workdir: str) -> Optional[search.SearchResult]:
   _write_csv(os.path.join(workdir, SCORES_CSV), result, cfg)
   _plot(os.path.join(workdir, PLOT), result)
   # summary.json last: its presence means the run finished.
-  io.write_json(os.path.join(workdir, SUMMARY), summary)
+  files.write_json(os.path.join(workdir, SUMMARY), summary)
   for s in result.steps:
     logging.info("step %s", s)
   return result

@@ -43,8 +43,8 @@ import numpy as np
 from snnax_nas import configs
 from snnax_nas import data as data_lib
 from snnax_nas import evaluate
+from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
 from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import quant
@@ -150,7 +150,7 @@ def _check_same_checkpoints(workdir: str, checkpoint_dir: Optional[str], new: bo
   """Refuses to resume a run whose checkpoints were written elsewhere: with
   another ``--checkpoint_dir`` it would find none and train again from
   scratch over the finished run's metrics."""
-  summary = io.read_json(os.path.join(workdir, SUMMARY)) if not new else None
+  summary = files.read_json(os.path.join(workdir, SUMMARY)) if not new else None
   if not summary or "checkpoint_dir" not in summary:
     return
   recorded = evaluate.checkpoint_dir_of(workdir, summary)
@@ -253,5 +253,5 @@ def run(config, workdir: str, *, given: Iterable[str] = (), checkpoint_dir: Opti
   if command is not None:
     summary["command"] = command
   summary = workdir_lib.json_ready(summary)
-  io.write_json(os.path.join(workdir, SUMMARY), summary)
+  files.write_json(os.path.join(workdir, SUMMARY), summary)
   return summary

@@ -1,6 +1,6 @@
 """The SNASNet macro skeleton, shared by the supernet and the standalone cells.
 
-Per input batch (reference ``model_snn.py``; spec §1)::
+Per input batch (the SNASNet reference's ``model_snn.py``)::
 
   static_x = BN(conv3x3(images, stride))            # stem, once, no LIF
   for t in range(T):                                 # lax.scan
@@ -189,7 +189,8 @@ class _Recorder:
 def cell_wiring(x0: jax.Array, feedback: Optional[Sequence[jax.Array]],
                 edge_fn: Callable[[int, jax.Array], Optional[jax.Array]],
                 backward: bool):
-  """The node graph of a cell (spec §2), shared by both cell implementations.
+  """The node graph of a cell (the reference's ``searchcells/search_cell_snn.py``),
+  shared by both cell implementations.
 
   Nodes 1..3 sum their incoming forward edges. With backward edges, the
   feedback state ``s_i`` computed at t-1 is added to node ``i`` (i < 3) for

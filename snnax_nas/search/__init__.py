@@ -9,29 +9,32 @@ Three methods, one result type (:class:`SearchResult`):
   * :func:`lightsnn_prune` (:mod:`.lightsnn`): LightSNN's pruning of a
     shared-α supernet by op importance.
 
-All score candidates with the batched SAHD scorer and through a results store
-(:mod:`.common`), so a killed search resumes where it stopped with exactly the
-result of an uninterrupted run. Memory budgets follow the analytic model's
+What they share: the result type and the rule that picks the best scored
+candidate (:mod:`.result`); the spaces, candidate pools and the budget
+checked against a space (:mod:`.space`). All score candidates with the
+batched SAHD scorer through a score store (:mod:`.scoring`), so a killed
+search resumes where it stopped with exactly the result of an uninterrupted
+run. Memory budgets follow the analytic model's
 one rule (:func:`snnax_nas.memory.within_budget`; None or inf = no limit) and
 are applied before scoring.
 """
 
 from __future__ import annotations
 
-from snnax_nas.search.common import METHODS
-from snnax_nas.search.common import ProgressFn
-from snnax_nas.search.common import ScorerOptions
-from snnax_nas.search.common import SearchResult
-from snnax_nas.search.common import arch_strings
-from snnax_nas.search.common import candidate_pool
-from snnax_nas.search.common import check_budget
-from snnax_nas.search.common import search_space
-from snnax_nas.search.common import smallest_network
 from snnax_nas.search.lightsnn import lightsnn_prune
 from snnax_nas.search.lightsnn import mask_arch
 from snnax_nas.search.lightsnn import mask_string
 from snnax_nas.search.lightsnn import supernet_param_count
+from snnax_nas.search.result import METHODS
+from snnax_nas.search.result import SearchResult
+from snnax_nas.search.scoring import ProgressFn
+from snnax_nas.search.scoring import ScorerOptions
 from snnax_nas.search.snasnet import random_search
+from snnax_nas.search.space import arch_strings
+from snnax_nas.search.space import candidate_pool
+from snnax_nas.search.space import check_budget
+from snnax_nas.search.space import search_space
+from snnax_nas.search.space import smallest_network
 from snnax_nas.search.spikenas import ID_STRIDE
 from snnax_nas.search.spikenas import spikenas_search
 

@@ -1,4 +1,4 @@
-"""LightSNN pruning (TE-NAS style, spec §9).
+"""LightSNN pruning (Abdennadher et al., arXiv 2503.21846; TE-NAS style).
 
 Start from the supernet with every op of the op set on every edge (12 edges
 with backward cells, 6 without), one mask ``[E, |ops|]`` shared by all cells
@@ -13,8 +13,9 @@ that is 2 rounds, 12*3 + 12*2 = 60 evaluations with backward edges (6*3 +
 every evaluation uses the same candidate id, hence the same supernet weights
 (LightSNN scores one supernet). The pruned cell may hold both a forward and a
 backward op on one node pair; the network supports it. The reference code's
-feedback state never reaches the cell output (spec §9, a bug); we implement the
-paper's intent with the core network's backward semantics, where feedback
+feedback state never reaches the cell output (a bug: its ``nodes_back`` is
+reset every forward and the cell appends new feedback while reading the first
+three entries); we implement the paper's intent with the core network's backward semantics, where feedback
 enters the next timestep's node values.
 """
 
@@ -30,8 +31,9 @@ from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
-from snnax_nas import results
-from snnax_nas.search import common
+from snnax_nas import score_store
+from snnax_nas.search import result as result_lib
+from snnax_nas.search import scoring
 
 
 def _edge_name(e: int) -> str:
@@ -100,9 +102,9 @@ def supernet_param_count(masks, cfg: configs.NetworkConfig) -> np.ndarray:
 
 def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                    candidate_id: int = 0, weight_bits: int = 32,
-                   scorer: common.ScorerOptions = common.REFERENCE_SCORER, score_final: bool = True,
-                   store: Optional[results.ResultsStore] = None,
-                   progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
+                   scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER, score_final: bool = True,
+                   store: Optional[score_store.ScoreStore] = None,
+                   progress: Optional[scoring.ProgressFn] = None) -> result_lib.SearchResult:
   """LightSNN: prune a shared-α supernet by op importance (module docstring).
 
   Args:
@@ -118,7 +120,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     score_final: also score the pruned network (canonical form, same supernet
       weights) for ``score``; one extra evaluation after the rounds.
       Otherwise ``score`` is NaN.
-    store: results store for resuming (rounds are its steps; the final
+    store: score store for resuming (rounds are its steps; the final
       evaluation is step ``num_rounds``).
     progress: ``progress(label, done, total)`` after each round.
 
@@ -132,18 +134,18 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     ValueError: bad arguments or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, scorer)
+  scoring.check_common_args(cfg, scorer)
   memory.check_weight_bits(weight_bits)
-  if not 0 <= int(candidate_id) <= common.MAX_ID:
-    raise ValueError(f"candidate_id must be in [0, {common.MAX_ID}], got {candidate_id!r}")
+  if not 0 <= int(candidate_id) <= scoring.MAX_ID:
+    raise ValueError(f"candidate_id must be in [0, {scoring.MAX_ID}], got {candidate_id!r}")
   ops = cfg.ops
   num_edges, num_ops = cfg.num_edges, len(ops.ops)
-  store = store if store is not None else results.ResultsStore()
-  store.bind(common.fingerprint("lightsnn", cfg, images, key, scorer.kernel,
+  store = store if store is not None else score_store.ScoreStore()
+  store.bind(scoring.fingerprint("lightsnn", cfg, images, key, scorer.kernel,
                                 candidate_id=int(candidate_id), weight_bits=weight_bits,
                                 score_final=bool(score_final),
                                 **scorer.score_args()))
-  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+  store_scorer = scoring.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
                                     progress=progress)
   mask = np.ones((num_edges, num_ops), bool)
   steps, evaluations, rnd = [], 0, 0
@@ -161,7 +163,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     dropped = {}
     for e in sorted({e for e, _ in evals}):
       ks = [k for k, (ee, _) in enumerate(evals) if ee == e]
-      k = ks[common.best_index(scores[ks])]  # removing this op helps the score most
+      k = ks[result_lib.best_finite_index(scores[ks])]  # removing this op helps the score most
       mask[e, evals[k][1]] = False
       dropped[_edge_name(e)] = ops.ops[evals[k][1]].name
     evaluations += m
@@ -188,7 +190,7 @@ def lightsnn_prune(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     s, sing = store_scorer.run(rnd, [0], [text], genotype_lib.arch_of(cells, cfg), [params],
                                "lightsnn final", one_call=True, scorer_ids=[int(candidate_id)])
     final_score, final_singular = float(s[0]), bool(sing[0])
-  result = common.SearchResult(
+  result = result_lib.SearchResult(
       method="lightsnn", genotype=text, score=final_score, singular=final_singular,
       params=params, weight_bytes=int(memory.weight_bytes(params, weight_bits)),
       weight_bits=weight_bits, budget_params=None, budget_bytes=None,

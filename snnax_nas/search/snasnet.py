@@ -1,7 +1,8 @@
-"""SNASNet random search (spec §5).
+"""SNASNet random search (Kim et al., ECCV 2022: 5000 sampled genotypes, each
+scored once, the argmax; no iteration or refinement).
 
 Sample N valid genotypes with the reference sampler
-(:func:`snnax_nas.genotype.sample_genotypes`, forward or backward space as
+(:func:`snnax_nas.genotype_space.sample_genotypes`, forward or backward space as
 ``cfg.backward``), one genotype shared by every cell, score each with its own
 fresh weights and take the argmax. Duplicates are kept, as the reference keeps
 them: the reference draws 5000 times with replacement and initialises a fresh
@@ -21,17 +22,20 @@ import numpy as np
 
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
+from snnax_nas import genotype_space
 from snnax_nas import memory
-from snnax_nas import results
-from snnax_nas.search import common
+from snnax_nas import score_store
+from snnax_nas.search import result as result_lib
+from snnax_nas.search import scoring
+from snnax_nas.search import space as space_lib
 
 
 def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                   num_candidates: int = 5000, seed: int = 0, genotypes=None,
                   budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
-                  weight_bits: int = 32, scorer: common.ScorerOptions = common.REFERENCE_SCORER,
-                  store: Optional[results.ResultsStore] = None,
-                  progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
+                  weight_bits: int = 32, scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER,
+                  store: Optional[score_store.ScoreStore] = None,
+                  progress: Optional[scoring.ProgressFn] = None) -> result_lib.SearchResult:
   """SNASNet: score N sampled genotypes (optionally budget-filtered), argmax.
 
   Args:
@@ -51,7 +55,7 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     weight_bits: weight precision of the memory model: 32, 16, 8 or 4.
     scorer: kernel, chunk layout, weight draws and conv precision
       (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
-    store: results store for resuming (default: a throwaway in-memory one).
+    store: score store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
   Returns:
@@ -63,14 +67,14 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       candidate within the budget, or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, scorer)
+  scoring.check_common_args(cfg, scorer)
   budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
   budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
   if genotypes is None:
     if int(num_candidates) != num_candidates or num_candidates < 1:
       raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}")
-    common.check_budget(cfg, **budget)
-    drawn = genotype_lib.sample_genotypes(np.random.default_rng(seed), int(num_candidates),
+    space_lib.check_budget(cfg, **budget)
+    drawn = genotype_space.sample_genotypes(np.random.default_rng(seed), int(num_candidates),
                                           cfg.ops, backward=cfg.backward)
     cells = genotype_lib.as_genotypes(drawn, cfg)
   else:
@@ -84,28 +88,28 @@ def random_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     cheapest = int(np.argmin(params))
     raise ValueError(
         f"none of the {n} candidates fits the memory budget of "
-        f"{common.budget_text(budget_params, budget_bytes, weight_bits)}; the cheapest needs "
+        f"{space_lib.budget_text(budget_params, budget_bytes, weight_bits)}; the cheapest needs "
         f"{int(params[cheapest]):,} params = "
         f"{int(memory.weight_bytes(params[cheapest], weight_bits)):,} bytes")
-  texts = common.arch_strings(cells)
-  store = store if store is not None else results.ResultsStore()
-  store.bind(common.fingerprint(
+  texts = space_lib.arch_strings(cells)
+  store = store if store is not None else score_store.ScoreStore()
+  store.bind(scoring.fingerprint(
       "random", cfg, images, key, scorer.kernel, num_candidates=int(num_candidates),
       seed=int(seed),
       genotypes=None if genotypes is None else texts, **budget,
       **scorer.score_args()))
-  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+  store_scorer = scoring.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
                                     progress=progress)
   idx = np.flatnonzero(ok)
   scores, singular = store_scorer.run(0, idx, [texts[i] for i in idx],
                                       genotype_lib.arch_of(cells[idx], cfg), params[idx], "random")
-  b = common.best_index(scores)
+  b = result_lib.best_finite_index(scores)
   best = int(idx[b])
-  result = common.SearchResult(
+  result = result_lib.SearchResult(
       method="random", genotype=texts[best], score=float(scores[b]), singular=bool(singular[b]),
       params=int(params[best]), weight_bytes=int(memory.weight_bytes(params[best], weight_bits)),
       weight_bits=weight_bits, budget_params=budget_params, budget_bytes=budget_bytes,
       candidates_scored=len(idx), candidates_skipped=int(n - len(idx)), evaluations=len(idx),
       steps=[dict(step=0, candidates=n, scored=len(idx), skipped=int(n - len(idx)),
-                  best_id=best, genotype=texts[best], score=common.json_float(scores[b]))])
+                  best_id=best, genotype=texts[best], score=result_lib.json_float(scores[b]))])
   return store_scorer.finish(result, t0)

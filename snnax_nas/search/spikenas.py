@@ -1,6 +1,6 @@
 """SpikeNAS memory-aware consecutive per-cell search.
 
-SpikeNAS has no public code (spec §9); this is our design from the paper's
+SpikeNAS (Putra & Shafique, arXiv 2402.11322) has no public code; this is our design from the paper's
 description:
 
   (a) a reduced op set (presets ``spikenas`` = skip, conv3x3 and
@@ -44,8 +44,10 @@ import numpy as np
 from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
-from snnax_nas import results
-from snnax_nas.search import common
+from snnax_nas import score_store
+from snnax_nas.search import result as result_lib
+from snnax_nas.search import scoring
+from snnax_nas.search import space as space_lib
 
 # SpikeNAS candidate ids are step * ID_STRIDE + pool index: unique over the
 # search and independent of how many candidates earlier steps skipped.
@@ -55,9 +57,9 @@ ID_STRIDE = 1 << 20
 def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                     num_candidates: int = 64, seed: int = 0,
                     budget_params: Optional[float] = None, budget_bytes: Optional[float] = None,
-                    weight_bits: int = 32, scorer: common.ScorerOptions = common.REFERENCE_SCORER,
-                    store: Optional[results.ResultsStore] = None,
-                    progress: Optional[common.ProgressFn] = None) -> common.SearchResult:
+                    weight_bits: int = 32, scorer: scoring.ScorerOptions = scoring.REFERENCE_SCORER,
+                    store: Optional[score_store.ScoreStore] = None,
+                    progress: Optional[scoring.ProgressFn] = None) -> result_lib.SearchResult:
   """SpikeNAS: memory-aware consecutive per-cell search (module docstring).
 
   Args:
@@ -75,7 +77,7 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     weight_bits: weight precision: 32, 16, 8 or 4.
     scorer: kernel, chunk layout, weight draws and conv precision
       (:class:`snnax_nas.search.ScorerOptions`; the defaults are the reference).
-    store: results store for resuming (default: a throwaway in-memory one).
+    store: score store for resuming (default: a throwaway in-memory one).
     progress: ``progress(label, done, total)`` after each chunk.
 
   Returns:
@@ -88,21 +90,21 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
       candidate within the budget, or a store holding another search.
   """
   t0 = time.perf_counter()
-  common.check_common_args(cfg, scorer)
+  scoring.check_common_args(cfg, scorer)
   if int(num_candidates) != num_candidates or not 1 <= num_candidates < ID_STRIDE - 1:
     raise ValueError(f"num_candidates must be an integer in [1, {ID_STRIDE - 1}), "
                      f"got {num_candidates!r}")
   num_cells = cfg.num_cells
-  if num_cells * ID_STRIDE > common.MAX_ID:
+  if num_cells * ID_STRIDE > scoring.MAX_ID:
     raise ValueError(f"{num_cells} cells exceed the candidate id range")
   budget_params, budget_bytes = memory.normalize_budget(budget_params, budget_bytes, weight_bits)
   budget = dict(budget_params=budget_params, budget_bytes=budget_bytes, weight_bits=weight_bits)
-  common.check_budget(cfg, **budget)
+  space_lib.check_budget(cfg, **budget)
 
   def pool_of(step):
     """Step ``step``'s candidate cells: ``(int8 [M, 4, 4], enumerated)``."""
     rng = np.random.default_rng([int(seed), step])
-    return common.candidate_pool(cfg.ops, cfg.backward, int(num_candidates), rng)
+    return space_lib.candidate_pool(cfg.ops, cfg.backward, int(num_candidates), rng)
 
   def step_cells(pool, chosen, step):
     """int32 [M, L, 4, 4]: cells < step from ``chosen``, the rest the candidate."""
@@ -121,15 +123,15 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     c = int(np.argmin(params0))
     raise ValueError(
         f"none of the {len(pool0)} sampled step-0 cells fits the memory budget of "
-        f"{common.budget_text(budget_params, budget_bytes, weight_bits)} (cheapest sampled "
+        f"{space_lib.budget_text(budget_params, budget_bytes, weight_bits)} (cheapest sampled "
         f"{genotype_lib.format_genotype(pool0[c])}: {int(params0[c]):,} params; the "
-        f"space's smallest network: {common.smallest_network(cfg)[1]:,} params); raise "
+        f"space's smallest network: {space_lib.smallest_network(cfg)[1]:,} params); raise "
         "num_candidates or the budget")
-  store = store if store is not None else results.ResultsStore()
-  store.bind(common.fingerprint("spikenas", cfg, images, key, scorer.kernel,
+  store = store if store is not None else score_store.ScoreStore()
+  store.bind(scoring.fingerprint("spikenas", cfg, images, key, scorer.kernel,
                                 num_candidates=int(num_candidates), seed=int(seed), **budget,
                                 **scorer.score_args()))
-  store_scorer = common.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
+  store_scorer = scoring.StoreScorer(images, key, cfg, store, scorer, weight_bits=weight_bits,
                                     progress=progress)
   chosen = np.zeros((num_cells, 4, 4), np.int32)
   steps, scored, skipped = [], 0, 0
@@ -148,11 +150,11 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
     cells = step_cells(pool, chosen, step)
     params = memory.param_count(cells, cfg)
     idx = np.flatnonzero(memory.within_budget(cells, cfg, **budget))
-    texts = common.arch_strings(cells[idx])
+    texts = space_lib.arch_strings(cells[idx])
     scores, singular = store_scorer.run(step, step * ID_STRIDE + idx, texts,
                                         genotype_lib.arch_of(cells[idx], cfg), params[idx],
                                         f"spikenas step {step + 1}/{num_cells}")
-    b = common.best_index(scores)
+    b = result_lib.best_finite_index(scores)
     win = int(idx[b])
     chosen[step:] = pool[win]
     scored += len(idx)
@@ -164,9 +166,9 @@ def spikenas_search(images, key: jax.Array, cfg: configs.NetworkConfig, *,
                       scored=len(idx), skipped=int(len(pool) - len(idx)),
                       best_id=int(step * ID_STRIDE + win),
                       cell_genotype=genotype_lib.format_genotype(pool[win]),
-                      genotype=texts[b], score=common.json_float(scores[b]),
+                      genotype=texts[b], score=result_lib.json_float(scores[b]),
                       params=int(params[win])))
-  result = common.SearchResult(
+  result = result_lib.SearchResult(
       method="spikenas", genotype=best["genotype"], score=best["score"],
       singular=best["singular"], params=best["params"],
       weight_bytes=int(memory.weight_bytes(best["params"], weight_bits)),

@@ -120,7 +120,7 @@ class CompileCache:
   :func:`train_and_evaluate` calls.
 
   Each call builds and compiles its steps; a caller that trains one
-  architecture several times in a process (seeds, as ``launch.analyze``
+  architecture several times in a process (seeds, as ``launch.analyze_ops``
   does) passes one cache to all the calls and compiles once. Entries are
   keyed by everything the compiled code depends on (config, genotype,
   optimiser arguments, data info, loss, mesh, bits, forward; the argument

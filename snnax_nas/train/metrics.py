@@ -13,7 +13,7 @@ only the surrogate gradient through sub-threshold membranes can wake it.
 Outputs (:class:`MetricsWriter`): ``metrics.jsonl``, ``metrics.csv``,
 TensorBoard scalars, and the plots ``accuracy.png`` (accuracy and loss) and
 ``firing_rates.png`` (one line per LIF layer), all written atomically
-(:mod:`snnax_nas.io`).
+(:mod:`snnax_nas.files`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from snnax_nas import io
+from snnax_nas import files
 from snnax_nas import memory
 from snnax_nas import network as network_lib
 
@@ -164,12 +164,12 @@ def flat_row(entry: dict) -> dict:
 def write_metrics_csv(path: str, history: list[dict]):
   """``history`` as a CSV written atomically (one row per epoch, the union of
   all columns; per-LIF test rates as ``rate/<lif>``)."""
-  io.write_dict_csv(path, [flat_row(e) for e in history])
+  files.write_dict_csv(path, [flat_row(e) for e in history])
 
 
 def plot_curves(history: list[dict], path: str, title: str = ""):
   """Accuracy (train / test) and loss per epoch to a PNG (written atomically)."""
-  plt = io.pyplot()
+  plt = files.pyplot()
   ep = [e["epoch"] for e in history]
   fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
   for ax, key, scale, ylabel in ((a1, "accuracy", 100, "accuracy (%)"), (a2, "loss", 1, "loss")):
@@ -185,7 +185,7 @@ def plot_curves(history: list[dict], path: str, title: str = ""):
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=100)
+  files.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -203,7 +203,7 @@ def plot_firing_rates(history: list[dict], path: str, title: str = "") -> bool:
   if not epochs:
     return False
   names = list(dict.fromkeys(k for e in epochs for k in e["train_rates"]))
-  plt = io.pyplot()
+  plt = files.pyplot()
   fig, ax = plt.subplots(figsize=(8, 4.5))
   for name in names:
     pts = [(e["epoch"], 100 * e["train_rates"][name]) for e in epochs
@@ -217,7 +217,7 @@ def plot_firing_rates(history: list[dict], path: str, title: str = "") -> bool:
   if title:
     ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=100)
+  files.save_figure(fig, path, dpi=100)
   plt.close(fig)
   return True
 
@@ -255,7 +255,7 @@ class MetricsWriter:
     entry)."""
     if not self.enabled:
       return
-    io.write_text(os.path.join(self.workdir, "metrics.jsonl"),
+    files.write_text(os.path.join(self.workdir, "metrics.jsonl"),
                   "".join(json.dumps(e, sort_keys=True) + "\n" for e in history))
     write_metrics_csv(os.path.join(self.workdir, "metrics.csv"), history)
     if self.plot_title is not None and history:

@@ -1,6 +1,6 @@
 """Train and eval steps: state, optimiser, loss, spike probes, data parallelism.
 
-The reference recipe (spec §6): SGD lr 0.1, momentum 0.9, cosine annealing to
+The reference recipe (SNASNet's ``search_snn.py`` and ``config.py``): SGD lr 0.1, momentum 0.9, cosine annealing to
 ``eta_min = 0.001`` (1 % of 0.1), 300 epochs, batch 64, cross-entropy on the
 time-averaged vote output, random crop + flip. Gradients flow through the
 ``lax.scan`` over timesteps of :func:`snnax_nas.network.standalone_forward`
@@ -65,7 +65,7 @@ DATA_AXIS = "data"
 # convs of the width-16 network) to YNNPACK, which runs each of them on ONE
 # thread, where Eigen's convolution uses every core: 2x their time on two
 # cores. Without that a training step ran 1.06-1.19x faster
-# (benchmarks/RESULTS.md, issue 20). The option is the default list of YNN
+# (benchmarks/RESULTS.md). The option is the default list of YNN
 # fusion kinds (jax 0.10.2) without individual convolutions;
 # tests/test_train_steps.py checks both halves.
 _CPU_COMPILER_OPTIONS = {
@@ -145,8 +145,8 @@ def make_optimizer(lr: float, epochs: int, steps_per_epoch: int, momentum: float
   Note: both references (SNASNet ``search_snn.py:87``, LightSNN
   ``search_snn.py:116``) call ``torch.optim.SGD(params, lr, momentum,
   weight_decay)`` positionally; the 4th positional argument of SGD is
-  *dampening*, so they trained with weight decay 0 and dampening 5e-4 (spec
-  §6). We apply the intended 5e-4 as weight decay, with no dampening.
+  *dampening*, so they trained with weight decay 0 and dampening 5e-4.
+  We apply the intended 5e-4 as weight decay, with no dampening.
 
   Args:
     lr: initial learning rate (reference 0.1).

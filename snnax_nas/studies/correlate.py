@@ -30,8 +30,8 @@ import math
 import os
 
 from snnax_nas import correlation
+from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
 from snnax_nas import ops as ops_lib
 
 RESULT_JSON, PLOT = "correlation.json", "correlation.png"
@@ -116,7 +116,7 @@ def top_ks(text) -> list[int]:
 
 
 def _plot(path: str, out: dict, score, params, acc) -> None:
-  plt = io.pyplot()
+  plt = files.pyplot()
   panels = [("score", score)] + ([("params", params)] if params is not None else [])
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
   for ax, (name, x) in zip(axes[0], panels):
@@ -126,7 +126,7 @@ def _plot(path: str, out: dict, score, params, acc) -> None:
     ax.set_ylabel("accuracy")
     ax.set_title(f"{name}: tau={stats['kendall_tau']:.3f} rho={stats['spearman_rho']:.3f}")
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=100)
+  files.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -146,7 +146,8 @@ def report(out: dict, workdir: str) -> str:
     b = out["beyond_size"]
     lines.append(f"score beyond size: within-size kendall_tau={b['within_size_tau']:.3f} "
                  f"({b['equal_size_groups']} groups of equal params), kendall_tau residualised "
-                 f"on params={b['residual_tau']:.3f}")
+                 f"on params={b['residual_tau']:.3f}; params with its ties broken at random: "
+                 f"kendall_tau={b['params_tie_broken_tau']:.3f}")
   lines.append(f"wrote {workdir}/{RESULT_JSON} and {PLOT}")
   return "\n".join(lines)
 
@@ -208,10 +209,11 @@ def run(config, workdir: str) -> dict:
     # and after a linear size trend is removed from score and accuracy.
     out["beyond_size"] = dict(within_size_tau=correlation.within_group_tau(score, acc, params),
                               residual_tau=correlation.residual_tau(score, acc, params),
-                              equal_size_groups=len(set(params)))
+                              equal_size_groups=len(set(params)),
+                              params_tie_broken_tau=correlation.tie_broken_tau(params, acc))
   try:
     os.makedirs(workdir, exist_ok=True)
-    io.write_json(os.path.join(workdir, RESULT_JSON), out)
+    files.write_json(os.path.join(workdir, RESULT_JSON), out)
   except OSError as e:
     raise ValueError(f"workdir {workdir!r} is not writable: {e.strerror}") from None
   _plot(os.path.join(workdir, PLOT), out, score, params, acc)

@@ -1,6 +1,7 @@
-"""The compare job: the accuracy-vs-memory table of SpikeNAS, SNASNet random
+"""The compare study: the accuracy-vs-memory table of SpikeNAS, SNASNet random
 search and LightSNN, as ``run(config, workdir)``; ``launch.compare`` is its
-command line, :mod:`snnax_nas.study` its stages and table.
+command line; :mod:`.study` runs it from its :mod:`.stages` and writes its
+:mod:`.tables`.
 
 Writes to ``workdir``: ``config.json`` (the study's config), ``search/``,
 ``train/`` (each stage's own workdir), ``stages/`` (when each stage finished,
@@ -11,7 +12,7 @@ finished stages are not rerun and keep their measured times.
 
 from __future__ import annotations
 
-from snnax_nas import study
+from snnax_nas.studies.compare import study
 
 
 def report(result: tuple[list, str], workdir: str) -> str:
@@ -21,7 +22,7 @@ def report(result: tuple[list, str], workdir: str) -> str:
 
 
 def run(config, workdir: str) -> tuple[list[dict], str]:
-  """Runs (or resumes) the study (:func:`snnax_nas.study.run_study`).
+  """Runs (or resumes) the study (:func:`snnax_nas.studies.compare.study.run_study`).
 
   Args:
     config: a :mod:`snnax_nas.configs.compare` config.
@@ -32,7 +33,7 @@ def run(config, workdir: str) -> tuple[list[dict], str]:
 
   Raises:
     ValueError: a bad config or a workdir holding another run.
-    snnax_nas.study.StageError: a stage failed (fix it and rerun to resume).
+    snnax_nas.studies.compare.stages.StageError: a stage failed (fix it and rerun to resume).
   """
   if not workdir:
     raise ValueError("--workdir is required")

@@ -1,10 +1,10 @@
-r"""The analyze job (SpikeNAS step 1): how much each operation matters to accuracy,
+r"""The analyze_ops study (SpikeNAS step 1): how much each operation matters to accuracy,
 as ``run(config, workdir)``; ``launch.analyze_ops`` is its command line.
 
   python -m launch.analyze_ops --config.network.ops=snasnet --config.training.epochs=5 \
       --config.training.seeds=3 --workdir=runs/analyze_ops
 
-The config is :mod:`snnax_nas.configs.analyze` (presets ``small``, the default, and
+The config is :mod:`snnax_nas.configs.analyze_ops` (presets ``small``, the default, and
 ``reference``). For the full op set (``network.ops``) and for each op removed
 from it ("-conv3x3" = the space without conv3x3), a training-free search
 picks the best architecture of that space (SNASNet random search:
@@ -35,12 +35,12 @@ import numpy as np
 from snnax_nas import autotune
 from snnax_nas import configs
 from snnax_nas import data as data_lib
+from snnax_nas import files
 from snnax_nas import genotype as genotype_lib
-from snnax_nas import io
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas import search as search_lib
-from snnax_nas import study
+from snnax_nas import stats
 from snnax_nas import train
 from snnax_nas import workdir as workdir_lib
 from snnax_nas.jobs import common
@@ -89,13 +89,13 @@ def search_best(images, cfg: network.NetworkConfig, num_candidates: int, seed: i
 
 def _write_json(path, obj):
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  io.write_json(path, workdir_lib.json_ready(obj))  # a -inf score: null
+  files.write_json(path, workdir_lib.json_ready(obj))  # a -inf score: null
 
 
 def plot(rows: list[dict], path: str, title: str):
   """Bar chart of mean test accuracy per variant, 95 % interval error bars
   (std where a variant has one seed)."""
-  plt = io.pyplot()
+  plt = files.pyplot()
   fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 4))
   names = [r["variant"] for r in rows]
   means = [100 * r["acc_mean"] for r in rows]
@@ -110,7 +110,7 @@ def plot(rows: list[dict], path: str, title: str):
   ax.set_title(title, fontsize=9)
   ax.legend()
   fig.tight_layout()
-  io.save_figure(fig, path, dpi=100)
+  files.save_figure(fig, path, dpi=100)
   plt.close(fig)
 
 
@@ -133,7 +133,7 @@ def run(config, workdir: str) -> list[dict]:
   and plot into ``workdir``.
 
   Args:
-    config: a :mod:`snnax_nas.configs.analyze` config.
+    config: a :mod:`snnax_nas.configs.analyze_ops` config.
     workdir: the run's directory (claimed: see :mod:`snnax_nas.workdir`).
 
   Returns:
@@ -173,13 +173,13 @@ def run(config, workdir: str) -> list[dict]:
                 "separate train/test files)")
   train_data = (train_x, np.asarray(train_y, np.int32))
   test_data = (test_x, np.asarray(test_y, np.int32))
-  common.claim_workdir("analyze", config, full_cfg, workdir)
+  common.claim_workdir("analyze_ops", config, full_cfg, workdir)
 
   rows, per_seed = [], []  # per_seed: each variant's accuracy per training seed
   for variant, removed, ops in variants(full):
     cfg = configs.network_from_job_config(config.network, info, ops=ops)
     pick_path = os.path.join(workdir, "runs", variant, "pick.json")
-    pick = io.read_json(pick_path)
+    pick = files.read_json(pick_path)
     if pick is None or pick.get("op_set") != str(ops):
       text, best = search_best(images, cfg, config.num_candidates, config.seed, scoring)
       pick = {"op_set": str(ops), "genotype": text, "score": best}
@@ -189,7 +189,7 @@ def run(config, workdir: str) -> list[dict]:
     compiled = train.CompileCache()  # the seeds of one architecture compile once
     for s in range(tr.seeds):
       path = os.path.join(workdir, "runs", variant, f"seed{s}.json")
-      done = io.read_json(path)
+      done = files.read_json(path)
       if done is None or done.get("genotype") != pick["genotype"]:
         logging.info("%s: training %s (ops %s), seed %d", variant, pick["genotype"], ops, s)
         res = train.train_and_evaluate(
@@ -206,14 +206,14 @@ def run(config, workdir: str) -> list[dict]:
                  "accs": " ".join(f"{a:.4f}" for a in accs)})
     per_seed.append(accs)
   for r, accs in zip(rows, per_seed):
-    interval = study.mean_interval(accs)
+    interval = stats.t_interval(accs)
     # Paired by training seed: seed s of every variant shares its init key and
     # batch order, so the per-seed differences cancel part of that noise.
-    delta = study.mean_interval(np.subtract(accs, per_seed[0]))
+    delta = stats.t_interval(np.subtract(accs, per_seed[0]))
     r.update(acc_lo=interval["lo"], acc_hi=interval["hi"],
              delta_vs_full=r["acc_mean"] - rows[0]["acc_mean"],
              delta_lo=delta["lo"], delta_hi=delta["hi"])
-  io.write_csv(os.path.join(workdir, TABLE_CSV), COLUMNS,
+  files.write_csv(os.path.join(workdir, TABLE_CSV), COLUMNS,
                ([r[c] for c in COLUMNS] for r in rows))
   plot(rows, os.path.join(workdir, PLOT),
        f"{config.dataset}: op removed -> accuracy ({tr.epochs} epochs x {tr.seeds} seeds)")

@@ -39,9 +39,9 @@ cell ``i`` from ``fold_in(key(seed + s), i)``, score batches drawn with seed
 Per (budget, method) and seed: the pick's true accuracy, its percentile among
 the in-budget cells (100 x the fraction of them with accuracy <= the pick's),
 the regret to the best in-budget cell, the candidates scored, and the search
-time; :func:`summarize` gives each as the mean over seeds with a 95 %
-bootstrap interval of the mean, and :func:`paired_differences` SpikeNAS's
-accuracy minus each other method's, paired by seed (same scores, same
+time; each is given as the mean over seeds with a 95 % bootstrap interval
+of the mean (:func:`snnax_nas.stats.bootstrap_interval`), and SpikeNAS's
+accuracy minus each other method's (:func:`snnax_nas.stats.paired_differences`), paired by seed (same scores, same
 budget), which separates smaller differences than two unpaired intervals.
 
 Search time, measured: every cell of the table is scored in one
@@ -76,10 +76,10 @@ from snnax_nas import configs
 from snnax_nas import genotype as genotype_lib
 from snnax_nas import memory
 from snnax_nas import ops as ops_lib
+from snnax_nas import stats
 
 METHODS = ("spikenas", "random", "random_cell", "largest")
 METRICS = ("accuracy", "percentile", "regret", "scored", "seconds")
-BOOTSTRAP_RESAMPLES = 2000
 
 
 ACCURACY_RANGE = (0.0, 100.0)  # a table's accuracies are top-1 percentages
@@ -352,11 +352,9 @@ def pick_largest(params: np.ndarray, fits: np.ndarray, rng: np.random.Generator)
 
 
 def _best(scores: np.ndarray, idx: np.ndarray) -> int:
-  """The first of ``idx`` with the highest score (NaN as -inf); -1 if empty."""
-  if not len(idx):
-    return -1
-  s = scores[idx]
-  return int(idx[int(np.argmax(np.where(np.isnan(s), -np.inf, s)))])
+  """The best-scoring of ``idx`` by :func:`snnax_nas.stats.best_index`; -1 if empty."""
+  b = stats.best_index(scores[idx])
+  return int(idx[b]) if b >= 0 else -1
 
 
 def pick_quality(accuracy: np.ndarray, fits: np.ndarray, pick: int) -> dict:
@@ -381,28 +379,6 @@ def pick_quality(accuracy: np.ndarray, fits: np.ndarray, pick: int) -> dict:
   a = float(accuracy[pick])
   return dict(accuracy=a, percentile=float(100.0 * np.mean(inside <= a)),
               regret=float(inside.max() - a))
-
-
-def summarize(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-  """Mean over seeds with a 95 % bootstrap interval of the mean.
-
-  Args:
-    values: float [S] one value per seed; NaN (no pick) are left out and
-      counted.
-    resamples: bootstrap resamples of the seeds.
-    seed: of the resamples.
-
-  Returns:
-    ``{"mean", "lo", "hi", "n", "missing"}`` (NaN mean when nothing is left).
-  """
-  v = np.asarray(values, np.float64)
-  keep = v[~np.isnan(v)]
-  out = dict(n=int(len(keep)), missing=int(len(v) - len(keep)))
-  if not len(keep):
-    return dict(out, mean=math.nan, lo=math.nan, hi=math.nan)
-  means = np.random.default_rng(seed).choice(keep, (resamples, len(keep))).mean(-1)
-  return dict(out, mean=float(keep.mean()), lo=float(np.percentile(means, 2.5)),
-              hi=float(np.percentile(means, 97.5)))
 
 
 def evaluate_seed(scores: np.ndarray, seconds: np.ndarray, accuracy: np.ndarray,
@@ -533,11 +509,14 @@ def size_baselines(table: Table, trained: configs.NetworkConfig, params: np.ndar
   exact parameter count, the FLOPs and the conv depth (``snnax_nas.proxies``)
   at the trained network, each with its within-size tau (inside groups of
   equal parameter count, pair-weighted; NaN for the count itself) and its tau
-  residualised on the parameter count (:mod:`snnax_nas.correlation`). They
-  depend on no seed. A score earns its cost only where it beats these.
+  residualised on the parameter count (:mod:`snnax_nas.correlation`), and
+  the tau they reach when their ties (a few distinct values) are broken at
+  random, which is what a rule that must pick one cell achieves. They depend
+  on no seed. A score earns its cost only where it beats these.
 
   Returns:
-    ``{name: {"kendall_tau", "within_size_tau", "residual_tau"}}``.
+    ``{name: {"kendall_tau", "tie_broken_tau", "within_size_tau",
+    "residual_tau"}}``.
   """
   from snnax_nas import correlation
   from snnax_nas import proxies
@@ -545,6 +524,7 @@ def size_baselines(table: Table, trained: configs.NetworkConfig, params: np.ndar
   for name in proxies.ANALYTIC_KERNELS:
     x = proxies.analytic_scores((name,), trained, genotypes=table.genotypes)[:, 0]
     out[name] = dict(kendall_tau=correlation.kendall_tau(x, table.accuracy),
+                     tie_broken_tau=correlation.tie_broken_tau(x, table.accuracy),
                      within_size_tau=correlation.within_group_tau(x, table.accuracy, params),
                      residual_tau=correlation.residual_tau(x, table.accuracy, params))
   return out
@@ -575,7 +555,7 @@ def run(config, workdir: str) -> dict:
   from snnax_nas import correlation
   from snnax_nas import data as data_lib
   from snnax_nas import distributed
-  from snnax_nas import io
+  from snnax_nas import files
   from snnax_nas import score
   from snnax_nas import workdir as workdir_lib
   from snnax_nas.jobs import common
@@ -654,10 +634,10 @@ def run(config, workdir: str) -> dict:
         t0 = time.perf_counter()
         score.score_candidates(table.genotypes[:1], images, key, cfg, **layout)
         compile_seconds = time.perf_counter() - t0
-        io.write_json(os.path.join(workdir, "scores", f"compile_{seed:04d}.json"),
+        files.write_json(os.path.join(workdir, "scores", f"compile_{seed:04d}.json"),
                       dict(compile_seconds=compile_seconds, load=os.getloadavg()[0]))
       got = score_table(table, cfg, images, key, **layout)
-      with io.atomic_open(path, "wb") as f:
+      with files.atomic_open(path, "wb") as f:
         np.savez(f, scores=got["scores"], seconds=got["seconds"], wall=got["wall"],
                  load=os.getloadavg()[0])
       done = k + 1
@@ -683,9 +663,9 @@ def run(config, workdir: str) -> dict:
                  best_in_budget=float(table.accuracy[ok].max()) if ok.any() else math.nan,
                  method=m)
       for metric in METRICS:
-        s = summarize([r[metric] for r in mine])
+        s = stats.bootstrap_interval([r[metric] for r in mine])
         row.update({metric: s["mean"], f"{metric}_lo": s["lo"], f"{metric}_hi": s["hi"]})
-      row["no_pick"] = summarize([r["accuracy"] for r in mine])["missing"]
+      row["no_pick"] = stats.bootstrap_interval([r["accuracy"] for r in mine])["missing"]
       rows.append(row)
   if compile_seconds is None:  # every seed was loaded: the first run's record
     import glob
@@ -697,14 +677,15 @@ def run(config, workdir: str) -> dict:
   ops_rows = op_significance(table.genotypes, table.accuracy, ops, fits)
   paired = []
   for other in [m for m in methods if m != "spikenas"] if "spikenas" in methods else []:
-    paired += paired_differences(per_seed, "spikenas", other)
-  io.write_dict_csv(os.path.join(workdir, "per_seed.csv"), per_seed)
-  io.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
-  io.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
-  io.write_text(os.path.join(workdir, "results.md"),
-                results_markdown(rows) + "\n\n" + paired_markdown(paired) + "\n\n"
+    paired += stats.paired_differences(per_seed, "spikenas", other, "accuracy", "budget",
+                                       stats.bootstrap_interval)
+  files.write_dict_csv(os.path.join(workdir, "per_seed.csv"), per_seed)
+  files.write_dict_csv(os.path.join(workdir, "results.csv"), rows)
+  files.write_dict_csv(os.path.join(workdir, "ops.csv"), ops_rows)
+  files.write_text(os.path.join(workdir, "results.md"),
+                results_markdown(rows) + "\n\n" + paired_markdown(paired).rstrip("\n") + "\n\n"
                 + ops_markdown(ops_rows) + "\n")
-  tau = summarize(taus)
+  tau = stats.bootstrap_interval(taus)
   summary = dict(table=config.table, cells=len(table.names), merged_rows=table.merged_rows,
                  duplicates=dict(tolerance_points=DUPLICATE_TOLERANCE,
                                  over_tolerance=table.duplicates),
@@ -712,12 +693,12 @@ def run(config, workdir: str) -> dict:
                  budgets=[dict(label=label, bytes=b, cells=int(ok.sum()))
                           for (label, b), (_, ok) in zip(budgets, fits)],
                  seeds=config.num_seeds, compile_seconds=compile_seconds,
-                 kendall_tau=tau, within_size_tau=summarize(within),
-                 residual_tau=summarize(residual),
+                 kendall_tau=tau, within_size_tau=stats.bootstrap_interval(within),
+                 residual_tau=stats.bootstrap_interval(residual),
                  size_baselines=size_baselines(table, trained, params),
                  results=rows, paired=paired, ops=ops_rows)
   # Standard JSON: a metric with no pick in any seed (NaN) is written as null.
-  io.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
+  files.write_json(os.path.join(workdir, "summary.json"), workdir_lib.json_ready(summary))
   return summary
 
 
@@ -743,43 +724,18 @@ def size_markdown(summary: dict) -> str:
   the baselines depend on no seed)."""
   cell = lambda s: (f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]" if "mean" in s
                     else f"{s:.3f}")
-  lines = ["| ranking | Kendall τ | within-size τ | τ residualised on size |",
-           "|---|---|---|---|",
-           f"| score (per seed) | {cell(summary['kendall_tau'])} | "
+  lines = ["| ranking | Kendall τ-b | τ, ties broken at random | within-size τ | "
+           "τ residualised on size |", "|---|---|---|---|---|",
+           f"| score (per seed) | {cell(summary['kendall_tau'])} | (no ties) | "
            f"{cell(summary['within_size_tau'])} | {cell(summary['residual_tau'])} |"]
   for name, row in summary["size_baselines"].items():
-    lines.append(f"| {name} (exact) | {row['kendall_tau']:.3f} | {row['within_size_tau']:.3f} | "
-                 f"{row['residual_tau']:.3f} |")
+    lines.append(f"| {name} (exact) | {row['kendall_tau']:.3f} | {row['tie_broken_tau']:.3f} | "
+                 f"{row['within_size_tau']:.3f} | {row['residual_tau']:.3f} |")
   return "\n".join(lines)
 
 
-def paired_differences(per_seed: Sequence[dict], a: str, b: str, metric: str = "accuracy") -> list:
-  """Per budget, ``a - b`` of ``metric`` paired by seed (the same scores and
-  budget in both), as the mean over seeds with a 95 % bootstrap interval.
-
-  Args:
-    per_seed: the rows of :func:`evaluate_seed` over all seeds.
-    a, b: two method names.
-    metric: a name of :data:`METRICS`.
-
-  Returns:
-    One dict per budget: budget, ``a``, ``b``, metric and the
-    :func:`summarize` fields of the differences (seeds where either method
-    made no pick are left out and counted as missing).
-  """
-  out = []
-  for label in dict.fromkeys(r["budget"] for r in per_seed):
-    by = {(r["method"], r["seed"]): r[metric] for r in per_seed if r["budget"] == label}
-    seeds = sorted({s for m, s in by if m == a} & {s for m, s in by if m == b})
-    if seeds:
-      out.append(dict(budget=label, a=a, b=b, metric=metric,
-                      **summarize([by[(a, s)] - by[(b, s)] for s in seeds])))
-  return out
-
-
-def _interval(row: dict, metric: str, digits: int) -> str:
-  return (f"{row[metric]:.{digits}f} [{row[metric + '_lo']:.{digits}f}, "
-          f"{row[metric + '_hi']:.{digits}f}]")
+def _cell(row: dict, metric: str, digits: int) -> str:
+  return stats.interval_cell(row[metric], row[metric + "_lo"], row[metric + "_hi"], digits)
 
 
 def results_markdown(rows: Sequence[dict]) -> str:
@@ -791,20 +747,17 @@ def results_markdown(rows: Sequence[dict]) -> str:
   lines = [head]
   for r in rows:
     lines.append(f"| {r['budget']} | {r['budget_mb']:.3f} | {r['in_budget']} | "
-                 f"{r['best_in_budget']:.2f} | {r['method']} | {_interval(r, 'accuracy', 2)} | "
-                 f"{_interval(r, 'percentile', 1)} | {_interval(r, 'regret', 2)} | "
-                 f"{_interval(r, 'scored', 1)} | {_interval(r, 'seconds', 2)} | "
+                 f"{r['best_in_budget']:.2f} | {r['method']} | {_cell(r, 'accuracy', 2)} | "
+                 f"{_cell(r, 'percentile', 1)} | {_cell(r, 'regret', 2)} | "
+                 f"{_cell(r, 'scored', 1)} | {_cell(r, 'seconds', 2)} | "
                  f"{r['no_pick']} |")
   return "\n".join(lines)
 
 
 def paired_markdown(rows: Sequence[dict]) -> str:
-  """The paired differences (:func:`paired_differences`) in Markdown."""
-  lines = ["| budget | difference | mean [95 % interval] (points) | seeds |", "|---|---|---|---|"]
-  for r in rows:
-    lines.append(f"| {r['budget']} | {r['metric']} {r['a']} − {r['b']} | {r['mean']:+.2f} "
-                 f"[{r['lo']:+.2f}, {r['hi']:+.2f}] | {r['n']} |")
-  return "\n".join(lines)
+  """The paired differences (:func:`snnax_nas.stats.paired_differences`) in Markdown."""
+  return stats.paired_markdown(rows, [("budget", "budget")], "95 % bootstrap interval",
+                               "points of accuracy")
 
 
 def ops_markdown(rows: Sequence[dict]) -> str:

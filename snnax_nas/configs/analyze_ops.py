@@ -1,4 +1,5 @@
-"""Config of ``launch.analyze_ops``: SpikeNAS operation significance.
+"""Config of ``launch.analyze_ops``: SpikeNAS operation significance
+(:mod:`snnax_nas.studies.analyze_ops`).
 
 Presets: ``small`` (default; width 16, 100 candidates, 5 epochs x 3 seeds)
 and ``reference`` (width 256, ``second_pool`` 4, scoring batches of 256).

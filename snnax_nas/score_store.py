@@ -13,7 +13,7 @@ Rows are keyed by ``(step, candidate_id)``: ``step`` is the search step
 (SpikeNAS cell step, LightSNN pruning round, 0 for random search) and
 ``candidate_id`` the candidate's id within the search. Each row also keeps
 the architecture string, so a row can never be silently reused for a
-different architecture (:meth:`ResultsStore.lookup` checks it).
+different architecture (:meth:`ScoreStore.lookup` checks it).
 
 The store keeps a *fingerprint* of everything that determines the results
 (method, network config, images, key, search arguments). It is written when
@@ -33,7 +33,7 @@ from typing import Iterable
 from typing import Optional
 from typing import Sequence
 
-STORE_NAME = "results.sqlite"
+STORE_NAME = "results.sqlite"  # the file name of earlier runs, so their workdirs resume
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,7 +88,7 @@ def _to_db_score(x: float) -> Optional[float]:
   return None if math.isnan(x) else x
 
 
-class ResultsStore:
+class ScoreStore:
   """SQLite-backed rows of scored candidates.
 
   Args:
@@ -101,7 +101,7 @@ class ResultsStore:
     if path != ":memory:":
       parent = os.path.dirname(os.path.abspath(path))
       if not os.path.isdir(parent):
-        raise ValueError(f"results store directory {parent!r} does not exist")
+        raise ValueError(f"score store directory {parent!r} does not exist")
     try:
       # isolation_level=None: explicit BEGIN/COMMIT, one transaction per chunk.
       self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
@@ -112,7 +112,7 @@ class ResultsStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
       self._db.executescript(_SCHEMA)
     except sqlite3.Error as e:
-      raise ValueError(f"cannot open results store {path!r}: {e}; if the file is damaged, "
+      raise ValueError(f"cannot open score store {path!r}: {e}; if the file is damaged, "
                        "move it aside and rerun to score from scratch") from None
 
   @property
@@ -193,7 +193,7 @@ class ResultsStore:
       if row.candidate_id in want:
         if row.genotype != want[row.candidate_id]:
           raise StoreConflict(
-              f"results store in {self.where!r}: step {step} candidate "
+              f"score store in {self.where!r}: step {step} candidate "
               f"{row.candidate_id} is stored as {row.genotype!r} but is now "
               f"{want[row.candidate_id]!r}; the store belongs to another search")
         out[row.candidate_id] = row
@@ -216,7 +216,7 @@ class ResultsStore:
       # Only another process writing the same store gets here: this process
       # scores only the candidates it found missing.
       raise StoreConflict(
-          f"results store in {self.where!r} already holds some of these candidates: is "
+          f"score store in {self.where!r} already holds some of these candidates: is "
           "another search writing to the same workdir?") from None
     except BaseException:
       self._db.execute("ROLLBACK")
@@ -242,6 +242,6 @@ class ResultsStore:
     return int(self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
 
-def open_store(workdir: str) -> ResultsStore:
+def open_store(workdir: str) -> ScoreStore:
   """The store of a workdir, ``<workdir>/results.sqlite`` (created if absent)."""
-  return ResultsStore(os.path.join(workdir, STORE_NAME))
+  return ScoreStore(os.path.join(workdir, STORE_NAME))
