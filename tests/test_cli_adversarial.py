@@ -321,7 +321,8 @@ def test_compare_stopped_between_seeds_resumes_to_the_same_rows(tmp_path):
   from test_compare import FakeRunner
   from test_compare import _config
 
-  from snnax_nas import study
+  from snnax_nas.studies.compare import stages
+  from snnax_nas.studies.compare import study
 
   def rows(where, runner):
     got, _ = study.run_study(_config(num_seeds=3, seed=5), str(where), runner=runner,
@@ -329,7 +330,7 @@ def test_compare_stopped_between_seeds_resumes_to_the_same_rows(tmp_path):
     return [{k: v for k, v in r.items() if k != "search_process_s"} for r in got]
 
   once = rows(tmp_path / "once", FakeRunner())
-  with pytest.raises(study.StageError, match="seed6"):
+  with pytest.raises(stages.StageError, match="seed6"):
     rows(tmp_path / "twice", FakeRunner(fail_on="seed6"))
   assert (tmp_path / "twice" / "seed5" / "results.csv").exists()
   assert rows(tmp_path / "twice", FakeRunner()) == once

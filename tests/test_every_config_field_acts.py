@@ -51,7 +51,7 @@ NO_EFFECT_BY_DESIGN = {
     # live, and is read only for them.
     **{(job, "data_dir"): "read only by the folder datasets (cifar10, tinyimagenet, "
        "dvs128_gesture); the walk's data are npz files or bundled"
-       for job in ("search", "score", "train", "analyze", "compare", "groundtruth")},
+       for job in ("search", "score", "train", "analyze_ops", "compare", "groundtruth")},
 }
 
 # Fields whose changed value the job refuses in one line: (job, field) -> reason.
@@ -177,7 +177,7 @@ def other_value(job, field, value, inputs):
       "genotypes": (inputs["genotypes"], {"method": "random"} if job == "search" else {}),
       "network.ops": {"search": "snasnet", "score": "spikenas", "train": "spikenas3",
                       "compare": "snasnet",
-                      "analyze": "spikenas", "groundtruth": "skip,conv3x3@0.5,conv3x3,conv3x3@2.0"}.get(job),
+                      "analyze_ops": "spikenas", "groundtruth": "skip,conv3x3@0.5,conv3x3,conv3x3@2.0"}.get(job),
       "network.linear_init": "fan_in",
       "scoring.kernel": "sahd_time",
       "scoring.weights": "common",
@@ -190,7 +190,7 @@ def other_value(job, field, value, inputs):
       "num_candidates": 3,
       "method": "random",
       "methods": "spikenas,random" if job == "compare" else "spikenas,largest",
-      "training.loss": "mse" if job != "analyze" else "mse",
+      "training.loss": "mse",
       "training.max_train_examples": 16,
       "training.max_test_examples": 4,
       "training.weight_bits": 8,
@@ -334,11 +334,13 @@ def setup_job(job, probe, inputs):
   from snnax_nas import raster
   from snnax_nas import score
   from snnax_nas import search
+  from snnax_nas import studies
   from snnax_nas import train
   config = _tiny(configs.get_config(job), inputs)
   probe.watch(data_lib, "score_batches")
   outputs, drop = [], ()
-  run = jobs.get(job).run if job != "compare" else None
+  module = jobs.get(job) if job in jobs.JOBS else studies.get(job)
+  run = module.run
   if job == "search":
     for name in ("random_search", "spikenas_search", "lightsnn_prune"):
       probe.stand_in(search, name)
@@ -348,11 +350,11 @@ def setup_job(job, probe, inputs):
   elif job == "train":
     config.genotype = FORWARD
     probe.stand_in(train, "train_and_evaluate")
-  elif job == "analyze":
+  elif job == "analyze_ops":
     probe.stand_in(search, "random_search", _fake_search_result)
     probe.stand_in(train, "train_and_evaluate", _fake_training)
     config.training.seeds = 1
-    probe.stand_in(jobs.get("analyze"), "plot", lambda *a, **k: None)  # its rows are recorded
+    probe.stand_in(module, "plot", lambda *a, **k: None)  # its rows are recorded
   elif job == "evaluate":
     probe.stand_in(evaluate, "evaluate_run", _fake_evaluation)
     probe.stand_in(raster, "plot_run_raster", lambda *a, **k: None)
@@ -371,11 +373,12 @@ def setup_job(job, probe, inputs):
     probe.stand_in(score, "score_candidates", _fake_scores)
     outputs, drop = ["summary.json"], ("seconds", "table")
   elif job == "compare":
-    from snnax_nas import study
+    from snnax_nas.studies.compare import study
+    from snnax_nas.studies.compare import tables
     config.training.epochs = 2
     runner = FakeStudyRunner(probe)
     for name in ("plot", "plot_seeds"):  # the plots' rows are recorded
-      probe.stand_in(study, name, lambda *a, **k: None)
+      probe.stand_in(tables, name, lambda *a, **k: None)
 
     def run(config, workdir):  # noqa: F811
       return study.run_study(config, workdir, runner=runner, log=lambda s: None)
@@ -389,8 +392,7 @@ class FakeStudyRunner:
     self.probe = probe
 
   def __call__(self, stage, log_path):
-    from snnax_nas import io
-    from snnax_nas import study
+    from snnax_nas import files as io
     f = dict(stage.overrides)
     rel = os.path.relpath(stage.workdir, os.path.dirname(os.path.dirname(log_path)))
     self.probe.calls.append(("stage", stage.job, rel, fingerprint(f)))
@@ -415,7 +417,6 @@ class FakeStudyRunner:
       os.makedirs(os.path.dirname(path), exist_ok=True)
       io.write_json(path, dict(accuracy=0.5, loss=1.0, sar=0.1, weight_bytes=4000,
                                params=1000, num_examples=10, split="test"))
-    del study
     return 0
 
 

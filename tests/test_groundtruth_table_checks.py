@@ -13,7 +13,7 @@ from snnax_nas import memory
 from snnax_nas import network
 from snnax_nas import ops as ops_lib
 from snnax_nas.configs import groundtruth as gt_config
-from snnax_nas.jobs import groundtruth
+from snnax_nas.studies import groundtruth
 
 OPS = ops_lib.op_set(gt_config.TABLE_OPS)
 # Four live forward cells (row i of a genotype: the edges out of node i; node
