@@ -61,7 +61,7 @@ REFUSED = {
     ("compare", "network.ops"): "each method searches its own space",
     ("compare", "network.backward"): "each method searches its own space",
     # A score at initialisation runs without dropout (it changes no score:
-    # measured, and tests/test_every_config_field_acts.py checks the scorer).
+    # test_the_scorer_reads_every_network_field_but_dropout below measures it).
     ("score", "network.dropout"): "scoring runs without dropout; the job trains nothing",
     ("groundtruth", "network.dropout"): "scoring runs without dropout; the job trains nothing",
     # Genotypes are matched by canonical form, the same under every op set:
