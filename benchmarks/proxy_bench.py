@@ -160,6 +160,7 @@ def report_phase(args, path, preset, name):
   _, cfg = _setting(args, preset)
   table = groundtruth.read_table(path, cfg.ops)
   trained = configs.network_config(preset, ops=cfg.ops)
+  groundtruth.check_params(table, trained)  # the table's params column is of that network
   params = memory.param_count(table.genotypes, trained)
   acc = table.accuracy
   budgets = groundtruth.budgets_bytes(params, 32, FRACTIONS, [])

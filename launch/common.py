@@ -162,8 +162,9 @@ def check_no_args(argv, example: str) -> None:
 
 def run_job(job, config, workdir: Optional[str], errors: tuple = (), **kwargs):
   """Calls ``job.run(config, workdir, **kwargs)`` and prints
-  ``job.report(result, workdir)``; a ``ValueError``, ``FileNotFoundError``
-  or one of ``errors`` exits with one line (status 2). Returns the result."""
+  ``job.report(result, workdir)``; a ``ValueError``, ``FileNotFoundError``,
+  another ``OSError`` (a full disk, a read-only folder) or one of ``errors``
+  exits with one line (status 2). Returns the result."""
   try:
     # Process 0 holds the workdir: a second job started there is refused.
     held = workdir_lib.lock(workdir) if workdir and jax.process_index() == 0 else (
@@ -172,6 +173,9 @@ def run_job(job, config, workdir: Optional[str], errors: tuple = (), **kwargs):
       result = job.run(config, workdir, **kwargs)
   except (ValueError, FileNotFoundError, *errors) as e:
     fail(str(e))
+  except OSError as e:  # a full disk, a read-only folder: the system's reason, in one line
+    where = f" ({e.filename})" if e.filename else ""
+    fail(f"{e.strerror or e}{where}; fix it and rerun the same command to resume")
   text = job.report(result, workdir)
   if text:
     print(text)

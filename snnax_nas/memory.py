@@ -160,6 +160,26 @@ def param_count(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
   return total
 
 
+def unpruned_param_count(genotypes, cfg: network_lib.NetworkConfig) -> np.ndarray:
+  """Parameter count with every edge's op counted as written, dead paths
+  included: what a tool that builds cells without pruning them logs (an
+  edge off every input-to-output path still holds its conv there). At least
+  :func:`param_count`; equal when pruning removes no conv.
+
+  Args:
+    genotypes: int [N, 4, 4], one genotype for all cells, not canonicalised.
+    cfg: the network config.
+
+  Returns:
+    int64 [N].
+  """
+  digits = _edge_digits(np.asarray(genotypes))  # [N, 12]
+  total = np.full(digits.shape[:-1], fixed_params(cfg), np.int64)
+  for _, _, c in cfg.cell_shapes:
+    total = total + _digit_table(cfg, c, "params")[digits].sum(-1)
+  return total
+
+
 def weight_bytes(params: Union[int, np.ndarray], weight_bits: int = 32) -> np.ndarray:
   """Bytes to store weights at ``weight_bits`` bits each.
 

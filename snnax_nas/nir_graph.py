@@ -414,6 +414,40 @@ def export_run(workdir: str, path: str, *, weight_bits: int = 32,
                         path, weight_bits=weight_bits, dt=dt)
 
 
+def _check_structure(graph, cfg: configs.NetworkConfig, genotype: str, dt: float) -> None:
+  """Refuses a graph that is not the one :func:`to_nir` writes for the
+  network its metadata records: nodes missing or added, a node of another
+  type, an array of another shape, or edges changed. Only the values of the
+  arrays may differ (edited weights are read back as they are).
+
+  Raises:
+    ValueError: one line naming the first difference.
+  """
+  zeros = jax.tree.map(lambda s: np.zeros(s.shape, np.float32),
+                       network.variable_shapes(cfg, genotype))
+  want = to_nir(zeros, cfg, genotype, dt=dt)
+  missing = sorted(set(want.nodes) - set(graph.nodes))
+  extra = sorted(set(graph.nodes) - set(want.nodes))
+  if missing or extra:
+    raise ValueError(f"the graph's nodes differ from network {genotype!r}: "
+                     f"missing {missing[:3]}, not of the network {extra[:3]}")
+  for name, ref in want.nodes.items():
+    got = graph.nodes[name]
+    if type(got).__name__ != type(ref).__name__:
+      raise ValueError(f"node {name!r} is a {type(got).__name__}; network {genotype!r} has "
+                       f"a {type(ref).__name__} there")
+    for field, value in vars(ref).items():
+      if isinstance(value, np.ndarray) and field != "metadata":
+        shape = np.shape(getattr(got, field, None))
+        if shape != value.shape:
+          raise ValueError(f"node {name!r}: {field} has shape {shape}; network {genotype!r} "
+                           f"needs {value.shape}")
+  edges = lambda g: sorted((str(a), str(b)) for a, b in g.edges)  # noqa: E731
+  if edges(graph) != edges(want):
+    diff = sorted(set(edges(graph)) ^ set(edges(want)))
+    raise ValueError(f"the graph's edges differ from network {genotype!r}: {diff[:3]}")
+
+
 def _text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -443,13 +477,22 @@ def from_nir(graph) -> tuple[dict, configs.NetworkConfig, str]:
   """
   nir = require_nir()
   if isinstance(graph, (str, os.PathLike)):
-    graph = nir.read(graph)
+    try:
+      graph = nir.read(graph)
+    except Exception as e:  # noqa: BLE001 (h5py and nir raise many kinds on a bad file)
+      raise ValueError(f"cannot read {os.fspath(graph)!r} as a NIR graph "
+                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                       ) from None
   meta = graph.metadata or {}
   if _text(meta.get("format", "")) != FORMAT:
     raise ValueError(f"not a {FORMAT} graph (metadata format={meta.get('format')!r})")
-  info = json.loads(_text(meta["snnax_nas"]))
-  cfg = configs.network_from_json(info["config"])
-  text, dt = info["genotype"], float(info["dt"])
+  try:
+    info = json.loads(_text(meta["snnax_nas"]))
+    cfg = configs.network_from_json(info["config"])
+    text, dt = info["genotype"], float(info["dt"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"the graph's snnax_nas metadata is not a network record ({e})") from None
+  _check_structure(graph, cfg, text, dt)
   nodes = graph.nodes
 
   def node(name):

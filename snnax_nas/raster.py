@@ -137,16 +137,21 @@ def plot_spike_raster(spikes: Mapping[str, np.ndarray], path: str, *,
   return path
 
 
+MAX_RUN_INPUTS = 16  # columns of a run's raster: 2.2 inches each, 36 inches at most
+
+
 def plot_run_raster(workdir: str, path: str, *, num_inputs: int = 4, weight_bits: int = 32,
                     split: str = "test") -> str:
   """The spike raster of a ``launch.train`` run's latest checkpoint on the
   first ``num_inputs`` examples of ``split``, at ``weight_bits`` (PTQ).
 
   Raises:
-    ValueError: no checkpointed run, bad bits / split, ``num_inputs`` < 1.
+    ValueError: no checkpointed run, bad bits / split, ``num_inputs`` outside
+      1 .. :data:`MAX_RUN_INPUTS` or above the split's size.
   """
-  if num_inputs < 1:
-    raise ValueError(f"num_inputs={num_inputs} must be >= 1")
+  if not 1 <= num_inputs <= MAX_RUN_INPUTS:
+    raise ValueError(f"num_inputs={num_inputs}: a raster draws 1 to {MAX_RUN_INPUTS} inputs "
+                     "(one column each)")
   from snnax_nas import data as data_lib
   from snnax_nas import evaluate  # the training stack
   trained = evaluate.load_trained_run(workdir)
@@ -154,9 +159,11 @@ def plot_run_raster(workdir: str, path: str, *, num_inputs: int = 4, weight_bits
   info, images, _ = evaluate.load_split(trained.run, cfg, split, num_inputs)
   variables = evaluate.quantized_variables(jax.device_get(trained.variables), weight_bits)
   model = models.SpikingNetwork(cfg, trained.genotype)
+  if len(images) < num_inputs:
+    raise ValueError(f"num_inputs={num_inputs}: the {split} split holds {len(images)} inputs")
   spikes = record_spikes(model, variables, data_lib.normalize(images, info))
-  return plot_spike_raster(spikes, path, title=f"{workdir}: {trained.genotype}, "
+  return plot_spike_raster(spikes, path, inputs=range(num_inputs), title=f"{workdir}: {trained.genotype}, "
                                                f"{weight_bits}-bit weights, {split} split")
 
 
-__all__ = ["plot_run_raster", "plot_spike_raster", "record_spikes"]
+__all__ = ["MAX_RUN_INPUTS", "plot_run_raster", "plot_spike_raster", "record_spikes"]

@@ -25,8 +25,9 @@ def _write_table(path, n=12, seed=0, duplicate=True):
   space = space_lib.search_space(OPS, False)
   cells = space[rng.choice(len(space), n, replace=False)]
   acc = rng.uniform(40, 60, n).round(3)
-  lines = ["genotype,accuracy,params"]
-  lines += [f"{s},{a},0" for s, a in zip(genotype_lib.format_genotypes(cells), acc)]
+  params = memory.param_count(cells, network.network_config("cifar100", ops=OPS))
+  lines = ["genotype,accuracy,params"]  # the default trained network's counts
+  lines += [f"{s},{a},{p}" for s, a, p in zip(genotype_lib.format_genotypes(cells), acc, params)]
   if duplicate:
     # A dead node-1 edge 0->1 with no way on to the output: pruned away, the
     # same canonical cell as row 0 when row 0 does not use node 1 otherwise.

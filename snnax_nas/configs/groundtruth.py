@@ -4,7 +4,8 @@ architectures, without training (:mod:`snnax_nas.studies.groundtruth`).
 ``table`` is a CSV ``genotype,accuracy[,params]`` (e.g. the development
 tables ``cells_cifar100.csv`` / ``cells_tinyimagenet.csv``); ``trained`` the
 network it was trained at (a :mod:`snnax_nas.configs` preset and overrides:
-memory and budgets are counted there); ``network`` the scoring network
+memory and budgets are counted there; a ``params`` column that disagrees
+with it is refused, naming the preset that matches); ``network`` the scoring network
 (narrower than the trained one, for speed: a training-free score needs only
 the cell's structure and inputs of the same statistics).
 

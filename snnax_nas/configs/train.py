@@ -18,6 +18,10 @@ from snnax_nas.configs import sections
 PRESETS = {"reference": {"training.per_epoch_schedule": True}}  # added to sections.REFERENCE
 
 
+# Event binning of dvs128_gesture: frames per sample and their side in pixels.
+DVS_DEFAULTS = dict(frames=16, size=32)
+
+
 def get_config(preset: str | None = None) -> config_dict.ConfigDict:
   """The training config of ``preset`` (``small`` when None)."""
   c = config_dict.ConfigDict()
@@ -46,5 +50,5 @@ def get_config(preset: str | None = None) -> config_dict.ConfigDict:
       # forward fake-quantises every kernel per output channel, STE gradient).
       weight_bits=32,
       log_every=50))              # progress line every N steps (0: per epoch)
-  c.dvs = config_dict.ConfigDict(dict(frames=16, size=32))  # dvs128_gesture only
+  c.dvs = config_dict.ConfigDict(DVS_DEFAULTS)  # dvs128_gesture only (else refused)
   return sections.apply_preset(c, preset, PRESETS)

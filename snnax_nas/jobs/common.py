@@ -142,14 +142,37 @@ def dataset_options(config, timesteps: int) -> dict:
 
   A network of T timesteps is fed exactly T frames: frames loaded at another
   count are summed into T groups (:func:`snnax_nas.data.bin_frames`), never
-  cut.
+  cut. A ``dvs`` field changed from its default with another dataset is
+  refused (``ValueError``).
   """
-  if config.dataset != "dvs128_gesture":
-    return {}
   dvs = config.get("dvs")
+  if config.dataset != "dvs128_gesture":
+    from snnax_nas.configs import train as train_config  # noqa: PLC0415
+    changed = {k: v for k, v in (dvs or {}).items() if train_config.DVS_DEFAULTS.get(k) != v}
+    if changed:  # the binning of event data: on images it would be ignored
+      field, value = next(iter(changed.items()))
+      raise ValueError(f"--config.dvs.{field}={value} bins event data (dvs128_gesture); "
+                       f"--config.dataset={config.dataset} is not event data")
+    return {}
   if dvs is None:
     return {"n_time_bins": int(timesteps)}
   return {"n_time_bins": dvs.frames, "size": dvs.size}
+
+
+def refuse_unread_network_fields(config, job: str) -> None:
+  """Refuses ``network.dropout`` changed from its default in a job that
+  only scores (``score``, ``groundtruth``): a score at initialisation runs
+  the network without dropout, and nothing there trains (the searches keep
+  it: ``launch.train --config.from_search`` trains with their network
+  section).
+
+  Raises:
+    ValueError: one line naming the field and value.
+  """
+  default = configs.NetworkConfig().dropout
+  if config.network.get("dropout", default) != default:
+    raise ValueError(f"--config.network.dropout={config.network.dropout}: the {job} job scores "
+                     "at initialisation, without dropout, and trains nothing; leave it unset")
 
 
 def scorer_options(section, cfg: configs.NetworkConfig, *, arch=None):

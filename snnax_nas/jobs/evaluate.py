@@ -114,8 +114,9 @@ def run(config, workdir: str) -> evaluate.Evaluation:
   if config.max_examples is not None:
     common.check_positive(config, "max_examples")
   energies = energy.energies_from_config(config.energy)
-  if config.raster < 0:
-    raise ValueError(f"--config.raster={config.raster} must be >= 0 (inputs to draw)")
+  if not 0 <= config.raster <= raster.MAX_RUN_INPUTS:
+    raise ValueError(f"--config.raster={config.raster} must be >= 0 and <= "
+                     f"{raster.MAX_RUN_INPUTS} (inputs to draw, one column each; 0: no raster)")
   if config.nir:
     try:
       nir_graph.require_nir()

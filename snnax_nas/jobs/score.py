@@ -159,6 +159,7 @@ def run(config, workdir: str) -> Optional[Scored]:
   except ValueError as e:
     raise ValueError(f"--config.{e}") from None
   common.check_positive(config, "num_candidates", "scoring.batch_size", "scoring.repeats")
+  common.refuse_unread_network_fields(config, "score")
   memory.check_weight_bits(config.weight_bits, "--config.weight_bits")
   # Event data: binned into exactly the network's T frames.
   options = common.dataset_options(config, config.network.timesteps)
