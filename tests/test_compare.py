@@ -347,7 +347,7 @@ def test_several_seeds_give_intervals_paired_differences_and_error_bars(tmp_path
   assert float(paired[0]["mean"]) == pytest.approx(0.0) and paired[0]["n"] == "3"
   assert "Mean [95 % t interval] over 3 seeds" in text and "spikenas − random" in text
   assert "µJ/image w32" in text and "energy_uj_w32_lo" in summary[0]
-  assert os.path.getsize(out / study.PLOT_PNG) > 1000
+  assert os.path.getsize(out / tables.PLOT_PNG) > 1000
   # Resumes: a rerun runs no stage again.
   again = FakeRunner()
   assert _run(tmp_path, again, config)[1] == text and again.calls == []
