@@ -322,7 +322,8 @@ def _fake_scores(genotypes, images, key, cfg, arch=None, candidate_ids=None, **k
 def _fake_evaluation(workdir, **kwargs):
   class Evaluation:
     def to_json(self):
-      return dict(kwargs)
+      return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+              for k, v in kwargs.items()}
   return Evaluation()
 
 
@@ -342,8 +343,12 @@ def setup_job(job, probe, inputs):
   module = jobs.get(job) if job in jobs.JOBS else studies.get(job)
   run = module.run
   if job == "search":
+    from snnax_nas import energy
     for name in ("random_search", "spikenas_search", "lightsnn_prune"):
       probe.stand_in(search, name)
+    # The energies the pick's estimate will be priced at, resolved before the
+    # search (the estimate itself runs after it).
+    probe.watch(energy, "energies_from_config")
   elif job == "score":
     probe.stand_in(score, "score_candidates", _fake_scores)
     outputs = ["scores.csv"]
