@@ -42,7 +42,6 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -111,7 +110,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from snnax_nas import data  # noqa: E402
 from snnax_nas import distributed
 from snnax_nas import flops as flops_lib  # noqa: E402
 from snnax_nas import genotype as genotype_lib  # noqa: E402
@@ -120,112 +118,17 @@ from snnax_nas import kernels
 from snnax_nas import network  # noqa: E402
 from snnax_nas import score  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from device_peaks import _maxrss_mib  # noqa: E402
+from device_peaks import measure_peaks  # noqa: E402
+from score_inputs import load_images  # noqa: E402
+from score_inputs import make_config  # noqa: E402
+
 HERE = pathlib.Path(__file__).resolve().parent
-
-
-def _maxrss_mib() -> float:
-  """Peak resident set size of this process so far, MiB.
-
-  Reads ``VmHWM`` (the high-water mark of this process image) where there is
-  one: Linux's ``getrusage`` maxrss survives fork + exec, so a child process
-  would report its parent's peak when that is higher.
-  """
-  try:
-    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-      if line.startswith("VmHWM:"):
-        return int(line.split()[1]) / 1024.0
-  except OSError:
-    pass
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _median_time(fn, reps):
-  times = []
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times)), float(np.min(times))
 
 
 # ----------------------------------------------------------------------------
 # Config, images, FLOPs.
-
-def make_config(args, ops: str) -> network.NetworkConfig:
-  """The benchmark's network config for op-set preset ``ops``."""
-  if args.scale == "cifar10":
-    base = dict(network.PRESETS["cifar10"])  # width 256, hidden 1024, s2 = 4
-    batch = 256
-  else:
-    base = dict(input_shape=(32, 32, 3), width=16, hidden=256, second_pool=2)
-    batch = 64
-  base.update(num_classes=args.num_classes, vote_group=args.vote,
-              timesteps=args.timesteps, ops=ops, backward=args.backward)
-  for flag, field in (("width", "width"), ("hidden", "hidden"), ("s2", "second_pool")):
-    if getattr(args, flag) is not None:
-      base[field] = getattr(args, flag)
-  return network.network_config(None, **base), (args.batch or batch)
-
-
-def load_images(args, batch: int) -> np.ndarray:
-  """Normalised image batches float32 [R, B, 32, 32, 3]."""
-  if args.images is None:
-    return data.score_batches("cifar10_sample", args.repeats, batch, args.seed)
-  raw = np.load(args.images)["image"]
-  if raw.ndim != 4 or raw.shape[1:] != (32, 32, 3):
-    raise ValueError(f"{args.images}: 'image' has shape {raw.shape}, expected [N, 32, 32, 3]")
-  need = args.repeats * batch
-  rng = np.random.default_rng(args.seed)
-  idx = rng.permutation(len(raw))
-  idx = np.resize(idx, need)  # wraps around if the file holds fewer images
-  x = data.normalize(raw[idx], data.get_info("cifar10"))
-  return x.reshape((args.repeats, batch) + x.shape[1:]).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------
-# Peaks.
-
-def measure_peaks(reps: int = 10):
-  """Dense conv and matmul GFLOP/s (median, best) of large jitted f32 ops.
-
-  Each op is timed in two arrangements and the faster one is the peak: on one
-  XLA device (its intra-op threads share the cores) and on every local
-  device at once, each running its own copy (one device per core is how the
-  scorer runs; there a conv reaches about twice the one-device figure).
-  """
-  from jax.sharding import Mesh  # pylint: disable=g-import-not-at-top
-  from jax.sharding import PartitionSpec  # pylint: disable=g-import-not-at-top
-  conv = lambda x, k: jax.lax.conv_general_dilated(
-      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  mm = lambda a, b: a @ b
-  ops = {
-      "conv": (conv, ((64, 32, 32, 64), (3, 3, 64, 64)), 2 * 9 * 64 * 64 * 32 * 32 * 64,
-               "conv NHWC 64x32x32x64 -> 64, 3x3"),
-      "matmul": (mm, ((2048, 2048), (2048, 2048)), 2 * 2048 ** 3, "matmul 2048x2048 @ 2048x2048"),
-  }
-  devices = jax.local_devices()
-  mesh = Mesh(np.array(devices), ("d",))
-  spec = PartitionSpec("d")
-  out = {}
-  for name, (fn, shapes, fl, desc) in ops.items():
-    x, k = (jax.random.normal(jax.random.key(i), s) for i, s in enumerate(shapes))
-    one = jax.jit(fn)
-    med1, best1 = _median_time(lambda: one(x, k), reps + 1)
-    # shard_map, not vmap: vmapping per-device weights would make one grouped conv.
-    each = jax.jit(jax.shard_map(lambda a, b: fn(a[0], b[0])[None], mesh=mesh,
-                                 in_specs=(spec, spec), out_specs=spec))
-    xs, ks = (jnp.broadcast_to(v, (len(devices),) + v.shape) for v in (x, k))
-    xs, ks = (jax.device_put(v, jax.sharding.NamedSharding(mesh, spec)) for v in (xs, ks))
-    medn, bestn = _median_time(lambda: each(xs, ks), reps + 1)
-    n = len(devices)
-    cands = {"one device": (fl / med1, fl / best1),
-             f"{n} devices, one op each": (n * fl / medn, n * fl / bestn)}
-    where = max(cands, key=lambda c: cands[c][1])
-    out[name] = {"desc": f"{desc}, f32, {where}",
-                 "gflops_median": cands[where][0] / 1e9, "gflops_best": cands[where][1] / 1e9,
-                 "arrangements": {c: v[1] / 1e9 for c, v in cands.items()}}
-  return out
-
 
 # ----------------------------------------------------------------------------
 # JAX scorer.
