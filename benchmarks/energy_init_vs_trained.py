@@ -1,6 +1,6 @@
 r"""Does the SOP count at initialisation rank trained networks' SOP counts?
 
-  python benchmarks/energy_init_vs_trained.py --out=/tmp/sops \
+  python benchmarks/energy_init_vs_trained.py --out=runs/sops \
       --dataset='npz:/path/to/cifar10/{split}10k.npz' --networks=10 --epochs=2
 
 For ``--networks`` cells drawn (seed ``--seed``) from the spikenas space

@@ -1,6 +1,6 @@
 r"""Training-free proxies and their aggregates against size, on trained-cell tables.
 
-  python benchmarks/proxy_bench.py --out=/tmp/proxies \
+  python benchmarks/proxy_bench.py --out=runs/proxies \
       --tables=../shared/benchmarks/cells_cifar100.csv:cifar100,../shared/benchmarks/cells_tinyimagenet.csv:tinyimagenet \
       --groups=forward:20,common:20,gradient:3,draws2:10 --report=benchmarks/reports/proxies.md
 
@@ -278,6 +278,15 @@ def markdown(res, cost) -> str:
   return "\n".join(lines)
 
 
+def _relative(arg: str) -> str:
+  """A ``--flag=path[,path...]`` argument with its absolute paths made relative
+  to the working directory (the report names no machine's folders)."""
+  flag, sep, value = arg.partition("=")
+  parts = [os.path.relpath(v.split(":")[0]) + v[len(v.split(":")[0]):]
+           if os.path.isabs(v) else v for v in value.split(",")]
+  return flag + sep + ",".join(parts) if sep else arg
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--tables", required=True, help="comma list of CSV:trained_preset")
@@ -310,8 +319,9 @@ def main():
                             text=True).stdout.strip()
     parts = [f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
              f"commit {commit}, 2 XLA:CPU devices, width {args.width}, B {args.batch}, "
-             f"R {args.repeats}, T 5, `cifar10_sample`. Command: `python "
-             f"benchmarks/proxy_bench.py {' '.join(sys.argv[1:])}`."]
+             f"R {args.repeats}, T 5, `cifar10_sample`; the scores (phase `score`) are read "
+             f"from `--out`. Command: `python benchmarks/proxy_bench.py "
+             f"{' '.join(_relative(a) for a in sys.argv[1:])}`."]
     for path, preset in tables:
       name = os.path.splitext(os.path.basename(path))[0]
       parts.append(markdown(report_phase(args, path, preset, name), cost))
