@@ -313,7 +313,6 @@ def score_candidates(genotypes, images, key: jax.Array,
     raise ValueError(f"draws must be an integer >= 1, got {draws}")
   check_images(images, cfg)
   images = jnp.asarray(images, jnp.float32)
-  provided_arch = arch is not None
   if arch is None:
     arch = genotype_lib.arch_of(genotype_lib.as_genotypes(genotypes, cfg), cfg)
   arch = np.asarray(arch, np.float32)
@@ -330,9 +329,7 @@ def score_candidates(genotypes, images, key: jax.Array,
   network_k = tuple(k for k in kernels if k not in proxies.ANALYTIC_KERNELS)
   if analytic:
     # Exact functions of the architecture: computed on the host, no forward.
-    fixed = proxies.analytic_scores(
-        analytic, cfg, genotypes=None if genotypes is None or provided_arch else
-        genotype_lib.as_genotypes(genotypes, cfg), arch=arch)
+    fixed = proxies.analytic_scores(analytic, cfg, arch=arch)
     if not network_k:
       return ScoreResult(fixed.reshape(shape), np.zeros(fixed.shape, bool).reshape(shape))
     res = score_candidates(genotypes, images, key, cfg, kernel=network_k, draws=draws,
