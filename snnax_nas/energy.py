@@ -468,9 +468,9 @@ def spike_maps(model: models.SpikingNetwork, variables: Mapping, images, *,
       pad = batch_size - len(x)
       x = np.concatenate([x, x[np.arange(pad) % len(x)]])  # real rows: the mask must act
       mask = np.concatenate([mask, np.zeros(pad, np.int32)])
-    for k, v in jax.device_get(batch_maps(variables, x, mask)).items():
-      total[k] = total.get(k, 0) + np.asarray(v, np.int64)
-  return {k: np.asarray(v, np.float64) for k, v in total.items()}
+    got = batch_maps(variables, x, mask)  # summed on device: no sync per batch
+    total = got if not total else jax.tree.map(jnp.add, total, got)
+  return {k: np.asarray(v, np.float64) for k, v in jax.device_get(total).items()}
 
 
 def measure_operations(model: models.SpikingNetwork, variables: Mapping, images, *,

@@ -437,7 +437,7 @@ def _check_structure(graph, cfg: configs.NetworkConfig, genotype: str, dt: float
       raise ValueError(f"node {name!r} is a {type(got).__name__}; network {genotype!r} has "
                        f"a {type(ref).__name__} there")
     for field, value in vars(ref).items():
-      if isinstance(value, np.ndarray) and field != "metadata":
+      if isinstance(value, np.ndarray):
         shape = np.shape(getattr(got, field, None))
         if shape != value.shape:
           raise ValueError(f"node {name!r}: {field} has shape {shape}; network {genotype!r} "
@@ -461,8 +461,9 @@ def from_nir(graph) -> tuple[dict, configs.NetworkConfig, str]:
   those weights. A batch-norm node becomes a BN with ``scale = a``,
   ``bias = b``, mean 0 and a variance with ``var + eps == 1``; fc2 becomes
   the folded vote weight repeated over each class's group (same logits).
-  Nodes that hold no Module variable (cell junctions, pools, flatten) and
-  the graph's edges are not read back: the genotype fixes them.
+  The graph must have the recorded network's structure: its nodes, their
+  types, the weights' shapes and the edges are checked against the graph
+  :func:`to_nir` builds from the metadata, and a difference is refused.
 
   Args:
     graph: a ``nir.NIRGraph`` or the path of a ``.nir`` file.
@@ -472,8 +473,10 @@ def from_nir(graph) -> tuple[dict, configs.NetworkConfig, str]:
     genotype).apply(variables, x, train=False)``.
 
   Raises:
-    ModuleNotFoundError: no ``nir``. ValueError: not a graph of this format, a
-    node missing, or neuron constants that differ from the recorded network's.
+    ModuleNotFoundError: no ``nir``. ValueError: an unreadable file, not a
+    graph of this format, a structure (nodes, node types, weight shapes,
+    edges) other than the recorded network's, or neuron constants that
+    differ from it.
   """
   nir = require_nir()
   if isinstance(graph, (str, os.PathLike)):
@@ -493,12 +496,7 @@ def from_nir(graph) -> tuple[dict, configs.NetworkConfig, str]:
   except (KeyError, TypeError, ValueError) as e:
     raise ValueError(f"the graph's snnax_nas metadata is not a network record ({e})") from None
   _check_structure(graph, cfg, text, dt)
-  nodes = graph.nodes
-
-  def node(name):
-    if name not in nodes:
-      raise ValueError(f"the graph lacks node {name!r} of network {text!r}")
-    return nodes[name]
+  node = graph.nodes.__getitem__  # every node exists: _check_structure refused a missing one
 
   def kernel(name):  # OIHW -> HWIO
     return np.transpose(np.asarray(node(name).weight, np.float32), (2, 3, 1, 0))

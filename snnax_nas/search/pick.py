@@ -37,8 +37,8 @@ RULES = {
 """The rule by which each method returns its network, in words."""
 
 
-def _best(mask: np.ndarray, scores: np.ndarray, genotypes: np.ndarray, pick_score: float,
-          params: Optional[int] = None) -> Optional[dict]:
+def _best(mask: np.ndarray, scores: np.ndarray, genotypes: np.ndarray,
+          pick_score: float) -> Optional[dict]:
   """The best-scoring evaluation under ``mask`` and the pick's margin over it."""
   if not mask.any():
     return None
@@ -46,8 +46,6 @@ def _best(mask: np.ndarray, scores: np.ndarray, genotypes: np.ndarray, pick_scor
   out = dict(networks=len(set(genotypes[mask].tolist())), best_genotype=str(genotypes[k]),
              best_score=result_lib.json_float(scores[k]),
              margin=result_lib.json_float(pick_score - scores[k]))
-  if params is not None:
-    out = dict(params=int(params), **out)
   return out
 
 

@@ -145,7 +145,7 @@ def report(out: dict, workdir: str) -> str:
   if "beyond_size" in out:
     b = out["beyond_size"]
     lines.append(f"score beyond size: within-size kendall_tau={b['within_size_tau']:.3f} "
-                 f"({b['equal_size_groups']} groups of equal params), kendall_tau residualised "
+                 f"({b['equal_size_groups']} distinct parameter counts), kendall_tau residualised "
                  f"on params={b['residual_tau']:.3f}; params with its ties broken at random: "
                  f"kendall_tau={b['params_tie_broken_tau']:.3f}")
   lines.append(f"wrote {workdir}/{RESULT_JSON} and {PLOT}")

@@ -95,11 +95,8 @@ def _energy_uj(ops: Optional[dict], energies, ann: bool = False) -> Optional[flo
   """µJ per image of an evaluation's operation counts at ``energies``."""
   if not ops:
     return None
-  if ann:
-    pj = ops["ann_macs"] * energies.mac_pj + ops["ann_adds"] * energies.accumulate_pj
-  else:
-    pj = (ops["sops"] + ops["adds"]) * energies.accumulate_pj + ops["macs"] * energies.mac_pj
-  return pj * 1e-6
+  counts = energy_lib.LayerOperations("total", **{k: ops[k] for k in energy_lib._COUNTS})
+  return (counts.ann_energy_pj(energies) if ann else counts.energy_pj(energies)) * 1e-6
 
 
 def _fmt(value: Any, digits: int) -> str:
