@@ -229,6 +229,25 @@ def load_ref_train(ref: str):
   return ref_network, importlib.import_module("snnax_nas_ref.train")
 
 
+def time_interleaved(ways: dict, reps: int, steps: int, batch: int) -> dict:
+  """Images/s of each way (``run(n)`` runs n steps of ``batch`` images),
+  timed interleaved: every repeat runs each way once, in turn, so a change in
+  the machine's load hits all of them alike. ``{name: {"img_s": median,
+  "min", "max"}}`` over the ``reps`` repeats of ``steps`` steps."""
+  times = {name: [] for name in ways}
+  for _ in range(reps):
+    for name, way in ways.items():
+      t0 = time.perf_counter()
+      way.run(steps)
+      times[name].append((time.perf_counter() - t0) / steps)
+  out = {}
+  for name, t in times.items():
+    rates = batch / np.asarray(t)
+    out[name] = {"img_s": float(np.median(rates)), "min": float(rates.min()),
+                 "max": float(rates.max())}
+  return out
+
+
 def bench(width, timesteps, args, ref=None):
   cfg = make_config(width, timesteps, args.ops, args.hidden, args.second_pool,
                     **({"cells_per_stage": args.cells_per_stage} if args.cells_per_stage else {}))
@@ -257,19 +276,10 @@ def bench(width, timesteps, args, ref=None):
     ways[name].run(1)
     first[name] = time.perf_counter() - t0
   reps, steps = (args.reps, args.steps) if width <= 16 else (args.wide_reps, 1)
-  times = {name: [] for name in ways}
-  for _ in range(reps):
-    for name, way in ways.items():
-      t0 = time.perf_counter()
-      way.run(steps)
-      times[name].append((time.perf_counter() - t0) / steps)
-  out = {}
-  for name in ways:
-    rates = batch / np.asarray(times[name])
-    out[name] = {"img_s": float(np.median(rates)), "min": float(rates.min()),
-                 "max": float(rates.max()), "first_call_s": first[name],
-                 "memory_mib": ways[name].memory / 2**20, "reps": reps, "steps": steps,
-                 "batch": batch}
+  out = time_interleaved(ways, reps, steps, batch)
+  for name, v in out.items():
+    v.update(first_call_s=first[name], memory_mib=ways[name].memory / 2**20, reps=reps,
+             steps=steps, batch=batch)
   return out
 
 
