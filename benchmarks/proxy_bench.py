@@ -2,7 +2,8 @@ r"""Training-free proxies and their aggregates against size, on trained-cell tab
 
   python benchmarks/proxy_bench.py --out=runs/proxies \
       --tables=../shared/benchmarks/cells_cifar100.csv:cifar100,../shared/benchmarks/cells_tinyimagenet.csv:tinyimagenet \
-      --groups=forward:20,common:20,gradient:3,draws2:10 --report=benchmarks/reports/proxies.md
+      --groups=forward:20,spike:20,common:20,gradient:3,draws2:10 \
+      --report=benchmarks/reports/proxies.md
 
 Phase 1 (``score``, resumable per table, group and seed): every cell of each
 table is scored by each group of proxies (``GROUPS``) in ONE
@@ -57,7 +58,10 @@ from snnax_nas.studies import groundtruth  # noqa: E402
 
 FORWARD_KERNELS = ("sahd", "sahd_time", "expressivity")
 GRADIENT_KERNELS = ("grad_norm", "snip", "jacob_cov")
-NETWORK_KERNELS = FORWARD_KERNELS + GRADIENT_KERNELS
+# Spike-specific and AZ-NAS progressivity, added after the forward group's
+# first seeds were scored (a group of their own, so those files stay valid).
+SPIKE_KERNELS = ("informative", "progressivity")
+NETWORK_KERNELS = FORWARD_KERNELS + SPIKE_KERNELS + GRADIENT_KERNELS
 ANALYTIC_KERNELS = ("params", "flops", "conv_depth")
 # Score groups, each one score_candidates call per table and seed: (kernels,
 # scorer options, name suffix). The scoring variants of the job's config
@@ -66,6 +70,7 @@ GROUPS = {
     "forward": (FORWARD_KERNELS + ANALYTIC_KERNELS, {}, ""),
     "common": (("sahd",), dict(common_weights=True), " (common weights)"),
     "gradient": (GRADIENT_KERNELS, {}, ""),
+    "spike": (SPIKE_KERNELS, {}, ""),
     "draws2": (("sahd",), dict(draws=2), " (2 draws)"),
 }
 AGGREGATES = {
@@ -78,6 +83,12 @@ AGGREGATES = {
     "sahd+conv_depth+params": ("sahd", "conv_depth", "params"),
     "expressivity+conv_depth+params": ("expressivity", "conv_depth", "params"),
     "jacob_cov+params": ("jacob_cov", "params"),
+    # Fixed with the spike group, before it was scored on either table.
+    "az forward (expressivity+progressivity+flops)": ("expressivity", "progressivity", "flops"),
+    "informative+params": ("informative", "params"),
+    "informative+conv_depth+params": ("informative", "conv_depth", "params"),
+    "expressivity+progressivity+conv_depth+params": ("expressivity", "progressivity",
+                                                     "conv_depth", "params"),
 }
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -291,7 +302,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--tables", required=True, help="comma list of CSV:trained_preset")
   p.add_argument("--out", required=True, help="folder of per-seed score files (resumable)")
-  p.add_argument("--groups", default="forward:20,common:20,gradient:3,draws2:10",
+  p.add_argument("--groups", default="forward:20,spike:20,common:20,gradient:3,draws2:10",
                  help="score groups (GROUPS) with their seed counts, run in this order")
   p.add_argument("--gradient_rows", type=int, default=48,
                  help="cells (evenly spread) the gradient group scores; 0 = all")

@@ -19,7 +19,11 @@ its codes concatenated over the T timesteps), ``swap`` (count of distinct
 per-neuron activation patterns), ``membrane`` (sample correlation of the
 membrane potentials, no threshold), ``expressivity`` (AZ-NAS's expressivity
 adapted to spikes: the entropy of the normalised eigenvalues of each LIF's
-channel covariance of its spike codes, summed over LIFs). ``draws=D`` averages D fresh weight draws,
+channel covariance of its spike codes, summed over LIFs), ``progressivity``
+(AZ-NAS's progressivity: the smallest step in expressivity from one cell to
+the next), ``informative`` (spike-specific: the fraction of neurons that fire
+for some but not all samples, i.e. neither silent nor saturated, per call).
+``draws=D`` averages D fresh weight draws,
 each over all R batches. A rank ensemble needs the whole population and is
 computed after scoring, on the host (:func:`rank_ensemble`).
 
@@ -61,7 +65,10 @@ from snnax_nas import proxies
 # Hamming-family kernels of :func:`hamming_terms`.
 HAMMING_KERNELS = ("sahd", "hamming")
 # Kernels computed by a LIF probe from one forward pass (:class:`KernelProbe`).
-PROBE_KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane", "expressivity")
+PROBE_KERNELS = HAMMING_KERNELS + ("sahd_norm", "sahd_time", "swap", "membrane", "expressivity",
+                                   "progressivity", "informative")
+# Probe kernels that need the sums per LIF (``per_layer``), not over all LIFs.
+PER_LAYER_KERNELS = ("sahd_time", "progressivity")
 # Every name the scorer accepts: the probe kernels, the gradient proxies and
 # the analytic size/structure baselines of :mod:`snnax_nas.proxies`.
 KERNELS = PROBE_KERNELS + proxies.GRADIENT_KERNELS + proxies.ANALYTIC_KERNELS
@@ -341,6 +348,82 @@ def expressivity_reference(codes: np.ndarray) -> float:
   return float(-(p * np.log(p)).sum())
 
 
+def informative_terms(spikes: jax.Array) -> jax.Array:
+  """Per-call term of ``informative``: the fraction of neurons that tell samples apart.
+
+  With codes ``x`` [B, N] of one call, neuron ``n`` is informative when its
+  column ``x[:, n]`` is neither all 0 (silent for the whole batch) nor all 1
+  (saturated): it spikes for some samples and not others. The term is the
+  informative fraction in [0, 1]; the batch score is its mean over calls.
+  A layer that is silent or saturated at initialisation passes nothing that
+  depends on the input, which no kernel of the codes separates from a layer
+  that is merely sparse.
+
+  Returns:
+    float32 scalar.
+  """
+  b = spikes.shape[0]
+  x = spikes.reshape(b, -1) > 0
+  return jnp.mean((jnp.any(x, axis=0) & ~jnp.all(x, axis=0)).astype(jnp.float32))
+
+
+def informative_reference(codes: np.ndarray) -> float:
+  """Float64 host reference of :func:`informative_terms` for codes [B, ...]."""
+  x = np.asarray(codes).reshape(codes.shape[0], -1) > 0
+  return float(np.mean(x.any(0) & ~x.all(0)))
+
+
+def progressivity_from_cells(cell_expressivity: Sequence[float]) -> float:
+  """Host reference of ``progressivity`` from per-cell expressivities in network order.
+
+  ``min_k (E_{k+1} - E_k)`` (AZ-NAS, Lee & Ham, CVPR 2024: a network should
+  gain expressivity layer after layer; its smallest gain is the score), or
+  ``-inf`` for fewer than two cells with a conv LIF.
+  """
+  e = np.asarray(cell_expressivity, np.float64)
+  return float(np.min(np.diff(e))) if e.size >= 2 else -np.inf
+
+
+def _cell_index(lif_name: str) -> int | None:
+  """``l`` of a cell LIF's probe name ``cell{l}/edge{e}/lif...``; None for the
+  reduction and head LIFs."""
+  head, _, _ = lif_name.partition("/")
+  return int(head[4:]) if head.startswith("cell") and head[4:].isdigit() else None
+
+
+def _progressivity(per_lif_values, per_lif_counts):
+  """``(score, singular)`` of ``progressivity`` from per-LIF expressivity sums.
+
+  Per cell ``l`` (network order), ``E_l`` is the mean over its conv LIFs that
+  ran of their mean expressivity per call; cells with no LIF that ran are
+  left out of the sequence; the score is :func:`progressivity_from_cells` of
+  the rest.
+  """
+  cells = {}
+  for name, value in per_lif_values.items():
+    l = _cell_index(name)
+    if l is not None:
+      cells.setdefault(l, []).append((value, per_lif_counts[name]))
+  if len(cells) < 2:  # known at trace time: too few cells for a step
+    return jnp.float32(-jnp.inf), jnp.bool_(True)
+  means, present = [], []
+  for l in sorted(cells):
+    ran = jnp.stack([(c > 0).astype(jnp.float32) for _, c in cells[l]])
+    per = jnp.stack([v / jnp.maximum(c, 1.0) for v, c in cells[l]])
+    n = jnp.sum(ran)
+    means.append(jnp.sum(ran * per) / jnp.maximum(n, 1.0))
+    present.append(n > 0)
+  means, present = jnp.stack(means), jnp.stack(present)
+  # Consecutive steps between present cells: carry the last present value.
+  big = jnp.float32(jnp.inf)
+  idx = jnp.arange(means.shape[0])
+  last = jax.lax.cummax(jnp.where(present, idx, -1), axis=0)
+  prev = jnp.concatenate([jnp.array([-1]), last[:-1]])
+  step = jnp.where(present & (prev >= 0), means - means[jnp.maximum(prev, 0)], big)
+  bad = jnp.sum(present) < 2
+  return jnp.where(bad, -jnp.inf, jnp.min(step)), bad
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelProbe:
   """A network LIF probe computing the per-call terms of several kernels.
@@ -373,8 +456,10 @@ class KernelProbe:
         out[k] = time_terms(spikes)
       elif k == "swap":
         out[k] = pattern_count(spikes)
-      elif k == "expressivity":
+      elif k in ("expressivity", "progressivity"):  # one computation (XLA CSE)
         out[k] = expressivity_terms(spikes)
+      elif k == "informative":
+        out[k] = informative_terms(spikes)
       elif k == "membrane":
         out[k] = membrane_terms(membrane)
     return out
@@ -401,7 +486,7 @@ def scores_from_probes(probes, kernels: Sequence[str], per_layer: bool = False):
   Args:
     probes: ``{"values", "counts"}`` of a network forward with probe
       ``KernelProbe(kernels)``; per LIF name when ``per_layer`` (required by
-      ``sahd_time``), else summed over LIFs.
+      :data:`PER_LAYER_KERNELS`), else summed over LIFs.
     kernels: the probe's kernels.
     per_layer: how the forward reported the probes.
 
@@ -430,10 +515,14 @@ def scores_from_probes(probes, kernels: Sequence[str], per_layer: bool = False):
                                            per_lif_counts))
     elif k == "swap":
       s, bad = jnp.log(values[k]), jnp.bool_(False)
-    elif k == "expressivity":
+    elif k in ("expressivity", "informative"):
       s = values[k] / jnp.maximum(counts, 1.0)
       bad = counts == 0
       s = jnp.where(bad, -jnp.inf, s)
+    elif k == "progressivity":
+      if not per_layer:
+        raise ValueError("kernel 'progressivity' needs per-layer probes (per_layer=True)")
+      s, bad = _progressivity({n: v[k] for n, v in per_lif_values.items()}, per_lif_counts)
     else:
       s, bad = kernel_logdet(values[k] / counts, jnp.float32(0.0))
     scores.append(s)

@@ -59,7 +59,8 @@ def _candidate_score(arch, cid, images, key, cfg: network_lib.NetworkConfig,
     probe, per_layer = functools.partial(kernel_lib.hamming_terms, kernel=probe_k[0]), False
     batch_score = lambda p: tuple(x[None] for x in kernel_lib.score_from_probes(p, probe_k[0]))
   elif probe_k:
-    probe, per_layer = kernel_lib.KernelProbe(probe_k), "sahd_time" in probe_k
+    probe = kernel_lib.KernelProbe(probe_k)
+    per_layer = any(k in kernel_lib.PER_LAYER_KERNELS for k in probe_k)
     batch_score = lambda p: kernel_lib.scores_from_probes(p, probe_k, per_layer)
   else:
     probe, per_layer = None, False

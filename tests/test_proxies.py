@@ -115,3 +115,79 @@ def test_gradient_proxy_loss_is_not_flat_at_equal_logits():
   # A silent last layer gives equal logits; the loss must still have a gradient.
   g = jax.grad(proxies.proxy_loss)(jax.numpy.zeros((4, 3)))
   assert float(np.abs(g).sum()) > 0
+
+
+def test_informative_terms_match_numpy_and_count_silent_and_saturated_neurons():
+  rng = np.random.default_rng(1)
+  codes = (rng.random((6, 3, 3, 4)) < 0.4).astype(np.float32)
+  codes[:, 0] = 0.0  # silent neurons
+  codes[:, 1] = 1.0  # saturated neurons
+  got = float(kernels.informative_terms(jax.numpy.asarray(codes)))
+  assert abs(got - kernels.informative_reference(codes)) < 1e-6
+  assert got <= 1 / 3 + 1e-6  # two of the three rows of neurons tell no sample apart
+  assert float(kernels.informative_terms(jax.numpy.zeros((4, 5)))) == 0.0
+
+
+def test_progressivity_is_the_smallest_gain_between_cells():
+  assert kernels.progressivity_from_cells([0.5, 1.5, 1.0, 2.0]) == -0.5
+  assert kernels.progressivity_from_cells([0.5]) == -np.inf
+  # Cells without a LIF that ran drop out of the sequence: the gain is
+  # taken between the cells that remain.
+  values = {"cell0/edge0/lif0": 2.0, "cell1/edge0/lif0": 0.0, "cell2/edge1/lif0": 5.0,
+            "head/lif": 100.0}
+  counts = {"cell0/edge0/lif0": 2.0, "cell1/edge0/lif0": 0.0, "cell2/edge1/lif0": 2.0,
+            "head/lif": 2.0}
+  s, bad = kernels._progressivity(jax.tree.map(jax.numpy.float32, values),
+                                  jax.tree.map(jax.numpy.float32, counts))
+  assert not bool(bad) and abs(float(s) - 1.5) < 1e-6
+
+
+class _NamedHook:
+  """A host probe recording every LIF call's codes with the LIF's name."""
+
+  takes_membrane = True
+
+  def __init__(self):
+    self.calls = []
+
+  def named(self, name, s):
+    jax.debug.callback(lambda s: self.calls.append((name, np.asarray(s))), s, ordered=True)
+    return ()
+
+
+def test_spike_signals_equal_the_network_built_alone(monkeypatch):
+  from snnax_nas.network import skeleton  # pylint: disable=g-import-not-at-top
+
+  def record(self, name, spikes, membrane):
+    if self.probe is not None:
+      self.add(name, self.probe.named(name, spikes))
+
+  images, key = _images(r=2), jax.random.key(4)
+  ks = ("informative", "progressivity")
+  res = score.score_candidates(GENOTYPES, images, key, CFG, kernel=ks, chunk_size=4)
+  monkeypatch.setattr(skeleton._Recorder, "record", record)
+  for i, text in enumerate(GENOTYPES):
+    g = genotype_lib.canonical(genotype_lib.parse_genotype(text, CFG.ops))
+    k_init, k_drop = jax.random.split(jax.random.fold_in(key, i))
+    alone = network.standalone_from_supernet(network.init_supernet_params(k_init, CFG), CFG, g)
+    ref = {k: [] for k in ks}
+    for r in range(images.shape[0]):
+      hook = _NamedHook()
+      network.standalone_forward(alone, g, images[r], jax.random.fold_in(k_drop, r), CFG,
+                                 probe=hook)
+      ref["informative"].append(np.mean([kernels.informative_reference(c)
+                                         for _, c in hook.calls]))
+      per_cell = {}
+      for name, c in hook.calls:
+        if name.startswith("cell"):
+          per_cell.setdefault(int(name.split("/")[0][4:]), []).append(
+              kernels.expressivity_reference(c))
+      ref["progressivity"].append(kernels.progressivity_from_cells(
+          [np.mean(per_cell[l]) for l in sorted(per_cell)]))
+    for j, k in enumerate(ks):
+      want = float(np.mean(ref[k]))
+      if np.isinf(want):  # a cell with no conv LIF (the skip-only genotype): flagged
+        assert res.scores[i, j] == want and res.singular[i, j], (text, k)
+        continue
+      assert abs(res.scores[i, j] - want) < 1e-3 * max(1.0, abs(want)), (text, k, want)
+  assert np.isfinite(res.scores[:2]).all()

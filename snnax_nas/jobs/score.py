@@ -7,8 +7,8 @@ as ``run(config, workdir)``; ``launch.score`` is its command line.
 
 The config is :mod:`snnax_nas.configs.score` (presets ``small``, the default, and
 ``reference``). ``--config.scoring.kernel`` is any of ``snnax_nas.kernels.KERNELS``
-(sahd, the default and the reference's; hamming, sahd_norm, sahd_time, swap,
-membrane), ``--config.scoring.draws=D`` averages D weight draws per candidate,
+(sahd, the default and the reference's; the variants of spike codes, the
+gradient proxies and the exact size baselines), ``--config.scoring.draws=D`` averages D weight draws per candidate,
 ``--config.scoring.conv_dtype=bfloat16`` runs the cell convs in bf16 (f32
 accumulation), and ``scoring.chunk_size`` / ``scoring.map_batch_size`` are
 ``auto`` (chosen for the backend, its memory and the candidates' FLOPs and
