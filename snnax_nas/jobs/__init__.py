@@ -31,25 +31,9 @@ is not loaded for a search.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from snnax_nas import _registry
 
 JOBS = ("search", "score", "train", "evaluate")
 
-
-def get(job: str) -> ModuleType:
-  """The module of ``job`` (its ``run(config, workdir)`` and ``report``).
-
-  Raises:
-    ValueError: an unknown job (the message lists them).
-  """
-  if job not in JOBS:
-    raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
-  return importlib.import_module(f"snnax_nas.jobs.{job}")
-
-
-def __getattr__(name: str) -> ModuleType:
-  # jobs.search etc. without an explicit import of the submodule.
-  if name in JOBS:
-    return get(name)
-  raise AttributeError(f"module 'snnax_nas.jobs' has no attribute {name!r}")
+# get(name): the module of a job; jobs.NAME works without an import.
+get, __getattr__ = _registry.module_registry(__name__, JOBS, "job", "jobs")

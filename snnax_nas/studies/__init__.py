@@ -26,25 +26,9 @@ and the jobs never do. The modules are imported on first use
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from snnax_nas import _registry
 
 STUDIES = ("compare", "groundtruth", "analyze_ops", "correlate")
 
-
-def get(study: str) -> ModuleType:
-  """The module of ``study`` (its ``run(config, workdir)`` and ``report``).
-
-  Raises:
-    ValueError: an unknown study (the message lists them).
-  """
-  if study not in STUDIES:
-    raise ValueError(f"unknown study {study!r}; studies: {', '.join(STUDIES)}")
-  return importlib.import_module(f"snnax_nas.studies.{study}")
-
-
-def __getattr__(name: str) -> ModuleType:
-  # studies.compare etc. without an explicit import of the submodule.
-  if name in STUDIES:
-    return get(name)
-  raise AttributeError(f"module 'snnax_nas.studies' has no attribute {name!r}")
+# get(name): the module of a study; studies.NAME works without an import.
+get, __getattr__ = _registry.module_registry(__name__, STUDIES, "study", "studies")
