@@ -406,22 +406,19 @@ def _progressivity(per_lif_values, per_lif_counts):
       cells.setdefault(l, []).append((value, per_lif_counts[name]))
   if len(cells) < 2:  # known at trace time: too few cells for a step
     return jnp.float32(-jnp.inf), jnp.bool_(True)
-  means, present = [], []
+  # The cells are few and known at trace time: walk them in order, taking
+  # each present cell's gain over the last present one.
+  best, last, present = jnp.float32(jnp.inf), jnp.float32(0.0), jnp.int32(0)
   for l in sorted(cells):
     ran = jnp.stack([(c > 0).astype(jnp.float32) for _, c in cells[l]])
     per = jnp.stack([v / jnp.maximum(c, 1.0) for v, c in cells[l]])
     n = jnp.sum(ran)
-    means.append(jnp.sum(ran * per) / jnp.maximum(n, 1.0))
-    present.append(n > 0)
-  means, present = jnp.stack(means), jnp.stack(present)
-  # Consecutive steps between present cells: carry the last present value.
-  big = jnp.float32(jnp.inf)
-  idx = jnp.arange(means.shape[0])
-  last = jax.lax.cummax(jnp.where(present, idx, -1), axis=0)
-  prev = jnp.concatenate([jnp.array([-1]), last[:-1]])
-  step = jnp.where(present & (prev >= 0), means - means[jnp.maximum(prev, 0)], big)
-  bad = jnp.sum(present) < 2
-  return jnp.where(bad, -jnp.inf, jnp.min(step)), bad
+    mean = jnp.sum(ran * per) / jnp.maximum(n, 1.0)
+    best = jnp.where((n > 0) & (present > 0), jnp.minimum(best, mean - last), best)
+    last = jnp.where(n > 0, mean, last)
+    present = present + (n > 0)
+  bad = present < 2
+  return jnp.where(bad, -jnp.inf, best), bad
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,6 +444,9 @@ class KernelProbe:
     # proxies differentiate the same forward): no tangents reach the terms.
     spikes, membrane = jax.lax.stop_gradient((spikes, membrane))
     out = {}
+    # Both read the same per-call terms: computed once.
+    expressivity = (expressivity_terms(spikes)
+                    if {"expressivity", "progressivity"} & set(self.kernels) else None)
     for k in self.kernels:
       if k in HAMMING_KERNELS:
         out[k] = hamming_terms(spikes, k)
@@ -456,8 +456,8 @@ class KernelProbe:
         out[k] = time_terms(spikes)
       elif k == "swap":
         out[k] = pattern_count(spikes)
-      elif k in ("expressivity", "progressivity"):  # one computation (XLA CSE)
-        out[k] = expressivity_terms(spikes)
+      elif k in ("expressivity", "progressivity"):
+        out[k] = expressivity
       elif k == "informative":
         out[k] = informative_terms(spikes)
       elif k == "membrane":
